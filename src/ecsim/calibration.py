@@ -1,0 +1,167 @@
+"""Fit the registry's `fitted` parameters to the calibration cases, and only to them.
+
+Run ``python -m ecsim.calibration`` to see the fit, ``--write`` to store it in
+``registry/parameters/fitted.yaml``. Stages run in order, each fitting a few parameters on the
+log scale by weighted least squares (residual = log(simulated/observed) / tolerance). Structural
+stages use the typical patient (geometric means of lognormal populations equal typical values for
+exposure), the variability stage uses the virtual population. The approximate standard error from
+the Jacobian becomes each value's uncertainty (lognormal CV). Validation cases are never read.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy.optimize import least_squares
+
+from .registry import Registry, default_registry
+from .validation.cases import Case, Metric, load_cases
+from .validation.runner import simulate_case, simulated_value
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    parameters: tuple[str, ...]
+    targets: dict[str, tuple[str, ...]]     # case id -> metric ids
+    typical: bool = True
+    priors: tuple[tuple[str, float, float], ...] = ()   # (expression name, value, log-SD)
+
+
+STAGES = (
+    Stage("disposition and absorption",
+          ("cbd_v1", "cbd_q2", "cbd_v2", "cbd_q3", "cbd_v3", "cbd_ktr", "cbd_f_oral_max", "cbd_f_oral_d50_mg",
+           "cbd_food_factor_high_fat", "cbd_fed_rate_factor"),
+          {"TAY18_SAD_1500": ("cbd_cmax", "cbd_auc_inf", "cbd_tmax", "cbd_t_half"),
+           "TAY18_SAD_6000": ("cbd_cmax", "cbd_auc_inf", "cbd_tmax", "cbd_t_half"),
+           "TAY18_FE": ("cmax_ratio", "auc_ratio"),
+           "LABEL_MD_THALF": ("t_half_bid750",),
+           "OHL86_IV": ("iv_t_half", "iv_auc_inf")},
+          priors=(("vss", 2520.0, 0.19),)),
+    Stage("metabolites", ("cbd_fm_7oh", "cbd7oh_cl", "cbd7oh_v", "cbd7cooh_cl", "cbd7cooh_v"),
+          {"TAY18_SAD_1500": ("cbd7oh_cmax", "cbd7oh_auc_inf", "cbd7cooh_cmax", "cbd7cooh_auc_inf"),
+           "TAY18_SAD_6000": ("cbd7oh_cmax", "cbd7oh_auc_inf", "cbd7cooh_cmax", "cbd7cooh_auc_inf")}),
+    Stage("formulation", ("cbd_sedds_f_factor", "cbd_sedds_rate_factor"),
+          {"KNAUB19": ("cmax_ratio", "auc0_24_ratio", "auc0_8_ratio")}),
+    Stage("CYP inhibition", ("cbd_ki_cyp3a4_invivo_scale", "cbd_ki_cyp2c19_invivo_scale"),
+          {"MORR19_CLB": ("nclb_auc_ratio", "clb_auc_ratio")}),
+    Stage("variability", ("cbd_bsv_f_fasted", "cbd_bsv_f_fed"),
+          {"TAY18_FE": ("fasted_cmax_cv", "fasted_auc_cv", "fed_cmax_cv", "fed_auc_cv")}, typical=False),
+)
+
+
+def tolerance_scale(metric: Metric) -> float:
+    """How wide a residual the tolerance rule allows, on the log scale."""
+    obs, rule = metric.observed, metric.rule
+    if rule.type in ("range", "ci"):
+        lo, hi = (obs.range_low, obs.range_high) if rule.type == "range" else (obs.ci_low, obs.ci_high)
+        return max(np.log(hi / lo) / 2, 0.05)
+    if rule.type == "sd":
+        return max(obs.sd / obs.value, 0.05)
+    if rule.type == "cv_sampling":
+        return 0.25
+    return rule.within
+
+
+def stage_residuals(stage: Stage, cases: dict[str, Case], registry: Registry) -> np.ndarray:
+    out = []
+    for case_id, metric_ids in stage.targets.items():
+        case = cases[case_id]
+        chunks = simulate_case(case, registry, n=None if not stage.typical else 1, typical=stage.typical)
+        for metric in (m for m in case.metrics if m.id in metric_ids):
+            sim = simulated_value(metric, chunks, case.sampling_h)
+            sim = sim if np.isfinite(sim) and sim > 0 else 1e-6
+            out.append(np.log(sim / metric.observed.value) / tolerance_scale(metric))
+    for name, value, sd in stage.priors:
+        out.append(np.log(_derived(name, registry) / value) / sd)
+    return np.array(out)
+
+
+def _derived(name: str, registry: Registry) -> float:
+    if name == "vss":
+        return sum(registry[p].value for p in ("cbd_v1", "cbd_v2", "cbd_v3"))
+    raise KeyError(name)
+
+
+def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple[Registry, dict]:
+    """Least-squares fit of one stage; returns the updated registry and a report."""
+    for case_id in stage.targets:
+        if cases[case_id].kind != "calibration":
+            raise ValueError(f"{case_id} is a validation case and must not be fitted")
+    x0 = np.log([registry[p].value for p in stage.parameters])
+
+    def with_x(x):
+        return registry.with_overrides(dict(zip(stage.parameters, np.exp(x).tolist())))
+
+    fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=1e-3,
+                        bounds=(x0 - 4, x0 + 4), x_scale=1.0)
+    se = _standard_errors(fit.jac)
+    values = dict(zip(stage.parameters, np.exp(fit.x).tolist()))
+    report = {"stage": stage.name, "cost": float(fit.cost), "values": values,
+              "se_log": dict(zip(stage.parameters, se.tolist()))}
+    return _refit(registry, values), report
+
+
+def _standard_errors(jac: np.ndarray) -> np.ndarray:
+    """Log-scale standard errors with residuals in tolerance units; unidentified directions get 2."""
+    info = jac.T @ jac + 1e-9 * np.eye(jac.shape[1])
+    try:
+        var = np.diag(np.linalg.inv(info))
+    except np.linalg.LinAlgError:
+        return np.full(jac.shape[1], 2.0)
+    return np.where(np.isfinite(var), np.sqrt(np.clip(var, 0, 4.0)), 2.0)
+
+
+def _refit(registry: Registry, values: dict[str, float]) -> Registry:
+    params = dict(registry.parameters)
+    for name, value in values.items():
+        params[name] = params[name].model_copy(update={"value": value})
+    return Registry(params, registry.references)
+
+
+def calibrate(registry: Registry | None = None) -> tuple[Registry, list[dict]]:
+    registry = registry or default_registry()
+    cases = {c.id: c for c in load_cases()}
+    reports = []
+    for stage in STAGES:
+        registry, report = fit_stage(stage, cases, registry)
+        reports.append(report)
+        print(f"{stage.name}: cost {report['cost']:.3f}")
+        for k, v in report["values"].items():
+            print(f"  {k} = {v:.6g} (se log {report['se_log'][k]:.2f})")
+    return registry, reports
+
+
+def write_fitted(reports: list[dict], path: Path | None = None) -> None:
+    """Store fitted values and their standard errors, keeping every other field of each entry."""
+    path = path or Path(str(resources.files("ecsim.registry").joinpath("parameters/fitted.yaml")))
+    data = yaml.safe_load(path.read_text())
+    fitted_to = {p: sorted(s.targets) for s in STAGES for p in s.parameters}
+    for report in reports:
+        for name, value in report["values"].items():
+            entry = data["parameters"][name]
+            entry["value"] = float(f"{value:.5g}")
+            entry["fitted_to"] = fitted_to[name]
+            entry["uncertainty"] = {"distribution": "lognormal",
+                                    "cv": float(f"{min(report['se_log'][name], 2.0):.3g}"),
+                                    "basis": "approximate standard error of the fit (log scale)"}
+    header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--write", action="store_true", help="store the fit in fitted.yaml")
+    args = parser.parse_args()
+    _, reports = calibrate()
+    if args.write:
+        write_fitted(reports)
+
+
+if __name__ == "__main__":
+    main()

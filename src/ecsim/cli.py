@@ -1,0 +1,131 @@
+"""The `ecsim` command. Each subcommand is a small function with lazy imports; every user error
+becomes one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="ecsim: cannabinoids, the endocannabinoid system and dystonia, simulated.")
+
+
+@app.command()
+def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
+        out: Path = typer.Option(Path("results/run"), "--out", help="output folder"),
+        as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
+        patients: Optional[int] = typer.Option(None, "--patients", help="override population size"),
+        seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed")) -> None:
+    """Run a scenario's population through its regimens; write Parquet, manifest, summary and plot."""
+    from .runjob import run_job
+    summary = run_job(scenario, out, patients=patients, seed=seed, quiet=as_json)
+    if as_json:
+        print(json.dumps(summary))
+
+
+@app.command()
+def params(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the parameter registry: value, unit, species, kind and source of every parameter."""
+    from .registry import default_registry
+    reg = default_registry()
+    rows = [p.model_dump() for p in reg.parameters.values()]
+    if as_json:
+        print(json.dumps({"parameters": rows, "digest": reg.digest()}))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    table = Table("name", "value", "unit", "species", "kind", "source", "uncertainty")
+    for p in reg.parameters.values():
+        table.add_row(p.name, f"{p.value:.4g}", p.unit, p.species, p.kind, p.source, _spread(p.uncertainty))
+    Console().print(table)
+
+
+@app.command()
+def cite(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
+         as_json: bool = typer.Option(False, "--json")) -> None:
+    """The references behind every parameter a run of the scenario uses."""
+    from .pk import pk_model
+    from .registry import default_registry
+    from .scenario import load_scenario
+    sc = load_scenario(scenario)
+    reg = default_registry().with_overrides(sc.parameters)
+    names = sorted(set(pk_model().parameters) | _bolus_parameters(reg))
+    refs = reg.citations(names)
+    assumptions = sorted(n for n in names if reg[n].source == "assumption")
+    if as_json:
+        print(json.dumps({"references": [r.model_dump() for r in refs], "assumptions": assumptions}))
+        return
+    for r in refs:
+        locator = f"doi:{r.doi}" if r.doi else (f"PMID {r.pmid}" if r.pmid else r.url)
+        print(f"[{r.key}] {r.citation}. {locator} ({r.checked})")
+    print(f"\nassumptions ({len(assumptions)}): " + ", ".join(assumptions))
+
+
+@app.command()
+def validate(cases: Optional[Path] = typer.Option(None, "--cases", help="folder of case YAML files"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Simulate published studies and compare each metric with its tolerance rule."""
+    from .validation import evaluate_cases, load_cases
+    results = evaluate_cases(load_cases(cases))
+    doc = {"cases": [r.as_dict() for r in results], "passed": sum(r.passed for r in results),
+           "failed": sum(not r.passed for r in results)}
+    if as_json:
+        print(json.dumps(_nan_to_none(doc), allow_nan=False))
+        return
+    from .report_text import print_validation
+    print_validation(results)
+
+
+@app.command("export-sbml")
+def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> None:
+    """The full PK model as SBML Level 3 (typical 70 kg patient, no doses)."""
+    from .model.sbml import write_sbml
+    from .pk import pk_model
+    write_sbml(pk_model(), out)
+    print(f"wrote {out}")
+
+
+def _bolus_parameters(reg) -> set[str]:
+    prefixes = ("cbd_f_", "cbd_food", "cbd_fed", "cbd_sedds", "cbd_bsv", "thc_f_", "thc_food", "thc_fed",
+                "full_spectrum", "broad_spectrum", "label_", "hepatic_", "cyp2c19_")
+    return {n for n in reg.parameters if n.startswith(prefixes)}
+
+
+def _spread(s) -> str:
+    if s.distribution == "lognormal":
+        return f"lognormal CV {s.cv:g}"
+    if s.distribution == "normal":
+        return f"normal SD {s.sd:g}"
+    return f"uniform [{s.low:g}, {s.high:g}]"
+
+
+def _nan_to_none(x):
+    if isinstance(x, dict):
+        return {k: _nan_to_none(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_nan_to_none(v) for v in x]
+    return None if isinstance(x, float) and x != x else x
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app; user errors become one line and exit status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.TyperException as exc:
+        print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+        return 2
+    except typer.Abort:
+        print("error: aborted", file=sys.stderr)
+        return 130
+    return 0

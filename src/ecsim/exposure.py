@@ -1,0 +1,30 @@
+"""Per-patient exposure metrics over the last 24 h of a run (steady state for long regimens)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+REPORTED = ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM", "cbd7oh_plasma_ng_per_ml",
+            "cbd7cooh_plasma_ng_per_ml", "thc_plasma_ng_per_ml", "thc11oh_plasma_ng_per_ml",
+            "clobazam_plasma_ng_per_ml", "nclb_plasma_ng_per_ml")
+COVARIATES = ("body_weight_kg", "cyp2c19_activity", "label_content_factor", "max_single_thc_mg")
+
+
+def last_day(times_h: np.ndarray) -> np.ndarray:
+    """Mask of output times in the last 24 h (the whole run if shorter)."""
+    return times_h >= max(0.0, times_h[-1] - 24.0)
+
+
+def exposure_metrics(times_h: np.ndarray, outputs: dict[str, np.ndarray],
+                     values: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Cmax, Cmin and Cavg over the last day for the reported outputs, plus covariates."""
+    mask = last_day(times_h)
+    t = times_h[mask]
+    span = max(t[-1] - t[0], 1e-12)
+    metrics = {name: np.asarray(values[name], dtype=float) for name in COVARIATES}
+    for name in REPORTED:
+        window = outputs[name][:, mask]
+        metrics[f"{name}.cmax"] = window.max(axis=1)
+        metrics[f"{name}.cmin"] = window.min(axis=1)
+        metrics[f"{name}.cavg"] = np.trapezoid(window, t, axis=1) / span if len(t) > 1 else window[:, 0]
+    return metrics

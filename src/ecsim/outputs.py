@@ -1,0 +1,120 @@
+"""Run outputs: Parquet tables, a JSON manifest and summary, a plot. Written to a temporary folder
+and renamed into place, so a folder named like a result is always complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .errors import InputError
+from .exposure import REPORTED
+from .registry import Registry
+from .scenario import Scenario
+from .simulation import ArmResult
+
+HEADLINE = ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM", "cbd7oh_plasma_ng_per_ml", "thc_plasma_ng_per_ml",
+            "nclb_plasma_ng_per_ml")
+
+
+def exposure_table(results: list[ArmResult]) -> pd.DataFrame:
+    frames = [pd.DataFrame({"arm": r.name, "patient": np.arange(r.n)} | r.exposure) for r in results]
+    return pd.concat(frames, ignore_index=True)
+
+
+def band_table(results: list[ArmResult]) -> pd.DataFrame:
+    """Population mean and 5/50/95th percentiles (of the sampled patients) per arm, output and time."""
+    rows = []
+    for r in results:
+        for name in REPORTED:
+            sample = np.concatenate(r.sample[name])
+            q = np.percentile(sample, [5, 50, 95], axis=0)
+            rows.append(pd.DataFrame({"arm": r.name, "output": name, "time_h": r.times_h, "mean": r.mean[name],
+                                      "p05": q[0], "p50": q[1], "p95": q[2]}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def interval(x: np.ndarray) -> dict:
+    """Geometric mean and 5th-95th percentile of positive values; zeros give zeros."""
+    x = np.asarray(x, dtype=float)
+    gm = float(np.exp(np.mean(np.log(x)))) if np.all(x > 0) else float(np.mean(x))
+    lo, hi = np.percentile(x, [5, 95])
+    return {"geometric_mean": _r(gm), "p05": _r(lo), "p95": _r(hi)}
+
+
+def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) -> dict:
+    """The `--json` summary: per arm, last-day exposure with between-patient spread."""
+    arms = []
+    for r in results:
+        e = r.exposure
+        threshold = registry["thc_impairment_threshold_mg"].value
+        arms.append({
+            "arm": r.name, "patients": r.n,
+            "cbd_plasma_cavg_ng_per_ml": interval(e["cbd_plasma_ng_per_ml.cavg"]),
+            "cbd_plasma_cmax_ng_per_ml": interval(e["cbd_plasma_ng_per_ml.cmax"]),
+            "cbd_brain_free_cavg_nM": interval(e["cbd_brain_free_nM.cavg"]),
+            "cbd7oh_plasma_cavg_ng_per_ml": interval(e["cbd7oh_plasma_ng_per_ml.cavg"]),
+            "thc_plasma_cmax_ng_per_ml": interval(e["thc_plasma_ng_per_ml.cmax"]),
+            "thc_single_dose_mg": interval(e["max_single_thc_mg"]),
+            "fraction_thc_dose_above_impairment_threshold": _r(float(np.mean(e["max_single_thc_mg"] > threshold))),
+            "nclb_plasma_cavg_ng_per_ml": interval(e["nclb_plasma_ng_per_ml.cavg"]),
+        })
+    return {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
+            "note": "between-patient spread (5th-95th percentile); parameter uncertainty not yet propagated"}
+
+
+def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[str]) -> dict:
+    return {
+        "ecsim_version": __version__,
+        "scenario": scenario.model_dump(mode="json"),
+        "parameter_set_sha256_16": registry.digest(),
+        "seed": scenario.population.seed,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "python": sys.version.split()[0], "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "processor": platform.machine()},
+        "files": files,
+        "citations": sorted({p.source for p in registry.parameters.values()} - {"assumption"}),
+    }
+
+
+def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
+              timings: dict) -> dict:
+    """Write every file into a temporary sibling folder, then rename it to ``out``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError("--out", str(out), "a folder path (an existing file is in the way)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    summ = summary(scenario, results, registry)
+    exposure_table(results).to_parquet(tmp / "exposure.parquet", index=False)
+    band_table(results).to_parquet(tmp / "bands.parquet", index=False)
+    (tmp / "summary.json").write_text(json.dumps(summ, indent=2))
+    from .plots import plot_run
+    plot_run(results, tmp / "pk.png")
+    files = sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]
+    (tmp / "manifest.json").write_text(json.dumps(manifest(scenario, registry, timings, files), indent=2))
+    _replace(tmp, out)
+    return summ
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def _r(x: float) -> float:
+    return float(f"{x:.4g}")

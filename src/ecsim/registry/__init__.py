@@ -1,0 +1,196 @@
+"""The parameter registry: every number the model uses, with unit, species, source and spread.
+
+Parameters live in YAML files under ``registry/parameters/`` (one per source or topic). Each entry
+carries value, unit (checked with pint when loaded), species, source (a key of
+``registry/bibliography.yaml`` that has a DOI or PMID, or ``assumption`` with a reason), kind
+(measured, derived, fitted or assumption), parameter uncertainty and, where patients differ,
+between-subject variability. See docs/parameters.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import InputError
+from ..units import convert
+
+Kind = Literal["measured", "derived", "fitted", "assumption"]
+
+
+class Spread(BaseModel):
+    """A distribution around a value: parameter uncertainty or between-subject variability.
+
+    ``lognormal`` uses ``cv`` (geometric CV as a fraction); ``normal`` uses ``sd`` in the
+    parameter's unit; ``uniform`` uses ``low``/``high`` in the parameter's unit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    distribution: Literal["lognormal", "normal", "uniform"]
+    cv: float | None = Field(default=None, ge=0, le=5)
+    sd: float | None = Field(default=None, ge=0)
+    low: float | None = None
+    high: float | None = None
+    basis: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Spread":
+        need = {"lognormal": ("cv",), "normal": ("sd",), "uniform": ("low", "high")}[self.distribution]
+        missing = [k for k in need if getattr(self, k) is None]
+        if missing:
+            raise ValueError(f"{self.distribution} spread needs {', '.join(missing)}")
+        return self
+
+
+class Parameter(BaseModel):
+    """One registry entry."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    value: float
+    unit: str
+    species: str
+    source: str
+    kind: Kind
+    description: str
+    uncertainty: Spread
+    variability: Spread | None = None
+    reason: str = ""
+    fitted_to: list[str] = Field(default_factory=list)
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _provenance(self) -> "Parameter":
+        if (self.source == "assumption" or self.kind == "assumption") and len(self.reason) < 10:
+            raise ValueError("an assumption needs a 'reason' (at least a sentence)")
+        if self.kind == "fitted" and not self.fitted_to:
+            raise ValueError("a fitted parameter lists the calibration cases in 'fitted_to'")
+        return self
+
+
+class Reference(BaseModel):
+    """A bibliography entry; at least one of DOI, PMID or URL (for labels) is required."""
+
+    model_config = ConfigDict(extra="forbid")
+    key: str
+    citation: str
+    doi: str = ""
+    pmid: str = ""
+    url: str = ""
+    checked: str = Field(description="how the number was read: V primary, S secondary, D derived")
+
+    @model_validator(mode="after")
+    def _locator(self) -> "Reference":
+        if not (self.doi or self.pmid or self.url):
+            raise ValueError(f"reference {self.key} needs a doi, pmid or url")
+        return self
+
+
+@dataclass(frozen=True)
+class Registry:
+    """All parameters and references, loaded and checked."""
+
+    parameters: dict[str, Parameter]
+    references: dict[str, Reference]
+
+    def __getitem__(self, name: str) -> Parameter:
+        try:
+            return self.parameters[name]
+        except KeyError:
+            raise InputError("parameter", name, "a name listed by `ecsim params`") from None
+
+    def value(self, name: str, unit: str) -> float:
+        """The value of ``name`` converted to ``unit``."""
+        entry = self[name]
+        return convert(entry.value, entry.unit, unit, field=f"parameters.{name}.unit")
+
+    def citations(self, names: list[str]) -> list[Reference]:
+        """The references behind the given parameters, sorted by key."""
+        keys = {self[n].source for n in names} - {"assumption"}
+        return [self.references[k] for k in sorted(keys)]
+
+    def with_overrides(self, overrides: dict[str, float | str]) -> "Registry":
+        """A copy with some values replaced; strings like ``'80 L/h'`` carry their unit."""
+        params = dict(self.parameters)
+        for name, given in overrides.items():
+            params[name] = _override(self[name], given)
+        return Registry(params, self.references)
+
+    def digest(self) -> str:
+        """A hash of every value, unit and spread: the parameter-set identity in manifests."""
+        blob = json.dumps({k: v.model_dump() for k, v in sorted(self.parameters.items())}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _override(entry: Parameter, given: float | str) -> Parameter:
+    field = f"parameters.{entry.name}"
+    if isinstance(given, (int, float)) and not isinstance(given, bool):
+        value = float(given)
+    else:
+        value = _parse_quantity(str(given), entry.unit, field)
+    if not value == value or value in (float("inf"), float("-inf")):
+        raise InputError(field, given, "a finite number")
+    return entry.model_copy(update={"value": value, "kind": "assumption", "source": "assumption",
+                                    "reason": f"user override (registry value {entry.value} {entry.unit})"})
+
+
+def _parse_quantity(text: str, unit: str, field: str) -> float:
+    parts = text.strip().split(maxsplit=1)
+    try:
+        number = float(parts[0])
+    except (ValueError, IndexError):
+        raise InputError(field, text, f"a number or 'number unit' convertible to {unit}") from None
+    return number if len(parts) == 1 else convert(number, parts[1], unit, field=field)
+
+
+@lru_cache(maxsize=1)
+def default_registry() -> Registry:
+    """The package's registry, loaded once and validated."""
+    root = resources.files("ecsim.registry")
+    references = _load_references(root.joinpath("bibliography.yaml").read_text())
+    parameters: dict[str, Parameter] = {}
+    for item in sorted(root.joinpath("parameters").iterdir(), key=lambda p: p.name):
+        if item.name.endswith(".yaml"):
+            _merge(parameters, _load_parameters(item.read_text(), item.name))
+    _check_sources(parameters, references)
+    return Registry(parameters, references)
+
+
+def _load_references(text: str) -> dict[str, Reference]:
+    raw = yaml.safe_load(text) or {}
+    return {key: Reference(key=key, **entry) for key, entry in raw.items()}
+
+
+def _load_parameters(text: str, filename: str) -> dict[str, Parameter]:
+    raw = yaml.safe_load(text) or {}
+    out = {}
+    for name, entry in (raw.get("parameters") or {}).items():
+        try:
+            out[name] = Parameter(name=name, **entry)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise InputError(f"{filename}:{name}.{where}", err.get("input"), err["msg"]) from None
+        convert(out[name].value, out[name].unit, out[name].unit, field=f"{filename}:{name}.unit")
+    return out
+
+
+def _merge(into: dict[str, Parameter], new: dict[str, Parameter]) -> None:
+    for name, entry in new.items():
+        if name in into:
+            raise InputError("parameter", name, "a name defined in only one parameter file")
+        into[name] = entry
+
+
+def _check_sources(parameters: dict[str, Parameter], references: dict[str, Reference]) -> None:
+    for p in parameters.values():
+        if p.source != "assumption" and p.source not in references:
+            raise InputError(f"parameters.{p.name}.source", p.source,
+                             "a key of registry/bibliography.yaml or 'assumption'")

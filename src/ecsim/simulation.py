@@ -1,0 +1,113 @@
+"""`Simulation`: joins scenario, registry, model, population and engine; nothing else.
+
+`simulate_chunk` runs one arm for patients [start, stop) and returns full trajectories;
+`Simulation.run` walks the population in chunks and keeps what the outputs need (per-patient
+exposure metrics, a sample of trajectories, the population mean), so memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import Grid, integrate, outputs
+from .exposure import exposure_metrics
+from .model.declaration import Model
+from .pk import pk_model
+from .population import Demographics, patient_values
+from .registry import Registry, default_registry
+from .regimen import arm_boluses, arm_covariates, max_single_thc_mg
+from .scenario import Arm, Scenario
+
+CHUNK = 500
+SAMPLE = 200
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Trajectories (patients × time) of every output for one arm and a slice of patients."""
+
+    times_h: np.ndarray
+    outputs: dict[str, np.ndarray]
+    values: dict[str, np.ndarray]
+    states: dict[str, np.ndarray]
+
+
+@dataclass
+class ArmResult:
+    """What a run keeps of one arm."""
+
+    name: str
+    times_h: np.ndarray
+    exposure: dict[str, np.ndarray] = field(default_factory=dict)   # per patient
+    sample: dict[str, list[np.ndarray]] = field(default_factory=dict)  # trajectories, first patients
+    mean: dict[str, np.ndarray] = field(default_factory=dict)       # over all patients
+    n: int = 0
+
+    def add(self, chunk: Chunk, start: int) -> None:
+        n = len(chunk.values["body_weight_kg"])
+        for name, traj in chunk.outputs.items():
+            total = self.mean.get(name, 0.0) * self.n + traj.sum(axis=0)
+            self.mean[name] = total / (self.n + n)
+            if start < SAMPLE:
+                self.sample.setdefault(name, []).append(traj[: SAMPLE - start])
+        for name, metric in exposure_metrics(chunk.times_h, chunk.outputs, chunk.values).items():
+            self.exposure[name] = np.concatenate([self.exposure.get(name, np.empty(0)), metric])
+        self.n += n
+
+
+def grid_for(scenario: Scenario) -> Grid:
+    return Grid(scenario.duration_days * 24.0, scenario.output_step_h)
+
+
+def demographics(scenario: Scenario) -> Demographics:
+    pop = scenario.population
+    return Demographics(pop.weight_mean_kg, pop.weight_sd_kg, pop.weight_min_kg, pop.weight_max_kg,
+                        pop.hepatic, pop.cyp2c19, pop.typical)
+
+
+def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
+                   registry: Registry | None = None, model: Model | None = None) -> Chunk:
+    """One arm, patients [start, stop): trajectories of every state and output."""
+    registry = registry or default_registry().with_overrides(scenario.parameters)
+    model = model or pk_model()
+    grid = grid_for(scenario)
+    p = patient_values(registry, sorted(registry.parameters), demographics(scenario), arm.product,
+                       arm.food, scenario.population.seed, start, stop)
+    p |= arm_covariates(arm, p)
+    p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
+    states = integrate(model, p, arm_boluses(arm, p, grid), grid, stop - start)
+    return Chunk(grid.times, outputs(model, p, states), p, states)
+
+
+class Simulation:
+    """Run a scenario: every arm, the whole population, in chunks of patients."""
+
+    def __init__(self, scenario: Scenario, *, registry: Registry | None = None, chunk: int = CHUNK):
+        self.scenario = scenario
+        self.registry = (registry or default_registry()).with_overrides(scenario.parameters)
+        self.model = pk_model()
+        self.chunk = chunk
+        self.timings: dict[str, float] = {}
+
+    def run(self, progress=None) -> list[ArmResult]:
+        started = time.perf_counter()
+        results = [self._run_arm(arm, progress) for arm in self.scenario.arms]
+        self.timings["simulate_s"] = time.perf_counter() - started
+        return results
+
+    def _run_arm(self, arm: Arm, progress) -> ArmResult:
+        n = self.scenario.population.n
+        result = ArmResult(arm.name, grid_for(self.scenario).times)
+        for start in range(0, n, self.chunk):
+            stop = min(n, start + self.chunk)
+            chunk = simulate_chunk(self.scenario, arm, start, stop, registry=self.registry, model=self.model)
+            result.add(chunk, start)
+            if progress is not None:
+                progress(arm.name, stop - start)
+        return result
+
+    def parameters_used(self) -> list[str]:
+        return sorted(self.registry.parameters)

@@ -1,0 +1,119 @@
+"""The study case-file format (YAML). Documented for outside authors in docs/case-files.md."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import InputError
+from ..scenario import Scenario, parse_yaml_mapping, pydantic_to_input_error, read_text_file
+from .nca import MEASURES
+
+Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv", "arithmetic_cv"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Quantity(_Strict):
+    """A summary over simulated patients of one NCA measure of one output in one arm."""
+
+    arm: str
+    output: str
+    measure: Literal["cmax", "tmax", "cmin", "auc_last", "auc_inf", "t_half", "c_at"]
+    statistic: Statistic = "geometric_mean"
+    window_h: tuple[float, float] | None = None
+    at_h: float | None = None
+
+    @model_validator(mode="after")
+    def _at(self) -> "Quantity":
+        if (self.measure == "c_at") != (self.at_h is not None):
+            raise ValueError("measure c_at needs at_h, and only c_at takes at_h")
+        return self
+
+
+class Observed(_Strict):
+    """The published value and its spread; give what the paper gives."""
+
+    value: float
+    sd: float | None = Field(default=None, ge=0)
+    cv_pct: float | None = Field(default=None, ge=0)
+    ci_low: float | None = None
+    ci_high: float | None = None
+    range_low: float | None = None
+    range_high: float | None = None
+    n: int | None = Field(default=None, ge=1)
+    source_detail: str = ""
+
+
+class Rule(_Strict):
+    """Tolerance rule (DESIGN §4): ``ci``, ``relative`` (±within), ``range``, ``sd`` or ``cv_sampling``."""
+
+    type: Literal["ci", "relative", "range", "sd", "cv_sampling"]
+    within: float = Field(default=0.25, gt=0)
+
+
+class Metric(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    quantity: Quantity | None = None
+    ratio_of: tuple[Quantity, Quantity] | None = None
+    observed: Observed
+    rule: Rule
+    note: str = ""
+
+    @model_validator(mode="after")
+    def _one(self) -> "Metric":
+        if (self.quantity is None) == (self.ratio_of is None):
+            raise ValueError("give exactly one of quantity or ratio_of")
+        return self
+
+
+class Case(_Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    citation: str = Field(description="bibliography key or a full citation with DOI/PMID")
+    kind: Literal["calibration", "validation"]
+    description: str = ""
+    assumptions: list[str] = Field(default_factory=list)
+    n_simulated: int = Field(default=300, ge=1, le=20000)
+    sampling_h: list[float] = Field(min_length=2, max_length=2000)
+    scenario: Scenario
+    metrics: list[Metric] = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _arms(self) -> "Case":
+        arms = {a.name for a in self.scenario.arms}
+        for m in self.metrics:
+            for q in ([m.quantity] if m.quantity else list(m.ratio_of)):
+                if q.arm not in arms:
+                    raise ValueError(f"metric {m.id}: arm {q.arm!r} is not one of {sorted(arms)}")
+        return self
+
+
+assert set(MEASURES) <= {"cmax", "tmax", "cmin", "auc_last", "auc_inf", "t_half"}
+
+
+def load_case(path: Path) -> Case:
+    data = parse_yaml_mapping(read_text_file(path, "case file"), str(path))
+    try:
+        return Case.model_validate(data)
+    except ValidationError as exc:
+        err = pydantic_to_input_error(exc)
+        raise InputError(f"{path.name}: {err.field}", err.value, err.allowed) from None
+
+
+def load_cases(folder: Path | None = None) -> list[Case]:
+    """Every ``*.yaml`` case in ``folder`` (default: the project's own cases), sorted by file name."""
+    if folder is None:
+        root = resources.files("ecsim.data.cases")
+        files = sorted((p for p in root.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
+        return [load_case(Path(str(p))) for p in files]
+    if not folder.is_dir():
+        raise InputError("--cases", str(folder), "an existing folder of *.yaml case files")
+    files = sorted(folder.glob("*.yaml"))
+    if not files:
+        raise InputError("--cases", str(folder), "a folder holding at least one *.yaml case file")
+    return [load_case(p) for p in files]

@@ -1,0 +1,45 @@
+import numpy as np
+import pytest
+
+from ecsim.engine import Grid
+from ecsim.pk import pk_model
+from ecsim.registry import default_registry
+from ecsim.scenario import parse_scenario
+
+
+@pytest.fixture(scope="session")
+def registry():
+    return default_registry()
+
+
+@pytest.fixture(scope="session")
+def model():
+    return pk_model()
+
+
+def scenario_text(arms: str, days: float = 3, step: float = 0.5, n: int = 20, extra: str = "") -> str:
+    return f"""
+name: test
+duration_days: {days}
+output_step_h: {step}
+population: {{n: {n}, seed: 7}}
+arms:
+{arms}
+{extra}
+"""
+
+
+@pytest.fixture
+def make_scenario():
+    def make(arms: str, **kw):
+        return parse_scenario(scenario_text(arms, **kw))
+    return make
+
+
+def typical_values(registry, n=1, **covariates):
+    """Registry values for n identical typical 70 kg patients."""
+    values = {k: np.full(n, p.value) for k, p in registry.parameters.items()}
+    values |= {"body_weight_kg": np.full(n, 70.0), "cyp2c19_activity": np.ones(n), "hepatic_cbd_cl_factor": np.ones(n),
+               "cbd_absorption_rate_factor": np.ones(n), "thc_absorption_rate_factor": np.ones(n)}
+    values |= {k: np.full(n, float(v)) for k, v in covariates.items()}
+    return values

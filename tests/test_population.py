@@ -1,0 +1,54 @@
+"""Virtual patients: reproducible, chunk-invariant, and spread as the registry says."""
+
+import numpy as np
+import pytest
+
+from ecsim.population import BLOCK, Demographics, draws, patient_values
+from ecsim.products import Food, Product
+
+
+def test_draws_do_not_depend_on_chunking():
+    whole = draws(11, 0, 3000, ("a", "b"))
+    parts = [draws(11, a, b, ("a", "b")) for a, b in ((0, 700), (700, 2049), (2049, 3000))]
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(whole[name], np.concatenate([p[name] for p in parts]))
+
+
+def test_same_seed_same_patients_other_seed_others(registry):
+    names = sorted(registry.parameters)
+    one = patient_values(registry, names, Demographics(), Product.isolate, Food.fasted, 5, 0, 50)
+    two = patient_values(registry, names, Demographics(), Product.isolate, Food.fasted, 5, 0, 50)
+    three = patient_values(registry, names, Demographics(), Product.isolate, Food.fasted, 6, 0, 50)
+    np.testing.assert_array_equal(one["cbd_cl"], two["cbd_cl"])
+    assert not np.allclose(one["cbd_cl"], three["cbd_cl"])
+
+
+def test_lognormal_variability_reproduces_registry_cv(registry):
+    """Geometric CV of sampled clearance equals the registry's CV (n=40000: SE about 0.4 %)."""
+    names = sorted(registry.parameters)
+    p = patient_values(registry, names, Demographics(), Product.isolate, Food.fasted, 3, 0, 40000)
+    cv = np.sqrt(np.expm1(np.var(np.log(p["cbd_cl"]))))
+    assert cv == pytest.approx(registry["cbd_cl"].variability.cv, rel=0.02)
+    assert np.median(p["cbd_cl"]) == pytest.approx(registry["cbd_cl"].value, rel=0.02)
+
+
+def test_genotype_frequencies(registry):
+    names = sorted(registry.parameters)
+    p = patient_values(registry, names, Demographics(), Product.isolate, Food.fasted, 9, 0, 50000)
+    assert np.mean(p["cyp2c19_activity"] == 0.0) == pytest.approx(registry["cyp2c19_freq_pm"].value, abs=0.003)
+
+
+def test_label_accuracy_mixture_follows_bonn_miller(registry):
+    """Consumer products: 31 % within ±10 %, 42.9 % above, 26.2 % below the label (JAMA 2017)."""
+    names = sorted(registry.parameters)
+    f = patient_values(registry, names, Demographics(), Product.full_spectrum, Food.fasted, 4, 0, 50000)[
+        "label_content_factor"]
+    assert np.mean((f >= 0.9) & (f <= 1.1)) == pytest.approx(0.31, abs=0.01)
+    assert np.mean(f > 1.1) == pytest.approx(0.429, abs=0.01)
+    assert np.mean(f < 0.9) == pytest.approx(0.262, abs=0.01)
+    pharma = patient_values(registry, names, Demographics(), Product.pharmaceutical, Food.fasted, 4, 0, 10)
+    assert np.all(pharma["label_content_factor"] == 1.0)
+
+
+def test_block_size_is_a_constant():
+    assert BLOCK == 1024, "changing BLOCK changes every patient's draws: bump the version and say so"

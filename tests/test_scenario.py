@@ -1,0 +1,84 @@
+"""Bad input: one line naming field, value and what is allowed; exit status 2; no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ecsim.errors import InputError
+from ecsim.scenario import load_scenario, parse_scenario
+
+from .conftest import scenario_text
+
+GOOD_ARM = "  - {name: a, cbd: [{dose: 25 mg, times_h: [8, 20]}]}"
+
+
+def test_default_scenario_loads():
+    sc = load_scenario(None)
+    assert sc.arms and sc.population.n > 0
+
+
+@pytest.mark.parametrize("arms, field", [
+    ("  - {name: a, cbd: [{dose: -5 mg, times_h: [8]}]}", "dose"),
+    ("  - {name: a, cbd: [{dose: 5 L, times_h: [8]}]}", "dose"),
+    ("  - {name: a, cbd: [{dose: 5 mg, times_h: [25]}]}", "times_h"),
+    ("  - {name: a, route: nasal, cbd: [{dose: 5 mg, times_h: [8]}]}", "route"),
+    ("  - {name: a, food: pizza}", "food"),
+    ("  - {name: a, cbd: [{dose: 5 mg, times_h: [8.3]}]}", "arms"),
+    ("  - {name: a, cbd: [{dose: 5 mg, times_h: [8]}, {dose: 9 mg, times_h: [8], from_day: 0, to_day: 3}]}", "arms"),
+    ("  - {name: a, colour: red}", "colour"),
+])
+def test_bad_arm_names_field(arms, field):
+    with pytest.raises(InputError) as err:
+        parse_scenario(scenario_text(arms))
+    assert field in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_weight_based_dose_parses():
+    sc = parse_scenario(scenario_text("  - {name: a, cbd: [{dose: 10 mg/kg, times_h: [8]}]}"))
+    assert sc.arms[0].cbd[0].dose.mg_per_kg == 10
+
+
+def test_gram_dose_converts():
+    sc = parse_scenario(scenario_text("  - {name: a, cbd: [{dose: 0.3 g, times_h: [8]}]}"))
+    assert sc.arms[0].cbd[0].dose.mg == pytest.approx(300)
+
+
+@pytest.mark.parametrize("text", ["", "just a string", "[1, 2]", "a: [unclosed", "\x00\x01binary", "{" * 5000])
+def test_garbage_files_give_one_line(text):
+    with pytest.raises(InputError) as err:
+        parse_scenario(text)
+    assert "\n" not in str(err.value)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.text(max_size=20) | st.integers(),
+                    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+                    max_leaves=20))
+def test_fuzzed_scenarios_never_escape_as_other_errors(data):
+    import yaml
+    try:
+        parse_scenario(yaml.safe_dump({"name": "x", "duration_days": 1, "arms": [{"name": "a", "cbd": data}]}))
+    except InputError as exc:
+        assert "\n" not in str(exc)
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ecsim", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_cli_bad_scenario_exit_2_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(scenario_text("  - {name: a, cbd: [{dose: lots, times_h: [8]}]}"))
+    res = run_cli("run", str(bad), "--out", str(tmp_path / "out"))
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+    assert "dose" in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_bad_flag_exit_2(tmp_path):
+    res = run_cli("run", "--patients", "0", "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and "--patients" in res.stderr and res.stderr.count("\n") == 1
