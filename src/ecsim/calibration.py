@@ -69,6 +69,15 @@ def tolerance_scale(metric: Metric) -> float:
 
 
 def stage_residuals(stage: Stage, cases: dict[str, Case], registry: Registry) -> np.ndarray:
+    return np.array([r for r, _ in _residual_rows(stage, cases, registry)])
+
+
+def smooth_rows(stage: Stage, cases: dict[str, Case], registry: Registry) -> np.ndarray:
+    """Rows whose metric varies smoothly with the parameters (tmax jumps between sampling times)."""
+    return np.array([smooth for _, smooth in _residual_rows(stage, cases, registry)])
+
+
+def _residual_rows(stage: Stage, cases: dict[str, Case], registry: Registry) -> list[tuple[float, bool]]:
     out = []
     for case_id, metric_ids in stage.targets.items():
         case = cases[case_id]
@@ -76,10 +85,11 @@ def stage_residuals(stage: Stage, cases: dict[str, Case], registry: Registry) ->
         for metric in (m for m in case.metrics if m.id in metric_ids):
             sim = simulated_value(metric, chunks, case.sampling_h)
             sim = sim if np.isfinite(sim) and sim > 0 else 1e-6
-            out.append(np.log(sim / metric.observed.value) / tolerance_scale(metric))
+            smooth = metric.quantity is None or metric.quantity.measure != "tmax"
+            out.append((np.log(sim / metric.observed.value) / tolerance_scale(metric), smooth))
     for name, value, sd in stage.priors:
-        out.append(np.log(_derived(name, registry) / value) / sd)
-    return np.array(out)
+        out.append((np.log(_derived(name, registry) / value) / sd, True))
+    return out
 
 
 def _derived(name: str, registry: Registry) -> float:
@@ -100,7 +110,7 @@ def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple
 
     fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=1e-3,
                         bounds=(x0 - 4, x0 + 4), x_scale=1.0)
-    se = _standard_errors(fit.jac)
+    se = _standard_errors(fit.jac[smooth_rows(stage, cases, with_x(fit.x))])
     values = dict(zip(stage.parameters, np.exp(fit.x).tolist()))
     report = {"stage": stage.name, "cost": float(fit.cost), "values": values,
               "se_log": dict(zip(stage.parameters, se.tolist()))}

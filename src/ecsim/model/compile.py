@@ -79,5 +79,13 @@ def full_rhs(model: Model) -> VectorFunction:
 
 
 @lru_cache(maxsize=8)
+def full_jacobian(model: Model) -> VectorFunction:
+    """d(rhs)/d(states), flattened row-major (for implicit reference solvers)."""
+    x = [sp.Symbol(s, real=True, nonnegative=True) for s in model.states]
+    f = sp.Matrix([model.rates[s] for s in model.states])
+    return VectorFunction.build(list(f.jacobian(x)))
+
+
+@lru_cache(maxsize=8)
 def output_function(model: Model) -> VectorFunction:
     return VectorFunction.build(list(model.outputs.values()))
