@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import expm
+from threadpoolctl import threadpool_limits
 
 from .errors import InputError, ModelError
 from .model.compile import LinearBlock, compile_model, output_function
@@ -53,7 +54,16 @@ class Grid:
 
 def integrate(model: Model, values: dict[str, np.ndarray], doses: list[Bolus], grid: Grid,
               batch: int) -> dict[str, np.ndarray]:
-    """Trajectories of every state, each an array (batch, grid.size)."""
+    """Trajectories of every state, each an array (batch, grid.size).
+
+    BLAS is held to one thread: the matrices are tiny, and threaded BLAS calls on them were measured
+    up to 100 times slower when another process shared the two cores.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _integrate(model, values, doses, grid, batch)
+
+
+def _integrate(model, values, doses, grid, batch) -> dict[str, np.ndarray]:
     trajectories: dict[str, np.ndarray] = {}
     upstream = _Upstream(trajectories, grid.dt_h)
     for block in compile_model(model):
