@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from ecsim.engine import Grid
+from ecsim.chain import full_model
 from ecsim.pk import pk_model
 from ecsim.registry import default_registry
 from ecsim.scenario import parse_scenario
@@ -15,6 +16,11 @@ def registry():
 @pytest.fixture(scope="session")
 def model():
     return pk_model()
+
+
+@pytest.fixture(scope="session")
+def chain():
+    return full_model()
 
 
 def scenario_text(arms: str, days: float = 3, step: float = 0.5, n: int = 20, extra: str = "") -> str:
@@ -38,8 +44,8 @@ def make_scenario():
 
 def typical_values(registry, n=1, **covariates):
     """Registry values for n identical typical 70 kg patients."""
+    from ecsim.chain import typical_covariates
     values = {k: np.full(n, p.value) for k, p in registry.parameters.items()}
-    values |= {"body_weight_kg": np.full(n, 70.0), "cyp2c19_activity": np.ones(n), "hepatic_cbd_cl_factor": np.ones(n),
-               "cbd_absorption_rate_factor": np.ones(n), "thc_absorption_rate_factor": np.ones(n)}
+    values |= {k: np.full(n, v) for k, v in typical_covariates(registry).items()}
     values |= {k: np.full(n, float(v)) for k, v in covariates.items()}
     return values

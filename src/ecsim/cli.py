@@ -50,12 +50,12 @@ def params(as_json: bool = typer.Option(False, "--json")) -> None:
 def cite(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
          as_json: bool = typer.Option(False, "--json")) -> None:
     """The references behind every parameter a run of the scenario uses."""
-    from .pk import pk_model
+    from .chain import full_model
     from .registry import default_registry
     from .scenario import load_scenario
     sc = load_scenario(scenario)
     reg = default_registry().with_overrides(sc.parameters)
-    names = sorted(set(pk_model().parameters) | _bolus_parameters(reg))
+    names = sorted(set(full_model().parameters) | _bolus_parameters(reg))
     refs = reg.citations(names)
     assumptions = sorted(n for n in names if reg[n].source == "assumption")
     if as_json:
@@ -82,18 +82,34 @@ def validate(cases: Optional[Path] = typer.Option(None, "--cases", help="folder 
     print_validation(results)
 
 
+@app.command()
+def targets(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
+            as_json: bool = typer.Option(False, "--json"),
+            patients: Optional[int] = typer.Option(None, "--patients", help="override population size")) -> None:
+    """Occupancy or inhibition at each target and endocannabinoid tone, per arm, with spread."""
+    from .runjob import prepared_scenario
+    from .simulation import Simulation
+    from .targets import target_table
+    table = target_table(Simulation(prepared_scenario(scenario, patients, None)).run())
+    if as_json:
+        print(json.dumps(table))
+        return
+    from .report_text import print_targets
+    print_targets(table)
+
+
 @app.command("export-sbml")
 def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> None:
-    """The full PK model as SBML Level 3 (typical 70 kg patient, no doses)."""
+    """The full model as SBML Level 3 (typical 70 kg patient, no doses)."""
+    from .chain import full_model
     from .model.sbml import write_sbml
-    from .pk import pk_model
-    write_sbml(pk_model(), out)
+    write_sbml(full_model(), out)
     print(f"wrote {out}")
 
 
 def _bolus_parameters(reg) -> set[str]:
     prefixes = ("cbd_f_", "cbd_food", "cbd_fed", "cbd_sedds", "cbd_bsv", "thc_f_", "thc_food", "thc_fed",
-                "full_spectrum", "broad_spectrum", "label_", "hepatic_", "cyp2c19_")
+                "full_spectrum", "broad_spectrum", "label_", "hepatic_", "cyp2c19_", "cbd_faah_ic50_")
     return {n for n in reg.parameters if n.startswith(prefixes)}
 
 

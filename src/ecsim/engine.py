@@ -128,17 +128,22 @@ def _propagator(block: LinearBlock, values, batch: int, dt: float) -> np.ndarray
 
 
 GAUSS = (0.5 - np.sqrt(3) / 6, 0.5 + np.sqrt(3) / 6)
+SUBSTEPS = 2   # Magnus substeps per output step for coupled blocks (error falls 16-fold per doubling)
+POINTS = tuple((j + c) / SUBSTEPS for j in range(SUBSTEPS) for c in GAUSS)
 
 
 def _magnus_step(block: LinearBlock, values, upstream: "_Upstream", k: int, batch: int, dt: float) -> np.ndarray:
-    """Fourth-order Magnus step for a block whose coefficients follow upstream states.
-
-    Omega = dt/2 (M1 + M2) + sqrt(3) dt^2 / 12 [M2, M1], with M evaluated at the two Gauss points
-    (Blanes, Casas, Oteo & Ros 2009, doi:10.1016/j.physrep.2008.11.001, eq. 253).
+    """Fourth-order Magnus steps over one output step for a block whose coefficients follow upstream
+    states: per substep of length h, Omega = h/2 (M1 + M2) + sqrt(3) h^2 / 12 [M2, M1], with M at
+    the two Gauss points (Blanes, Casas, Oteo & Ros 2009, doi:10.1016/j.physrep.2008.11.001).
     """
-    M1, M2 = (_augmented(block, values | upstream.at(block, k, i), batch) for i in (0, 1))
-    omega = 0.5 * dt * (M1 + M2) + (np.sqrt(3) / 12) * dt * dt * (M2 @ M1 - M1 @ M2)
-    return expm(omega)
+    h = dt / SUBSTEPS
+    step = None
+    for j in range(SUBSTEPS):
+        M1, M2 = (_augmented(block, values | upstream.at(block, k, 2 * j + i), batch) for i in (0, 1))
+        sub = expm(0.5 * h * (M1 + M2) + (np.sqrt(3) / 12) * h * h * (M2 @ M1 - M1 @ M2))
+        step = sub if step is None else sub @ step
+    return step
 
 
 class _Upstream:
@@ -153,7 +158,7 @@ class _Upstream:
         self.owner: dict[str, tuple[LinearBlock, tuple[np.ndarray, np.ndarray]]] = {}
 
     def register(self, block: LinearBlock, values, batch: int) -> None:
-        props = tuple(_propagator(block, values, batch, c * self.dt) for c in GAUSS)
+        props = tuple(_propagator(block, values, batch, c * self.dt) for c in POINTS)
         self.owner.update({s: (block, props) for s in block.states})
 
     def at(self, block: LinearBlock, k: int, point: int) -> dict[str, np.ndarray]:

@@ -45,10 +45,14 @@ def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
 
 
 def arm_covariates(arm: Arm, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Per-patient covariates that depend on the arm (absorption-rate factors)."""
+    """Per-patient covariates that depend on the arm: absorption-rate factors, interventions."""
     n = len(p["body_weight_kg"])
-    return {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy()
-            for k, v in absorption_rate_factors(p, arm.food, arm.formulation).items()}
+    given = absorption_rate_factors(p, arm.food, arm.formulation) | {
+        "faah_extra_inhibition": arm.interventions.faah_inhibition,
+        "magl_extra_inhibition": arm.interventions.magl_inhibition,
+        "d2_agonist_occupancy": arm.interventions.d2_agonist_occupancy,
+        "cbd_fixed_free_nM": arm.interventions.cbd_fixed_free_nM}
+    return {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in given.items()}
 
 
 def max_single_thc_mg(arm: Arm, p: dict[str, np.ndarray]) -> np.ndarray:

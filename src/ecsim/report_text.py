@@ -15,3 +15,15 @@ def print_validation(results) -> None:
     for kind in ("calibration", "validation"):
         sub = [r for r in results if r.kind == kind]
         console.print(f"{kind}: {sum(r.passed for r in sub)} of {len(sub)} metrics within tolerance")
+
+
+def print_targets(table: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=200)
+    for arm in table["arms"]:
+        t = Table("target", "median", "5th pct", "95th pct", title=f"{arm['arm']} ({arm['patients']} patients)")
+        for name, v in arm["targets"].items():
+            t.add_row(name, f"{v['median']:.4g}", f"{v['p05']:.4g}", f"{v['p95']:.4g}")
+        console.print(t)
+    console.print(f"{table['window']}; {table['spread']}")

@@ -11,7 +11,7 @@ from .simulation import Simulation
 
 def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = None, seed: int | None = None,
             quiet: bool = False) -> dict:
-    scenario = _with_population(load_scenario(scenario_path), patients, seed)
+    scenario = prepared_scenario(scenario_path, patients, seed)
     sim = Simulation(scenario)
     with _progress(scenario, quiet) as advance:
         results = sim.run(progress=advance)
@@ -19,6 +19,11 @@ def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = Non
     if not quiet:
         print(f"wrote {out}/ (summary.json, manifest.json, exposure.parquet, bands.parquet, pk.png)")
     return summary
+
+
+def prepared_scenario(path: Path | None, patients: int | None, seed: int | None):
+    """The scenario file (or the default) with the command line's population overrides."""
+    return _with_population(load_scenario(path), patients, seed)
 
 
 def _with_population(scenario, patients, seed):

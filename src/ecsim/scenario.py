@@ -80,6 +80,15 @@ class CoMedication(_Strict):
     steps: list[DosingStep] = Field(min_length=1, max_length=50)
 
 
+class Interventions(_Strict):
+    """Experimental manipulations of the endocannabinoid system (study cases, what-if questions)."""
+
+    faah_inhibition: float = Field(default=0.0, ge=0, le=1, description="1 = FAAH knockout")
+    magl_inhibition: float = Field(default=0.0, ge=0, le=1)
+    d2_agonist_occupancy: float = Field(default=0.0, ge=0, le=1)
+    cbd_fixed_free_nM: float = Field(default=0.0, ge=0, le=1e7, description="in-vitro CBD on top of PK")
+
+
 class Arm(_Strict):
     """One product at one regimen, given to the whole population."""
 
@@ -91,6 +100,7 @@ class Arm(_Strict):
     cbd: list[DosingStep] = Field(default_factory=list, max_length=50)
     thc: list[DosingStep] = Field(default_factory=list, max_length=50)
     comedication: list[CoMedication] = Field(default_factory=list, max_length=5)
+    interventions: Interventions = Interventions()
 
 
 class Population(_Strict):
@@ -110,6 +120,7 @@ class Scenario(_Strict):
 
     name: str = Field(min_length=1, max_length=80)
     description: str = ""
+    species: Literal["human", "rat", "mouse"] = "human"
     duration_days: float = Field(gt=0, le=730)
     output_step_h: float = Field(default=1.0, gt=0, le=24)
     population: Population = Population()
@@ -159,18 +170,27 @@ def _is_unit(text: str) -> bool:
         return False
 
 
+def embedded_scenarios() -> list[str]:
+    """Names of the scenarios shipped with ecsim (usable in place of a file path)."""
+    root = resources.files("ecsim.data.scenarios")
+    return sorted(p.name.removesuffix(".yaml") for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
 def load_scenario(path: str | Path | None) -> Scenario:
-    """Read and validate a scenario file; ``None`` gives the embedded default."""
-    if path is None:
-        text = resources.files("ecsim.data.scenarios").joinpath("default.yaml").read_text()
-        return parse_scenario(text, "default.yaml")
+    """Read and validate a scenario file; ``None`` gives the embedded default, and the name of an
+    embedded scenario (``claims-doses``) loads that one when no such file exists."""
+    if path is None or (not Path(path).exists() and str(path) in embedded_scenarios()):
+        name = "default" if path is None else str(path)
+        text = resources.files("ecsim.data.scenarios").joinpath(f"{name}.yaml").read_text()
+        return parse_scenario(text, f"{name}.yaml")
     return parse_scenario(read_text_file(Path(path), "scenario"), str(path))
 
 
 def read_text_file(path: Path, field: str) -> str:
     """A small UTF-8 text file, or an InputError that says why not."""
     if not path.is_file():
-        raise InputError(field, str(path), "an existing file")
+        names = ", ".join(embedded_scenarios()) if field == "scenario" else ""
+        raise InputError(field, str(path), "an existing file" + (f" or one of: {names}" if names else ""))
     if path.stat().st_size > MAX_FILE_BYTES:
         raise InputError(field, str(path), f"a file under {MAX_FILE_BYTES} bytes")
     try:

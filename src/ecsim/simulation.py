@@ -15,7 +15,7 @@ import numpy as np
 from .engine import Grid, integrate, outputs
 from .exposure import exposure_metrics
 from .model.declaration import Model
-from .pk import pk_model
+from .chain import full_model
 from .population import Demographics, patient_values
 from .registry import Registry, default_registry
 from .regimen import arm_boluses, arm_covariates, max_single_thc_mg
@@ -72,11 +72,12 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
                    registry: Registry | None = None, model: Model | None = None) -> Chunk:
     """One arm, patients [start, stop): trajectories of every state and output."""
     registry = registry or default_registry().with_overrides(scenario.parameters)
-    model = model or pk_model()
+    model = model or full_model()
     grid = grid_for(scenario)
     p = patient_values(registry, sorted(registry.parameters), demographics(scenario), arm.product,
                        arm.food, scenario.population.seed, start, stop)
     p |= arm_covariates(arm, p)
+    p["cbd_faah_ic50_uM"] = np.full(stop - start, registry[f"cbd_faah_ic50_{scenario.species}"].value)
     p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
     states = integrate(model, p, arm_boluses(arm, p, grid), grid, stop - start)
     return Chunk(grid.times, outputs(model, p, states), p, states)
@@ -88,7 +89,7 @@ class Simulation:
     def __init__(self, scenario: Scenario, *, registry: Registry | None = None, chunk: int = CHUNK):
         self.scenario = scenario
         self.registry = (registry or default_registry()).with_overrides(scenario.parameters)
-        self.model = pk_model()
+        self.model = full_model()
         self.chunk = chunk
         self.timings: dict[str, float] = {}
 

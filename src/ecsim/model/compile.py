@@ -56,10 +56,10 @@ def linear_block(model: Model, sub: Submodel) -> LinearBlock:
     x = [sp.Symbol(s, real=True, nonnegative=True) for s in sub.states]
     f = sp.Matrix([model.rates[s] for s in sub.states])
     A = f.jacobian(x)
-    b = sp.simplify(f - A * sp.Matrix(x))
     own = set(x)
-    if any(e.free_symbols & own for e in list(A) + list(b)):
+    if any(e.free_symbols & own for e in A):
         raise ModelError(f"submodel {sub.name} is not linear in its own states")
+    b = f.xreplace({xi: 0 for xi in x})  # exact: f is affine in x when its Jacobian is free of x
     upstream = sorted({str(s) for e in list(A) + list(b) for s in e.free_symbols} & set(model.states))
     return LinearBlock(sub.name, tuple(sub.states), VectorFunction.build(list(A)),
                        VectorFunction.build(list(b)), tuple(upstream))
@@ -69,7 +69,7 @@ def linear_block(model: Model, sub: Submodel) -> LinearBlock:
 def compile_model(model: Model) -> tuple[LinearBlock, ...]:
     """All blocks of ``model``, in declaration order (cached per model)."""
     model.check()
-    return tuple(linear_block(model, sub) for sub in model.submodels)
+    return tuple(linear_block(model, sub) for sub in model.submodels if sub.states)
 
 
 @lru_cache(maxsize=8)

@@ -108,6 +108,10 @@ class Model:
                 unknown = free - known - seen
                 if unknown:
                     raise ModelError(f"{sub.name}.{state} uses undeclared or later symbols {sorted(unknown)}")
+            for name in sub.outputs:
+                unknown = {str(x) for x in self.outputs[name].free_symbols} - known - seen
+                if unknown:
+                    raise ModelError(f"{sub.name} output {name} uses undeclared symbols {sorted(unknown)}")
 
 
 def _union(dicts) -> dict[str, str]:

@@ -16,9 +16,6 @@ from ..errors import ModelError
 from ..registry import Registry, default_registry
 from .declaration import Model
 
-TYPICAL_COVARIATES = {"body_weight_kg": 70.0}
-
-
 def formula(expr: sp.Expr) -> str:
     """An SBML L3 infix formula for a SymPy expression."""
     return sp.sstr(sp.sympify(expr), full_prec=True).replace("**", "^")
@@ -27,8 +24,9 @@ def formula(expr: sp.Expr) -> str:
 def to_sbml(model: Model, registry: Registry | None = None, covariates: dict[str, float] | None = None) -> str:
     import libsbml
 
+    from ..chain import typical_covariates
     registry = registry or default_registry()
-    covariates = {k: TYPICAL_COVARIATES.get(k, 1.0) for k in model.covariates} | (covariates or {})
+    covariates = {k: v for k, v in typical_covariates(registry).items() if k in model.covariates} | (covariates or {})
     doc = libsbml.SBMLDocument(3, 2)
     sbml = doc.createModel()
     sbml.setId("ecsim_pk")

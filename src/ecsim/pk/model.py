@@ -46,6 +46,8 @@ def cbd_submodel() -> Submodel:
         "V1_cbd": scaled_volume(v1),
         "CL_cbd7oh": scaled_clearance(cl_oh), "V_cbd7oh": scaled_volume(v_oh),
         "CL_cbd7cooh": scaled_clearance(cl_cooh), "V_cbd7cooh": scaled_volume(v_cooh),
+        "cbd_free_nM": 1000 * fu * central / V1,
+        "cbd7oh_free_nM": 1000 * fu * oh / V_oh,
     }
     absorbed, oral_input = transit_absorption(gut, transits, ktr * CBD_RATE)
     rates = absorbed | disposition(central, periph, deep, CL, V1, scaled_clearance(q2), scaled_volume(v2),
@@ -92,7 +94,8 @@ def thc_submodel() -> Submodel:
         "thc_fm_11oh thc11oh_cl thc11oh_v thc_fu_plasma thc_mw thc11oh_mw")
     CL, V1, CL_oh, V_oh = symbols("CL_thc V1_thc CL_thc11oh V_thc11oh")
     algebra = {"CL_thc": scaled_clearance(cl), "V1_thc": scaled_volume(v1),
-               "CL_thc11oh": scaled_clearance(cl_oh), "V_thc11oh": scaled_volume(v_oh)}
+               "CL_thc11oh": scaled_clearance(cl_oh), "V_thc11oh": scaled_volume(v_oh),
+               "thc_free_nM": 1000 * fu * central / V1, "thc11oh_free_nM": 1000 * fu * oh / V_oh}
     absorbed, portal = transit_absorption(gut, (transit,), ktr * THC_RATE)
     rates = absorbed | disposition(central, periph, None, CL, V1, scaled_clearance(q2), scaled_volume(v2))
     rates["thc_mucosa"] = -ka_om * mucosa
@@ -158,5 +161,5 @@ def clobazam_submodel() -> Submodel:
 
 @lru_cache(maxsize=1)
 def pk_model() -> Model:
-    """The full L1 model, in dependency order (CBD before clobazam)."""
+    """The L1 model, in dependency order (CBD before clobazam)."""
     return Model((cbd_submodel(), thc_submodel(), clobazam_submodel()))

@@ -1,0 +1,130 @@
+"""Targets and endocannabinoid tone: bounds, drug-free baseline, monotonicity, closed forms."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from ecsim.chain import full_model
+from ecsim.engine import outputs
+
+from .conftest import typical_values
+from .test_scenario import run_cli
+
+FRACTIONS = ("faah_inhibition", "magl_inhibition", "fabp_inhibition", "cb2_occupancy_cbd", "cb2_occupancy_thc",
+             "cb1_occupancy_thc", "cb1_nam_occupancy_cbd", "ent1_inhibition", "ht1a_occupancy_cbd",
+             "gpr55_inhibition", "trpv1_activation")
+
+
+def ecs(registry, cbd_nM=0.0, thc_nM=0.0, species="human", **interventions):
+    """ECS outputs for one typical patient at fixed free CBD and THC concentrations."""
+    model = full_model()
+    n = np.size(cbd_nM)
+    p = typical_values(registry, n=n, cbd_faah_ic50_uM=registry[f"cbd_faah_ic50_{species}"].value,
+                       faah_extra_inhibition=0.0, magl_extra_inhibition=0.0, d2_agonist_occupancy=0.0)
+    p["cbd_fixed_free_nM"] = np.broadcast_to(np.asarray(cbd_nM, dtype=float), (n,)).copy()
+    p |= {k: np.full(n, float(v)) for k, v in interventions.items()}
+    states = {s: np.zeros((n, 1)) for s in model.states}
+    v1 = registry["thc_v1"].value
+    states["thc_central"] = np.full((n, 1), thc_nM * v1 / (1000 * registry["thc_fu_plasma"].value))
+    return {k: v[:, 0] for k, v in outputs(model, p, states).items()}
+
+
+def test_drug_free_state_is_baseline(registry):
+    out = ecs(registry)
+    for name, value in out.items():
+        if name.endswith(("_fold_brain", "_fold_striatum", "_fold_plasma", "_rel")):
+            assert value[0] == pytest.approx(1.0, abs=1e-12), name
+        if name in FRACTIONS:
+            assert value[0] == 0.0, name
+
+
+@settings(max_examples=50, deadline=None)
+@given(cbd=st.floats(0, 1e6), thc=st.floats(0, 1e4), faah=st.floats(0, 1), magl=st.floats(0, 1), d2=st.floats(0, 1))
+def test_fractions_stay_in_unit_interval(registry, cbd, thc, faah, magl, d2):
+    out = ecs(registry, cbd, thc, faah_extra_inhibition=faah, magl_extra_inhibition=magl, d2_agonist_occupancy=d2)
+    for name in FRACTIONS + tuple(k for k in out if k.startswith("cb1_signal_") and not k.endswith("_rel")):
+        assert 0.0 <= out[name][0] <= 1.0, name
+    for name in (k for k in out if k.startswith("release_")):
+        assert out[name][0] > 0, name
+
+
+def test_monotone_in_cbd(registry):
+    cbd = np.geomspace(1e-2, 1e6, 40)
+    out = ecs(registry, cbd)
+    for name in ("faah_inhibition", "fabp_inhibition", "aea_fold_brain", "cb1_nam_occupancy_cbd"):
+        assert np.all(np.diff(out[name]) > 0), name
+    # Up to 10 µM (above any free brain level a dose reaches) the allosteric brake dominates; at
+    # millimolar CBD the FAAH/FABP-driven anandamide rise can outweigh it.
+    reachable = cbd <= 1e4
+    assert np.all(np.diff(out["cb1_signal_gaba_striatum_to_gpe_rel"][reachable]) < 0), "NAM lowers CB1 signalling"
+    assert np.all(np.diff(out["release_gaba_striatum_to_gpe_rel"][reachable]) > 0), "less CB1 signal, more GABA release"
+
+
+def test_thc_raises_cb1_signal_and_cuts_release(registry):
+    out = ecs(registry, np.zeros(5), 0.0)
+    low, high = (ecs(registry, 0.0, thc) for thc in (1.0, 100.0))
+    assert high["cb1_signal_glu_corticostriatal_rel"][0] > low["cb1_signal_glu_corticostriatal_rel"][0] > 1.0
+    assert high["release_gaba_striatum_to_gpi_snr_rel"][0] < 1.0
+    assert out["release_glu_stn_rel"][0] == pytest.approx(1.0)
+
+
+def test_species_switch_for_faah(registry):
+    """The same 30 µM CBD inhibits rat FAAH about half and human FAAH hardly (Bisogno 2001; Elmes 2015)."""
+    rat, human = (ecs(registry, 30000.0, species=s)["faah_inhibition"][0] for s in ("rat", "human"))
+    assert rat == pytest.approx(30 / (30 + 27.5))
+    assert human < 0.05
+
+
+def test_single_agonist_operational_model(registry):
+    """FAAH knockout alone: AEA fold 1/(1 - fm) and the Black-Leff signal E = tau x / (1 + x (1 + tau))."""
+    out = ecs(registry, faah_extra_inhibition=1.0)
+    fm = registry["aea_fm_faah"].value
+    assert out["aea_fold_brain"][0] == pytest.approx(1 / (1 - fm))
+    ag = registry["twoag_free_brain_baseline"].value / registry["twoag_cb1_kd"].value
+    aea = registry["aea_free_brain_baseline"].value / (1 - fm) / registry["aea_cb1_kd"].value
+    t2, ta = registry["cb1_tau_2ag"].value, registry["cb1_tau_aea"].value
+    expected = (t2 * ag + ta * aea) / (1 + ag * (1 + t2) + aea * (1 + ta))
+    assert out["cb1_signal_glu_corticostriatal"][0] == pytest.approx(expected)
+
+
+def test_targets_cli_json(tmp_path):
+    res = run_cli("targets", "--patients", "6", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    arm = doc["arms"][0]
+    assert {"faah_inhibition", "aea_fold_brain", "release_gaba_striatum_to_gpe_rel"} <= set(arm["targets"])
+    assert arm["targets"]["faah_inhibition"]["p95"] < 0.01
+
+
+def test_cb1_tolerance_develops_and_recovers(make_scenario):
+    """Chronic THC lowers surface CB1 (D'Souza 2016: about 15 % in dependent users); it recovers
+    once THC has gone."""
+    from ecsim.simulation import simulate_chunk
+    sc = make_scenario("  - {name: thc, thc: [{dose: 20 mg, times_h: [8, 14, 20], to_day: 10}]}", days=16, step=1.0, n=1)
+    sc = sc.model_copy(update={"population": sc.population.model_copy(update={"typical": True})})
+    surface = simulate_chunk(sc, sc.arms[0], 0, 1).outputs["cb1_surface_glu_corticostriatal_rel"][0]
+    assert 0.75 < surface[24 * 9] < 0.95
+    assert surface[-1] > 0.99
+
+
+def test_cb1_recovery_rate_closed_form(chain, registry):
+    """Without drug, a displaced surface fraction relaxes at k_rec + k_int occ0 (the linear equation's
+    exact solution): y(t) = y0 exp(-(k_rec + k_int occ0) t)."""
+    from ecsim.engine import Bolus, Grid, integrate
+    p = typical_values(registry)
+    state = "cb1_surface_shift_glu_stn"
+    traj = integrate(chain, p, [Bolus(0.0, state, np.array([-0.1]))], Grid(48.0, 1.0), 1)[state][0]
+    k_rec, k_int = registry["cb1_recovery_rate"].value, registry["cb1_internalisation_rate"].value
+    x = (registry["twoag_free_brain_baseline"].value / registry["twoag_cb1_kd"].value
+         + registry["aea_free_brain_baseline"].value / registry["aea_cb1_kd"].value)
+    rate = k_rec + k_int * x / (1 + x)
+    np.testing.assert_allclose(traj, -0.1 * np.exp(-rate * np.arange(49.0)), rtol=1e-9)
+
+
+def test_no_drug_no_tolerance(make_scenario):
+    from ecsim.simulation import simulate_chunk
+    sc = make_scenario("  - {name: none}", days=3, step=1.0, n=2)
+    out = simulate_chunk(sc, sc.arms[0], 0, 2).outputs
+    np.testing.assert_allclose(out["cb1_surface_glu_stn_rel"], 1.0, atol=1e-12)
