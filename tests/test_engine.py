@@ -70,3 +70,28 @@ def test_engine_matches_full_model_reference(chain, registry, step, tolerance):
         for state, traj in ref.items():
             scale = max(np.abs(traj).max(), 1e-6)
             np.testing.assert_allclose(fast[state][patient], traj, atol=tolerance * scale, rtol=0, err_msg=state)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 0.3, 3.0])
+def test_batched_expm_matches_scipy(scale):
+    from scipy.linalg import expm as scipy_expm
+    from ecsim.engine import expm
+    rng = np.random.default_rng(0)
+    M = rng.standard_normal((50, 6, 6)) * scale
+    ref = scipy_expm(M)
+    np.testing.assert_allclose(expm(M), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
+def test_batched_expm_on_stiff_compartmental_matrices():
+    """Transit chains with equal rates (defective matrices) and fast exchange, as the model builds
+    them, over a 1 h step with rates up to 60/h."""
+    from scipy.linalg import expm as scipy_expm
+    from ecsim.engine import expm
+    rng = np.random.default_rng(1)
+    M = np.zeros((20, 8, 8))
+    k = rng.uniform(0.5, 60.0, size=(20, 7))
+    for i in range(7):
+        M[:, i, i] -= k[:, i]
+        M[:, i + 1, i] += k[:, i]
+    ref = scipy_expm(M)
+    np.testing.assert_allclose(expm(M), ref, rtol=0, atol=1e-12)

@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import expm
 from threadpoolctl import threadpool_limits
 
 from .errors import InputError, ModelError
@@ -110,6 +109,27 @@ def _advance(block: LinearBlock, values, upstream: "_Upstream", kicks, grid: Gri
             x = x + kicks[k]
         out[:, k] = x
     return out
+
+
+def expm(M: np.ndarray, order: int = 14) -> np.ndarray:
+    """Matrix exponentials of a batch of small matrices (..., n, n), vectorised over the batch.
+
+    Scaling and squaring with a truncated Taylor series: M is scaled by 2^-s so that its largest
+    1-norm in the batch is at most 1/2, where the order-14 remainder is below 0.5^15/15! < 1e-16,
+    then squared s times (Higham 2005, doi:10.1137/04061101X, section 2). SciPy's expm loops over a
+    batch matrix by matrix in Python, which cost 60 µs per 5 x 5 matrix here.
+    """
+    norm = float(np.max(np.abs(M).sum(axis=-2), initial=0.0))
+    s = max(0, int(np.ceil(np.log2(norm / 0.5)))) if norm > 0.5 else 0
+    A = M / (2.0**s)
+    eye = np.broadcast_to(np.eye(M.shape[-1]), M.shape)
+    result, term = eye.copy(), eye
+    for k in range(1, order + 1):
+        term = term @ A / k
+        result = result + term
+    for _ in range(s):
+        result = result @ result
+    return result
 
 
 def _augmented(block: LinearBlock, values, batch: int) -> np.ndarray:

@@ -9,11 +9,12 @@ REPORTED = ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM", "cbd7oh_plasma_ng_per_m
             "cbd7cooh_plasma_ng_per_ml", "thc_plasma_ng_per_ml", "thc11oh_plasma_ng_per_ml",
             "clobazam_plasma_ng_per_ml", "nclb_plasma_ng_per_ml")
 TARGETS = ("faah_inhibition", "magl_inhibition", "fabp_inhibition", "aea_fold_brain", "aea_fold_striatum",
-           "aea_fold_plasma", "twoag_fold_brain", "cb1_nam_occupancy_cbd", "cb1_occupancy_thc",
+           "aea_fold_plasma", "twoag_fold_brain", "twoag_fold_plasma", "cb1_nam_occupancy_cbd", "cb1_occupancy_thc",
            "cb2_occupancy_cbd", "cb2_occupancy_thc", "ent1_inhibition", "ht1a_occupancy_cbd", "gpr55_inhibition",
            "trpv1_activation", "cb1_signal_glu_corticostriatal_rel", "cb1_signal_gaba_striatum_to_gpe_rel",
            "cb1_signal_gaba_striatum_to_gpi_snr_rel", "cb1_signal_glu_stn_rel", "release_glu_corticostriatal_rel",
-           "release_gaba_striatum_to_gpe_rel", "release_gaba_striatum_to_gpi_snr_rel", "release_glu_stn_rel")
+           "release_gaba_striatum_to_gpe_rel", "release_gaba_striatum_to_gpi_snr_rel", "release_glu_stn_rel",
+           "cb1_surface_glu_corticostriatal_rel", "cb1_surface_gaba_striatum_to_gpe_rel")
 COVARIATES = ("body_weight_kg", "cyp2c19_activity", "label_content_factor", "max_single_thc_mg")
 
 

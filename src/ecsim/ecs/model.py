@@ -107,7 +107,7 @@ def ecs_submodel() -> Submodel:
     outputs = {
         "faah_inhibition": faah, "magl_inhibition": magl, "fabp_inhibition": fabp,
         "aea_fold_brain": aea_brain, "aea_fold_striatum": aea_striatum, "aea_fold_plasma": aea_brain,
-        "twoag_fold_brain": twoag,
+        "twoag_fold_brain": twoag, "twoag_fold_plasma": twoag,
         "cb2_occupancy_cbd": fraction(cbd_nM, S["cbd_cb2_ki"]),
         "cb2_occupancy_thc": fraction(thc_nM, S["thc_cb2_ki"]),
         "cb1_occupancy_thc": fraction(thc_nM, S["thc_cb1_ki"]),
