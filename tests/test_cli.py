@@ -14,6 +14,7 @@ def test_run_default_writes_complete_outputs(tmp_path):
     summary = json.loads(res.stdout)
     assert {a["arm"] for a in summary["arms"]} == {"full_spectrum_25mg_bid", "isolate_300mg_day",
                                                   "epidiolex_10mg_kg_day_fed"}
+    assert summary["arms"][0]["targets"]["faah_inhibition"]["p95"] < 0.01
     for name in ("summary.json", "manifest.json", "exposure.parquet", "bands.parquet", "pk.png"):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())

@@ -20,8 +20,8 @@ from .registry import Registry
 from .scenario import Scenario
 from .simulation import ArmResult
 
-HEADLINE = ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM", "cbd7oh_plasma_ng_per_ml", "thc_plasma_ng_per_ml",
-            "nclb_plasma_ng_per_ml")
+SUMMARY_TARGETS = ("faah_inhibition", "magl_inhibition", "aea_fold_brain", "twoag_fold_brain",
+                   "cb1_signal_gaba_striatum_to_gpe_rel", "release_gaba_striatum_to_gpe_rel", "ent1_inhibition")
 
 
 def exposure_table(results: list[ArmResult]) -> pd.DataFrame:
@@ -65,6 +65,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "thc_single_dose_mg": interval(e["max_single_thc_mg"]),
             "fraction_thc_dose_above_impairment_threshold": _r(float(np.mean(e["max_single_thc_mg"] > threshold))),
             "nclb_plasma_cavg_ng_per_ml": interval(e["nclb_plasma_ng_per_ml.cavg"]),
+            "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
         })
     return {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
             "note": "between-patient spread (5th-95th percentile); parameter uncertainty not yet propagated"}
