@@ -49,15 +49,15 @@ def params(as_json: bool = typer.Option(False, "--json")) -> None:
 @app.command()
 def cite(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
          as_json: bool = typer.Option(False, "--json")) -> None:
-    """The references behind every parameter a run of the scenario uses."""
-    from .chain import full_model
+    """The references behind every parameter a run of the scenario uses (the whole registry, with the
+    scenario's overrides listed as assumptions)."""
     from .registry import default_registry
     from .scenario import load_scenario
     sc = load_scenario(scenario)
     reg = default_registry().with_overrides(sc.parameters)
-    names = sorted(set(full_model().parameters) | _bolus_parameters(reg))
+    names = sorted(reg.parameters)
     refs = reg.citations(names)
-    assumptions = sorted(n for n in names if reg[n].source == "assumption")
+    assumptions = sorted(n for n in names if "assumption" in (reg[n].source, reg[n].kind))
     if as_json:
         print(json.dumps({"references": [r.model_dump() for r in refs], "assumptions": assumptions}))
         return
@@ -105,12 +105,6 @@ def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> Non
     from .model.sbml import write_sbml
     write_sbml(full_model(), out)
     print(f"wrote {out}")
-
-
-def _bolus_parameters(reg) -> set[str]:
-    prefixes = ("cbd_f_", "cbd_food", "cbd_fed", "cbd_sedds", "cbd_bsv", "thc_f_", "thc_food", "thc_fed",
-                "full_spectrum", "broad_spectrum", "label_", "hepatic_", "cyp2c19_", "cbd_faah_ic50_")
-    return {n for n in reg.parameters if n.startswith(prefixes)}
 
 
 def _spread(s) -> str:

@@ -13,7 +13,7 @@ def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = Non
             quiet: bool = False) -> dict:
     scenario = prepared_scenario(scenario_path, patients, seed)
     sim = Simulation(scenario)
-    with _progress(scenario, quiet) as advance:
+    with _Progress(scenario, quiet) as advance:
         results = sim.run(progress=advance)
     summary = write_run(out, scenario, results, sim.registry, sim.timings)
     if not quiet:
@@ -42,7 +42,7 @@ def _with_population(scenario, patients, seed):
         raise err.__class__(flag, err.value, err.allowed) from None
 
 
-class _progress:
+class _Progress:
     """A rich progress bar over patients × arms (silent with --json)."""
 
     def __init__(self, scenario, quiet: bool):

@@ -109,6 +109,3 @@ class Simulation:
             if progress is not None:
                 progress(arm.name, stop - start)
         return result
-
-    def parameters_used(self) -> list[str]:
-        return sorted(self.registry.parameters)
