@@ -103,3 +103,11 @@ def test_validate_rejects_bad_case_folder(tmp_path):
     (tmp_path / "bad.yaml").write_text("id: X\nkind: maybe\n")
     res = run_cli("validate", "--cases", str(tmp_path))
     assert res.returncode == 2 and "kind" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_rule_without_its_observed_fields_is_a_one_line_error(tmp_path, cases):
+    source = next(c for c in cases if c.id == "KNAUB19").model_dump(mode="json")
+    source["metrics"][0]["rule"] = {"type": "ci"}
+    (tmp_path / "bad.yaml").write_text(json.dumps(source))
+    res = run_cli("validate", "--cases", str(tmp_path))
+    assert res.returncode == 2 and "ci_low" in res.stderr and res.stderr.count("\n") == 1

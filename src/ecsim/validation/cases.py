@@ -68,7 +68,14 @@ class Metric(_Strict):
     def _one(self) -> "Metric":
         if (self.quantity is None) == (self.ratio_of is None):
             raise ValueError("give exactly one of quantity or ratio_of")
+        missing = [f for f in RULE_NEEDS[self.rule.type] if getattr(self.observed, f) is None]
+        if missing:
+            raise ValueError(f"rule {self.rule.type} needs observed.{' and observed.'.join(missing)}")
         return self
+
+
+RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "range": ("range_low", "range_high"),
+              "sd": ("sd",), "cv_sampling": ("n",)}
 
 
 class Case(_Strict):
