@@ -82,3 +82,10 @@ def test_cli_bad_scenario_exit_2_one_line(tmp_path):
 def test_cli_bad_flag_exit_2(tmp_path):
     res = run_cli("run", "--patients", "0", "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and "--patients" in res.stderr and res.stderr.count("\n") == 1
+
+
+def test_cli_unwritable_out_fails_before_simulating(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    res = run_cli("run", "--out", str(blocker / "sub"), "--patients", "2")
+    assert res.returncode == 2 and "--out" in res.stderr and res.stderr.count("\n") == 1

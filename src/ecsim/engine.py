@@ -1,11 +1,11 @@
 """The engine: exact integration of each linear block on a fixed output grid.
 
 Between output times a block with constant coefficients is advanced exactly by the matrix
-exponential of its augmented matrix [[A, b], [0, 0]]; a block whose coefficients depend on earlier
-blocks (the CBD–clobazam interaction) uses a fourth-order Magnus step, with the upstream states
-computed exactly at the two Gauss points of each step. Upstream blocks must have constant
-coefficients. Doses are boluses at grid times; the value
-stored at a dose time is the post-dose value. Patients are the batch axis throughout.
+exponential of its augmented matrix [[A, b], [0, 0]]. A block whose coefficients depend on earlier
+blocks (the CBD-clobazam interaction, CB1 tolerance) takes fourth-order Magnus substeps, with the
+upstream states computed exactly at the Gauss points; upstream blocks must have constant
+coefficients. Doses are boluses at grid times; the value stored at a dose time is the post-dose
+value. Patients are the batch axis throughout.
 """
 
 from __future__ import annotations

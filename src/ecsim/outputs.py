@@ -85,13 +85,24 @@ def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[
     }
 
 
-def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
-              timings: dict) -> dict:
-    """Write every file into a temporary sibling folder, then rename it to ``out``."""
+def check_out(out: Path) -> Path:
+    """Fail before simulating if ``out`` cannot become a results folder."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError("--out", str(out), "a folder path (an existing file is in the way)")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError("--out", str(out), f"a folder that can be created ({exc.strerror})") from None
+    if not os.access(out.parent, os.W_OK):
+        raise InputError("--out", str(out), "a folder inside a writable folder")
+    return out
+
+
+def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
+              timings: dict) -> dict:
+    """Write every file into a temporary sibling folder, then rename it to ``out``."""
+    out = check_out(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .outputs import write_run
+from .outputs import check_out, write_run
 from .scenario import load_scenario
 from .simulation import Simulation
 
@@ -12,6 +12,7 @@ from .simulation import Simulation
 def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = None, seed: int | None = None,
             quiet: bool = False) -> dict:
     scenario = prepared_scenario(scenario_path, patients, seed)
+    check_out(out)
     sim = Simulation(scenario)
     with _Progress(scenario, quiet) as advance:
         results = sim.run(progress=advance)

@@ -2,7 +2,7 @@
 
 States become non-constant parameters with rate rules (amounts in µmol, time in h); intermediate
 expressions and outputs become assignment rules; registry parameters and covariates are constants
-at the registry value (covariates at the typical 70 kg patient). Everything comes from the same
+at the registry value (covariates of the typical patient, `ecsim.chain.typical_covariates`). Everything comes from the same
 declaration the engine uses, so the two cannot drift apart.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import sympy as sp
 
-from ..errors import ModelError
+from ..errors import InputError, ModelError
 from ..registry import Registry, default_registry
 from .declaration import Model
 
@@ -37,8 +37,9 @@ def to_sbml(model: Model, registry: Registry | None = None, covariates: dict[str
         _constant(sbml, name, value)
     for name in model.states:
         _variable(sbml, name)
-        _check(sbml.createRateRule().setVariable(name))
-        sbml.getRateRule(name).setMath(_math(_rate(model, name)))
+        rule = sbml.createRateRule()
+        rule.setVariable(name)
+        rule.setMath(_math(_rate(model, name)))
     for name, expr in _intermediates(model).items():
         _variable(sbml, name)
         rule = sbml.createAssignmentRule()
@@ -50,6 +51,8 @@ def to_sbml(model: Model, registry: Registry | None = None, covariates: dict[str
 def write_sbml(model: Model, path: Path) -> None:
     """Write the SBML file atomically (temporary name, then rename)."""
     path = Path(path)
+    if not path.parent.is_dir() or path.is_dir():
+        raise InputError("OUT", str(path), "a file path in an existing folder")
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_text(to_sbml(model))
     tmp.rename(path)
@@ -91,9 +94,3 @@ def _math(expr: sp.Expr):
     if ast is None:
         raise ModelError(f"cannot express {expr} in SBML: {libsbml.getLastParseL3Error()}")
     return ast
-
-
-def _check(code: int) -> None:
-    import libsbml
-    if code != libsbml.LIBSBML_OPERATION_SUCCESS:
-        raise ModelError(f"libsbml error {code}")
