@@ -53,16 +53,20 @@ def combined(*inhibitions: sp.Expr) -> sp.Expr:
     return 1 - sp.Mul(*[(1 - i) for i in inhibitions])
 
 
+def affinity_scale(nam: sp.Expr) -> sp.Expr:
+    """Factor on agonist K from CBD's allosteric site occupancy n = [CBD]/K_B (alpha cooperativity)."""
+    return (1 + nam) / (1 + S["cbd_cb1_nam_affinity_coop"] * nam)
+
+
 def cb1_signal(agonists: list[tuple[sp.Expr, sp.Expr, sp.Expr]], density: sp.Expr, nam: sp.Expr) -> sp.Expr:
     """Operational model with competing agonists (conc, K, tau) and an allosteric modulator.
 
     E/Em = sum(tau_i x_i) / (1 + sum(x_i (1 + tau_i))), x_i = [A_i] / K_i,eff, where
     K_eff = K (1 + n) / (1 + alpha n), tau_eff = density tau (1 + beta n) / (1 + n), n = [CBD] / K_B.
     """
-    alpha, beta = S["cbd_cb1_nam_affinity_coop"], S["cbd_cb1_nam_efficacy_coop"]
-    k_scale = (1 + nam) / (1 + alpha * nam)
+    beta = S["cbd_cb1_nam_efficacy_coop"]
     t_scale = density * (1 + beta * nam) / (1 + nam)
-    xs = [(c / (k * k_scale), tau * t_scale) for c, k, tau in agonists]
+    xs = [(c / (k * affinity_scale(nam)), tau * t_scale) for c, k, tau in agonists]
     return sum(t * x for x, t in xs) / (1 + sum(x * (1 + t) for x, t in xs))
 
 
@@ -85,8 +89,7 @@ def _agonists(aea_site: str, with_drugs: bool = True) -> list[tuple[sp.Expr, sp.
 
 def occupancy(agonists, nam: sp.Expr) -> sp.Expr:
     """Fraction of CB1 bound by any orthosteric agonist, with CBD lowering affinity (alpha)."""
-    alpha = S["cbd_cb1_nam_affinity_coop"]
-    xs = [c / (k * (1 + nam) / (1 + alpha * nam)) for c, k, _ in agonists]
+    xs = [c / (k * affinity_scale(nam)) for c, k, _ in agonists]
     return sum(xs) / (1 + sum(xs))
 
 
