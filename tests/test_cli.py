@@ -12,15 +12,21 @@ def test_run_default_writes_complete_outputs(tmp_path):
     res = run_cli("run", "--out", str(out), "--patients", "24", "--json")
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
-    assert {a["arm"] for a in summary["arms"]} == {"full_spectrum_25mg_bid", "isolate_300mg_day",
-                                                  "epidiolex_10mg_kg_day_fed"}
-    assert summary["arms"][0]["targets"]["faah_inhibition"]["p95"] < 0.01
-    for name in ("summary.json", "manifest.json", "exposure.parquet", "bands.parquet", "pk.png"):
+    arms = {a["arm"]: a for a in summary["arms"]}
+    assert set(arms) == {"untreated", "full_spectrum_25mg_bid", "isolate_300mg_day", "epidiolex_10mg_kg_day_fed"}
+    assert arms["full_spectrum_25mg_bid"]["targets"]["faah_inhibition"]["p95"] < 0.01
+    for name in ("summary.json", "manifest.json", "exposure.parquet", "bands.parquet", "clinical.parquet", "pk.png"):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["scenario"]["population"]["n"] == 24 and manifest["parameter_set_sha256_16"]
     table = pd.read_parquet(out / "exposure.parquet")
-    assert len(table) == 72
+    assert len(table) == 96
+    assert summary["phenotype"] == "cervical"
+    clinical = {c["arm"]: c for c in summary["clinical"]}
+    assert clinical["untreated"]["visit_days"] == [0, 7, 14, 21, 28]
+    assert clinical["untreated"]["region_severity_mean"]["neck"]["baseline"] > 0.2
+    visits = pd.read_parquet(out / "clinical.parquet")
+    assert len(visits) == 4 * 24 * 5 and {"twstrs_total", "bfmdrs_movement", "pain"} <= set(visits.columns)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders left behind"
 
 

@@ -31,6 +31,7 @@ class Stage:
     targets: dict[str, tuple[str, ...]]     # case id -> metric ids
     typical: bool = True
     priors: tuple[tuple[str, float, float], ...] = ()   # (expression name, value, log-SD)
+    diff_step: float = 1e-3   # clinical scores are rounded: they need wider finite differences
 
 
 STAGES = (
@@ -52,6 +53,12 @@ STAGES = (
           {"MORR19_CLB": ("nclb_auc_ratio", "clb_auc_ratio")}),
     Stage("variability", ("cbd_bsv_f_fasted", "cbd_bsv_f_fed"),
           {"TAY18_FE": ("fasted_cmax_cv", "fasted_auc_cv", "fed_cmax_cv", "fed_auc_cv")}, typical=False),
+    Stage("striatal plasticity", ("plasticity_d2_ltd_gain",), {"STARR05_PD": ("gpi_rate",)},
+          typical=False, diff_step=0.05),
+    Stage("focal dystonia", ("pheno_focal_loop_gain", "pheno_focal_loop_gain_cv"),
+          {"TRUONG05_BASELINE": ("twstrs_total_mean", "twstrs_total_sd")}, typical=False, diff_step=0.03),
+    Stage("generalised dystonia", ("pheno_tor1a_corticostriatal_shift",),
+          {"VIDAILHET05_BASELINE": ("bfmdrs_movement_mean",)}, typical=False, diff_step=0.03),
 )
 
 
@@ -108,7 +115,7 @@ def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple
     def with_x(x):
         return registry.with_overrides(dict(zip(stage.parameters, np.exp(x).tolist())))
 
-    fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=1e-3,
+    fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=stage.diff_step,
                         bounds=(x0 - 4, x0 + 4), x_scale=1.0)
     se = _standard_errors(fit.jac[smooth_rows(stage, cases, with_x(fit.x))])
     values = dict(zip(stage.parameters, np.exp(fit.x).tolist()))
@@ -134,11 +141,13 @@ def _refit(registry: Registry, values: dict[str, float]) -> Registry:
     return Registry(params, registry.references)
 
 
-def calibrate(registry: Registry | None = None) -> tuple[Registry, list[dict]]:
+def calibrate(registry: Registry | None = None, only: str | None = None) -> tuple[Registry, list[dict]]:
     registry = registry or default_registry()
     cases = {c.id: c for c in load_cases()}
     reports = []
     for stage in STAGES:
+        if only and only not in stage.name:
+            continue
         registry, report = fit_stage(stage, cases, registry)
         reports.append(report)
         print(f"{stage.name}: cost {report['cost']:.3f}")
@@ -167,8 +176,9 @@ def write_fitted(reports: list[dict], path: Path | None = None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="store the fit in fitted.yaml")
+    parser.add_argument("--only", help="run only the stages whose name contains this text")
     args = parser.parse_args()
-    _, reports = calibrate()
+    _, reports = calibrate(only=args.only)
     if args.write:
         write_fitted(reports)
 

@@ -15,7 +15,7 @@ def typical_covariates(registry: Registry) -> dict[str, float]:
     return {"body_weight_kg": 70.0, "cyp2c19_activity": 1.0, "hepatic_cbd_cl_factor": 1.0,
             "cbd_absorption_rate_factor": 1.0, "thc_absorption_rate_factor": 1.0,
             "faah_extra_inhibition": 0.0, "magl_extra_inhibition": 0.0, "d2_agonist_occupancy": 0.0,
-            "cbd_fixed_free_nM": 0.0, "cbd_faah_ic50_uM": registry["cbd_faah_ic50_human"].value}
+            "cbd_fixed_free_nM": 0.0, "synthetic_cb1_agonist_occupancy": 0.0, "cbd_faah_ic50_uM": registry["cbd_faah_ic50_human"].value}
 
 
 @lru_cache(maxsize=1)

@@ -98,6 +98,30 @@ def targets(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML 
     print_targets(table)
 
 
+@app.command()
+def circuit(phenotype: str = typer.Option("normal", "--phenotype", help="form and cause of dystonia"),
+            dynamics: bool = typer.Option(False, "--dynamics", help="also simulate 3 s of millisecond dynamics"),
+            levodopa: float = typer.Option(0.0, "--levodopa", help="levodopa, mg/day"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """The typical patient's basal-ganglia circuit: rates, motor output per region, oscillations."""
+    from .circuit.explore import oscillation, steady_state_summary
+    from .circuit.phenotypes import PHENOTYPES
+    from .registry import default_registry
+    if phenotype not in PHENOTYPES:
+        raise InputError("--phenotype", phenotype, "one of " + ", ".join(PHENOTYPES))
+    if not 0 <= levodopa <= 3000:
+        raise InputError("--levodopa", levodopa, "a daily dose from 0 to 3000 mg")
+    reg = default_registry()
+    doc = steady_state_summary(reg, phenotype, levodopa)
+    if dynamics:
+        doc["dynamics"] = oscillation(reg, phenotype)
+    if as_json:
+        print(json.dumps(doc))
+        return
+    from .report_text import print_circuit
+    print_circuit(doc)
+
+
 @app.command("export-sbml")
 def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> None:
     """The full model as SBML Level 3 (typical 70 kg patient, no doses)."""

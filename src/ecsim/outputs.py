@@ -18,6 +18,7 @@ from .errors import InputError
 from .exposure import REPORTED
 from .registry import Registry
 from .scenario import Scenario
+from .clinical_summary import clinical_summary, clinical_table
 from .simulation import ArmResult
 
 SUMMARY_TARGETS = ("faah_inhibition", "magl_inhibition", "aea_fold_brain", "twoag_fold_brain",
@@ -67,8 +68,13 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "nclb_plasma_cavg_ng_per_ml": interval(e["nclb_plasma_ng_per_ml.cavg"]),
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
         })
-    return {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
-            "note": "between-patient spread (5th-95th percentile); parameter uncertainty not yet propagated"}
+    doc = {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
+           "note": "between-patient spread (5th-95th percentile); parameter uncertainty not yet propagated"}
+    clinical = clinical_summary(results)
+    if clinical is not None:
+        doc["phenotype"] = scenario.population.phenotype
+        doc["clinical"] = clinical
+    return doc
 
 
 def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[str]) -> dict:
@@ -109,6 +115,9 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
     summ = summary(scenario, results, registry)
     exposure_table(results).to_parquet(tmp / "exposure.parquet", index=False)
     band_table(results).to_parquet(tmp / "bands.parquet", index=False)
+    clinical = clinical_table(results)
+    if not clinical.empty:
+        clinical.to_parquet(tmp / "clinical.parquet", index=False)
     (tmp / "summary.json").write_text(json.dumps(summ, indent=2))
     from .plots import plot_run
     plot_run(results, tmp / "pk.png")

@@ -51,7 +51,8 @@ def arm_covariates(arm: Arm, p: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         "faah_extra_inhibition": arm.interventions.faah_inhibition,
         "magl_extra_inhibition": arm.interventions.magl_inhibition,
         "d2_agonist_occupancy": arm.interventions.d2_agonist_occupancy,
-        "cbd_fixed_free_nM": arm.interventions.cbd_fixed_free_nM}
+        "cbd_fixed_free_nM": arm.interventions.cbd_fixed_free_nM,
+        "synthetic_cb1_agonist_occupancy": arm.interventions.cb1_agonist_occupancy}
     return {k: np.broadcast_to(np.asarray(v, dtype=float), (n,)).copy() for k, v in given.items()}
 
 

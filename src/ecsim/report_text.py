@@ -27,3 +27,49 @@ def print_targets(table: dict) -> None:
             t.add_row(name, f"{v['median']:.4g}", f"{v['p05']:.4g}", f"{v['p95']:.4g}")
         console.print(t)
     console.print(f"{table['window']}; {table['spread']}")
+
+
+def print_circuit(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=200)
+    rates = doc["rates_hz"]
+    console.print(f"{doc['phenotype']}: GPi {rates['gpi_hz']:.1f} Hz, GPe {rates['gpe_hz']:.1f} Hz, "
+                  f"STN {rates['stn_hz']:.1f} Hz (typical patient, drug-free, at rest)")
+    t = Table("region", "severity 0-1", "BFMDRS item", "posture deviation", "co-contraction", "duty cycle")
+    for region, v in doc["regions"].items():
+        t.add_row(region, f"{v['severity']:.2f}", f"{v['bfmdrs_region']:.1f}", f"{v['deviation']:+.2f}",
+                  f"{v['cocontraction']:.2f}", f"{v['duty']:.2f}")
+    console.print(t)
+    if "dynamics" in doc:
+        d = doc["dynamics"]
+        console.print(f"dynamics (3 s, STN-GPe delays): GPi {d['mean_gpi_hz']:.1f} ± {d['sd_gpi_hz']:.1f} Hz, "
+                      f"peak {d['peak_hz']:.1f} Hz, {100 * d['band_2_10_fraction']:.0f} % of power in 2-10 Hz")
+
+
+def print_clinical(summary: dict) -> None:
+    """Scales over time and symptoms per region, one table each per arm."""
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=200)
+    console.print(f"phenotype: {summary['phenotype']}")
+    for arm in summary["clinical"]:
+        days = arm["visit_days"]
+        t = Table("scale (mean)", *[f"day {d:g}" for d in days], "change (95% CI)",
+                  title=f"{arm['arm']}: scales over time")
+        for name, v in arm["scales"].items():
+            ch = v["change_at_last_visit"]
+            t.add_row(name, *[f"{x:.1f}" for x in v["mean"]],
+                      f"{ch['mean']:+.2f} [{ch['ci95'][0]:+.2f}, {ch['ci95'][1]:+.2f}]")
+        console.print(t)
+        s = Table("symptom", "present at baseline", "present at last visit", "region", "severity baseline",
+                  "severity last visit", title=f"{arm['arm']}: symptoms and regions")
+        symptoms = list(arm["symptom_prevalence"].items())
+        regions = list(arm["region_severity_mean"].items())
+        for i in range(max(len(symptoms), len(regions))):
+            sym = symptoms[i] if i < len(symptoms) else None
+            reg = regions[i] if i < len(regions) else None
+            s.add_row(*(sym and [sym[0].replace("_", " "), f"{100 * sym[1]['baseline']:.0f} %",
+                                 f"{100 * sym[1]['last_visit']:.0f} %"] or ["", "", ""]),
+                      *(reg and [reg[0], f"{reg[1]['baseline']:.3f}", f"{reg[1]['last_visit']:.3f}"] or ["", "", ""]))
+        console.print(s)

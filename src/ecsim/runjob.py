@@ -18,7 +18,11 @@ def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = Non
         results = sim.run(progress=advance)
     summary = write_run(out, scenario, results, sim.registry, sim.timings)
     if not quiet:
-        print(f"wrote {out}/ (summary.json, manifest.json, exposure.parquet, bands.parquet, pk.png)")
+        if "clinical" in summary:
+            from .report_text import print_clinical
+            print_clinical(summary)
+        names = sorted(p.name for p in out.iterdir())
+        print(f"wrote {out}/ ({', '.join(names)})")
     return summary
 
 

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .circuit.phenotypes import PHENOTYPES
 from .errors import InputError
 from .population import CYP2C19, Hepatic
 from .products import Food, Formulation, Product, Route
@@ -87,6 +88,10 @@ class Interventions(_Strict):
     magl_inhibition: float = Field(default=0.0, ge=0, le=1)
     d2_agonist_occupancy: float = Field(default=0.0, ge=0, le=1)
     cbd_fixed_free_nM: float = Field(default=0.0, ge=0, le=1e7, description="in-vitro CBD on top of PK")
+    cb1_agonist_occupancy: float = Field(default=0.0, ge=0, le=0.99,
+                                         description="a synthetic full CB1 agonist (WIN 55,212-2) at this occupancy")
+    levodopa_mg_per_day: float = Field(default=0.0, ge=0, le=3000,
+                                       description="levodopa (with a decarboxylase inhibitor) from day 0")
 
 
 class Arm(_Strict):
@@ -113,6 +118,8 @@ class Population(_Strict):
     hepatic: Hepatic = Hepatic.normal
     cyp2c19: CYP2C19 = CYP2C19.population
     typical: bool = Field(default=False, description="every patient is the typical patient (no spread)")
+    phenotype: Literal[tuple(PHENOTYPES)] | None = Field(
+        default=None, description="form and cause of dystonia; none: drug levels and tone only")
 
 
 class Scenario(_Strict):
@@ -123,6 +130,8 @@ class Scenario(_Strict):
     species: Literal["human", "rat", "mouse"] = "human"
     duration_days: float = Field(gt=0, le=730)
     output_step_h: float = Field(default=1.0, gt=0, le=24)
+    visit_interval_days: float = Field(default=7.0, gt=0, le=365,
+                                       description="days between clinical visits (circuit and scales)")
     population: Population = Population()
     arms: list[Arm] = Field(min_length=1, max_length=20)
     parameters: dict[str, float | str] = Field(default_factory=dict)

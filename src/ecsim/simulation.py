@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, ClinicalTrajectory, assess
 from .engine import Grid, integrate, outputs
 from .exposure import exposure_metrics
 from .model.declaration import Model
@@ -33,6 +34,7 @@ class Chunk:
     outputs: dict[str, np.ndarray]
     values: dict[str, np.ndarray]
     states: dict[str, np.ndarray]
+    clinical: ClinicalTrajectory | None = None
 
 
 @dataclass
@@ -45,6 +47,9 @@ class ArmResult:
     sample: dict[str, list[np.ndarray]] = field(default_factory=dict)  # trajectories, first patients
     mean: dict[str, np.ndarray] = field(default_factory=dict)       # over all patients
     n: int = 0
+    visit_days: np.ndarray | None = None
+    clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
+    region_severity_sum: np.ndarray | None = None                   # visits x regions, summed over patients
 
     def add(self, chunk: Chunk, start: int) -> None:
         n = len(chunk.values["body_weight_kg"])
@@ -55,7 +60,17 @@ class ArmResult:
                 self.sample.setdefault(name, []).append(traj[: SAMPLE - start])
         for name, metric in exposure_metrics(chunk.times_h, chunk.outputs, chunk.values).items():
             self.exposure[name] = np.concatenate([self.exposure.get(name, np.empty(0)), metric])
+        if chunk.clinical is not None:
+            self._add_clinical(chunk.clinical)
         self.n += n
+
+    def _add_clinical(self, c: ClinicalTrajectory) -> None:
+        self.visit_days = c.visit_days
+        for name, values in (c.totals | c.symptoms).items():
+            part = values.astype(np.float32)
+            self.clinical[name] = part if name not in self.clinical else np.concatenate([self.clinical[name], part])
+        severity = c.regions["severity"].sum(axis=0)
+        self.region_severity_sum = severity if self.region_severity_sum is None else self.region_severity_sum + severity
 
 
 def grid_for(scenario: Scenario) -> Grid:
@@ -80,7 +95,32 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
     p["cbd_faah_ic50_uM"] = np.full(stop - start, registry[f"cbd_faah_ic50_{scenario.species}"].value)
     p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
     states = integrate(model, p, arm_boluses(arm, p, grid), grid, stop - start)
-    return Chunk(grid.times, outputs(model, p, states), p, states)
+    out = outputs(model, p, states)
+    clinical = None
+    if scenario.population.phenotype is not None:
+        days = visit_days(scenario)
+        clinical = assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype,
+                          days, visit_drivers(grid.times, out, days),
+                          arm.interventions.levodopa_mg_per_day, scenario.population.seed, start, stop,
+                          typical=scenario.population.typical)
+    return Chunk(grid.times, out, p, states, clinical)
+
+
+def visit_days(scenario: Scenario) -> np.ndarray:
+    """Day 0, then every ``visit_interval_days``, and the last day."""
+    days = np.arange(0.0, scenario.duration_days + 1e-9, scenario.visit_interval_days)
+    return days if np.isclose(days[-1], scenario.duration_days) else np.append(days, scenario.duration_days)
+
+
+def visit_drivers(times_h: np.ndarray, out: dict[str, np.ndarray], days: np.ndarray) -> dict[str, np.ndarray]:
+    """Circuit drivers at each visit: the mean over the 24 h before it (the value at t = 0 on day 0)."""
+    columns = []
+    for day in days:
+        t = day * 24.0
+        window = (times_h > t - 24.0 - 1e-9) & (times_h <= t + 1e-9) if day > 0 else np.isclose(times_h, 0.0)
+        columns.append(window)
+    return {name: np.stack([out[source][:, w].mean(axis=1) for w in columns], axis=1)
+            for name, source in {**RELEASE, PLASTICITY_SIGNAL: PLASTICITY_SIGNAL}.items()}
 
 
 class Simulation:

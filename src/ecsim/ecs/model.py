@@ -24,6 +24,7 @@ from ..model.declaration import Submodel, symbols
 
 INTERVENTIONS = {"faah_extra_inhibition": "dimensionless", "magl_extra_inhibition": "dimensionless",
                  "d2_agonist_occupancy": "dimensionless", "cbd_fixed_free_nM": "nmol/L",
+                 "synthetic_cb1_agonist_occupancy": "dimensionless",
                  "cbd_faah_ic50_uM": "umol/L"}
 
 PARAMETERS = {
@@ -80,11 +81,15 @@ def _agonists(aea_site: str, with_drugs: bool = True) -> list[tuple[sp.Expr, sp.
     _, _, thc_nM = _levels()
     aea_fold, twoag_fold = (sp.Symbol(f"{n}", real=True, nonnegative=True)
                             for n in (f"AEA_FOLD_{aea_site.upper()}", "TWOAG_FOLD"))
+    # a synthetic full agonist (WIN 55,212-2, CP55940) given as its drug-free occupancy o:
+    # [A]/K = o / (1 - o), with 2-AG's efficacy
+    synthetic = S["synthetic_cb1_agonist_occupancy"] / (1 - S["synthetic_cb1_agonist_occupancy"])
     if not with_drugs:
-        aea_fold, twoag_fold, thc_nM = sp.Integer(1), sp.Integer(1), sp.Integer(0)
+        aea_fold, twoag_fold, thc_nM, synthetic = sp.Integer(1), sp.Integer(1), sp.Integer(0), sp.Integer(0)
     return [(S["twoag_free_brain_baseline"] * twoag_fold, S["twoag_cb1_kd"], S["cb1_tau_2ag"]),
             (S["aea_free_brain_baseline"] * aea_fold, S["aea_cb1_kd"], S["cb1_tau_aea"]),
-            (thc_nM, S["thc_cb1_ki"], S["cb1_tau_thc"])]
+            (thc_nM, S["thc_cb1_ki"], S["cb1_tau_thc"]),
+            (synthetic, sp.Integer(1), S["cb1_tau_2ag"])]
 
 
 def occupancy(agonists, nam: sp.Expr) -> sp.Expr:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ..errors import InputError
 from ..scenario import Scenario, parse_yaml_mapping, pydantic_to_input_error, read_text_file
 
-Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv", "arithmetic_cv"]
+Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv", "arithmetic_cv",
+                    "arithmetic_sd", "fraction_positive"]
 
 
 class _Strict(BaseModel):
@@ -19,19 +20,26 @@ class _Strict(BaseModel):
 
 
 class Quantity(_Strict):
-    """A summary over simulated patients of one NCA measure of one output in one arm."""
+    """A summary over simulated patients of one measure of one output in one arm.
+
+    Drug and tone outputs take an NCA measure; clinical outputs (scale totals, firing rates,
+    ``severity.<region>``, symptoms) take ``visit`` with ``at_day`` and need a phenotype.
+    """
 
     arm: str
     output: str
-    measure: Literal["cmax", "tmax", "cmin", "auc_last", "auc_inf", "t_half", "c_at"]
+    measure: Literal["cmax", "tmax", "cmin", "auc_last", "auc_inf", "t_half", "c_at", "visit"]
     statistic: Statistic = "geometric_mean"
     window_h: tuple[float, float] | None = None
     at_h: float | None = None
+    at_day: float | None = None
 
     @model_validator(mode="after")
     def _at(self) -> "Quantity":
         if (self.measure == "c_at") != (self.at_h is not None):
             raise ValueError("measure c_at needs at_h, and only c_at takes at_h")
+        if (self.measure == "visit") != (self.at_day is not None):
+            raise ValueError("measure visit needs at_day, and only visit takes at_day")
         return self
 
 
@@ -60,18 +68,25 @@ class Metric(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     quantity: Quantity | None = None
     ratio_of: tuple[Quantity, Quantity] | None = None
+    correlation_of: tuple[Quantity, Quantity] | None = Field(
+        default=None, description="Spearman correlation across patients of two per-patient values")
     observed: Observed
     rule: Rule
     note: str = ""
 
     @model_validator(mode="after")
     def _one(self) -> "Metric":
-        if (self.quantity is None) == (self.ratio_of is None):
-            raise ValueError("give exactly one of quantity or ratio_of")
+        given = [x for x in (self.quantity, self.ratio_of, self.correlation_of) if x is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of quantity, ratio_of or correlation_of")
         missing = [f for f in RULE_NEEDS[self.rule.type] if getattr(self.observed, f) is None]
         if missing:
             raise ValueError(f"rule {self.rule.type} needs observed.{' and observed.'.join(missing)}")
         return self
+
+
+    def quantities(self) -> list[Quantity]:
+        return [self.quantity] if self.quantity else list(self.ratio_of or self.correlation_of)
 
 
 RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "range": ("range_low", "range_high"),
@@ -93,9 +108,11 @@ class Case(_Strict):
     def _arms(self) -> "Case":
         arms = {a.name for a in self.scenario.arms}
         for m in self.metrics:
-            for q in ([m.quantity] if m.quantity else list(m.ratio_of)):
+            for q in m.quantities():
                 if q.arm not in arms:
                     raise ValueError(f"metric {m.id}: arm {q.arm!r} is not one of {sorted(arms)}")
+                if q.measure == "visit" and self.scenario.population.phenotype is None:
+                    raise ValueError(f"metric {m.id}: measure visit needs scenario.population.phenotype")
         return self
 
 

@@ -11,6 +11,7 @@ from ..registry import Registry, default_registry
 from ..simulation import Chunk, simulate_chunk
 from .cases import Case, Metric, Quantity
 from .nca import MEASURES
+from ..circuit.regions import REGIONS
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def simulate_case(case: Case, registry: Registry, n: int | None = None, typical:
 def quantity_values(q: Quantity, chunks: dict[str, Chunk], sampling_h: list[float]) -> np.ndarray:
     """The NCA measure per patient, on the study's sampling times inside the window."""
     chunk = chunks[q.arm]
+    if q.measure == "visit":
+        return clinical_values(chunk, q.output, q.at_day)
     if q.measure == "c_at":
         k = int(np.argmin(np.abs(chunk.times_h - q.at_h)))
         return chunk.outputs[q.output][:, k]
@@ -52,6 +55,20 @@ def quantity_values(q: Quantity, chunks: dict[str, Chunk], sampling_h: list[floa
     idx = idx[idx < len(chunk.times_h)]
     t = chunk.times_h[idx]
     return MEASURES[q.measure](t - t[0], chunk.outputs[q.output][:, idx])
+
+
+def clinical_values(chunk: Chunk, output: str, day: float) -> np.ndarray:
+    """Per-patient value of a clinical output at the visit nearest ``day``.
+
+    ``output`` is a scale total or rate (``bfmdrs_movement``, ``gpi_hz``...), a symptom, or
+    ``<item>.<region>`` for per-region items (``severity.leg_right``).
+    """
+    c = chunk.clinical
+    k = int(np.argmin(np.abs(c.visit_days - day)))
+    if "." in output:
+        item, region = output.split(".", 1)
+        return c.regions[item][:, k, REGIONS.index(region)]
+    return (c.totals | c.symptoms)[output][:, k]
 
 
 def summarise(values: np.ndarray, statistic: str) -> float:
@@ -64,6 +81,10 @@ def summarise(values: np.ndarray, statistic: str) -> float:
         return float(np.mean(v))
     if statistic == "median":
         return float(np.median(v))
+    if statistic == "arithmetic_sd":
+        return float(np.std(v, ddof=1)) if v.size > 1 else 0.0
+    if statistic == "fraction_positive":
+        return float(np.mean(v > 0))
     if statistic == "geometric_cv":
         return float(100 * np.sqrt(np.expm1(np.var(np.log(np.maximum(v, 1e-300)), ddof=1))))
     return float(100 * np.std(v, ddof=1) / np.mean(v))
@@ -73,6 +94,9 @@ def simulated_value(metric: Metric, chunks: dict[str, Chunk], sampling_h: list[f
     if metric.quantity is not None:
         q = metric.quantity
         return summarise(quantity_values(q, chunks, sampling_h), q.statistic)
+    if metric.correlation_of is not None:
+        a, b = (quantity_values(q, chunks, sampling_h) for q in metric.correlation_of)
+        return float(stats.spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
     num, den = metric.ratio_of
     return (summarise(quantity_values(num, chunks, sampling_h), num.statistic)
             / summarise(quantity_values(den, chunks, sampling_h), den.statistic))
@@ -121,8 +145,13 @@ def evaluate_case(case: Case, registry: Registry | None = None) -> list[MetricRe
 
 def _describe(m: Metric) -> str:
     def one(q: Quantity) -> str:
-        return f"{q.statistic} {q.measure} {q.output} [{q.arm}]"
-    return one(m.quantity) if m.quantity else f"ratio {one(m.ratio_of[0])} / {one(m.ratio_of[1])}"
+        day = f" day {q.at_day:g}" if q.at_day is not None else ""
+        return f"{q.statistic} {q.measure}{day} {q.output} [{q.arm}]"
+    if m.quantity:
+        return one(m.quantity)
+    if m.correlation_of:
+        return f"Spearman correlation of {one(m.correlation_of[0])} with {one(m.correlation_of[1])}"
+    return f"ratio {one(m.ratio_of[0])} / {one(m.ratio_of[1])}"
 
 
 def evaluate_cases(cases: list[Case], registry: Registry | None = None) -> list[MetricResult]:

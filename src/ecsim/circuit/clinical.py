@@ -1,0 +1,203 @@
+"""Layers L4-L6 over a course of treatment: circuit, motor output, symptoms and scales at visits.
+
+The circuit is fast (milliseconds) and solved as a steady state at each visit, for three protocols
+(rest, light action, full action). Its drivers come from the slower layers: CB1 release factors
+per synapse class (mean over the 24 h before the visit), tonic dopamine (phenotype, levodopa),
+and corticostriatal weights, which relax towards a target set by dopamine and corticostriatal CB1
+signalling with time constant ``plasticity_tau`` (exact for drivers constant between visits).
+
+Patients differ in phenotype severity (one draw each) and get fresh rater noise at every visit;
+both come from their own random stream, in blocks of patients, so results do not depend on
+chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..registry import Registry
+from .motor import PROTOCOLS, MotorParameters, Reference, motor_output
+from .network import CircuitInputs, CircuitParameters, State, fixed_point
+from .phenotypes import phenotype_modulators
+from .regions import N_CHANNELS, REGIONS
+from .scales import N_NOISE, SYMPTOMS, score
+
+STREAM = 7919          # separates these draws from the PK population's
+BLOCK = 1024
+RELEASE = {"release_corticostriatal": "release_glu_corticostriatal_rel",
+           "release_striatum_gpe": "release_gaba_striatum_to_gpe_rel",
+           "release_striatum_gpi": "release_gaba_striatum_to_gpi_snr_rel",
+           "release_stn": "release_glu_stn_rel"}
+PLASTICITY_SIGNAL = "cb1_signal_glu_corticostriatal_rel"
+TOTALS = ("bfmdrs_movement", "bfmdrs_disability", "twstrs_severity", "twstrs_disability", "twstrs_pain",
+          "twstrs_total", "jrs")
+RATES = ("gpi_hz", "gpe_hz", "stn_hz")
+
+
+@dataclass(frozen=True)
+class ClinicalModel:
+    circuit: CircuitParameters
+    motor: MotorParameters
+    reference: Reference
+    rates_hz: dict[str, float]
+    values: dict[str, float]
+
+    @classmethod
+    def from_registry(cls, registry: Registry) -> "ClinicalModel":
+        key = registry.digest()
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = _clinical_model(registry)
+        return _CACHE[key]
+
+
+_CACHE: dict[str, "ClinicalModel"] = {}
+
+
+def _clinical_model(registry: Registry) -> ClinicalModel:
+    circuit = CircuitParameters.from_registry(registry)
+    states = {k: with_output(solve(circuit, CircuitInputs(command=commands(1, level, circuit)), 1), 1.0)
+              for k, level in PROTOCOLS.items()}
+    rest, action = states["rest"], states["action"]
+    reference = Reference(states, float(rest["gpi"].mean()),
+                          float(action["cortex"][0, 0] - rest["cortex"][0, 0]))
+    names = ("plasticity_d2_ltd_gain", "plasticity_d1_ltp_gain", "rater_sd", "rater_sd_cranial",
+             "motor_detection_threshold")
+    values = {n: registry.value(n, "dimensionless") for n in names}
+    values |= {"plasticity_tau_d": registry.value("plasticity_tau", "d"),
+               "levodopa_ed50": registry.value("levodopa_ed50", "mg/d"),
+               "neck_rotation_max": registry.value("neck_rotation_max", "deg")}
+    rates = {"gpi_hz": registry.value("gpi_rate_normal", "Hz") / reference.gpi_rest,
+             "gpe_hz": registry.value("gpe_rate_normal", "Hz") / float(rest["gpe"].mean()),
+             "stn_hz": registry.value("stn_rate_normal", "Hz") / float(rest["stn"].mean())}
+    return ClinicalModel(circuit, MotorParameters.from_registry(registry), reference, rates, values)
+
+
+def commands(patients: int, level: float, p: CircuitParameters) -> np.ndarray:
+    """Cortical command: ``level`` x the action command on every region's agonist channel."""
+    c = np.zeros((patients, N_CHANNELS))
+    c[:, 0::2] = level * p.action_command
+    return c
+
+
+def with_output(state: State, gpi_output) -> State:
+    """Add ``gpi_out``: the GPi output that reaches the thalamus (activity x surviving output)."""
+    return state | {"gpi_out": state["gpi"] * gpi_output}
+
+
+def solve(p: CircuitParameters, inp: CircuitInputs, patients: int, start: State | None = None) -> State:
+    return fixed_point(inp, p, patients, N_CHANNELS, start=start).state
+
+
+def rater_noise(seed: int, start: int, stop: int, visits: int) -> np.ndarray:
+    """Standard-normal draws (patients x visits x N_NOISE) plus a phenotype draw, chunk-invariant."""
+    width = 1 + visits * N_NOISE
+    first, last = start // BLOCK, (stop - 1) // BLOCK
+    blocks = [np.random.default_rng([seed, STREAM, b, visits]).standard_normal((BLOCK, width))
+              for b in range(first, last + 1)]
+    return np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
+
+
+@dataclass
+class ClinicalTrajectory:
+    """Per patient and visit: scale totals, firing rates, symptoms; per region: severity items."""
+
+    visit_days: np.ndarray
+    totals: dict[str, np.ndarray]      # (patients, visits)
+    regions: dict[str, np.ndarray]     # (patients, visits, regions)
+    symptoms: dict[str, np.ndarray]    # (patients, visits)
+    converged: np.ndarray              # (patients, visits)
+
+
+def levodopa_dopamine(dopamine: np.ndarray, mg_per_day: float, ed50: float) -> np.ndarray:
+    """Tonic dopamine with levodopa: the missing fraction is restored by D / (D + ED50)."""
+    return dopamine + (1.0 - dopamine) * mg_per_day / (mg_per_day + ed50)
+
+
+def plastic_targets(base: dict[str, np.ndarray], dopamine: np.ndarray, cb1_ctx: np.ndarray,
+                    values: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Corticostriatal D1 and D2 weights that current dopamine and CB1 signalling drive towards.
+
+    D1-LTP needs D1 activation: less dopamine, weaker D1 synapses. iMSN LTD needs D2 activation
+    and CB1 (Kreitzer & Malenka 2007): less dopamine or less CB1 signal, stronger D2 synapses.
+    """
+    d1 = base["corticostriatal_d1"] * (1 + values["plasticity_d1_ltp_gain"] * (dopamine - 1))
+    d2 = base["corticostriatal_d2"] * (1 - values["plasticity_d2_ltd_gain"] * (dopamine * cb1_ctx - 1))
+    return np.maximum(d1, 0.0), np.maximum(d2, 0.0)
+
+
+def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np.ndarray,
+           drivers: dict[str, np.ndarray], levodopa_mg_per_day: float, seed: int, start: int, stop: int,
+           strength: np.ndarray | float = 1.0, typical: bool = False) -> ClinicalTrajectory:
+    """Circuit, motor output and scales at each visit for patients [start, stop).
+
+    ``drivers`` maps RELEASE names and PLASTICITY_SIGNAL to (patients, visits) arrays, relative to
+    the drug-free state (all ones without drugs). ``typical``: median severity and no rater noise.
+    """
+    n, visits = stop - start, len(visit_days)
+    z = np.zeros((n, 1 + visits * N_NOISE)) if typical else rater_noise(seed, start, stop, visits)
+    base = {"dopamine": np.ones((n, N_CHANNELS)), "corticostriatal_d1": np.ones((n, N_CHANNELS)),
+            "corticostriatal_d2": np.ones((n, N_CHANNELS))}
+    base |= phenotype_modulators(phenotype, registry, z[:, 0])
+    fixed = {k: v for k, v in base.items() if k not in ("dopamine", "corticostriatal_d1", "corticostriatal_d2")}
+    # the untreated chronic state sets the plastic weights patients arrive with
+    w1, w2 = plastic_targets(base, base["dopamine"], np.ones((n, 1)), cm.values)
+    out = _Collector(n, visits)
+    states: dict[str, State] | None = None
+    for v, day in enumerate(visit_days):
+        dopamine = levodopa_dopamine(base["dopamine"], levodopa_mg_per_day if day > 0 else 0.0,
+                                     cm.values["levodopa_ed50"])
+        cb1 = drivers[PLASTICITY_SIGNAL][:, v:v + 1]
+        t1, t2 = plastic_targets(base, dopamine, cb1, cm.values)
+        if v > 0:
+            decay = np.exp(-(day - visit_days[v - 1]) / cm.values["plasticity_tau_d"])
+            w1, w2 = t1 + (w1 - t1) * decay, t2 + (w2 - t2) * decay
+        release = {k: drivers[k][:, v:v + 1] for k in RELEASE}
+        shared = dict(dopamine=dopamine, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
+        states, converged = _protocols(cm, shared, n, states)
+        m = motor_output(states, cm.reference, cm.motor, strength)
+        s = score(m, z[:, 1 + v * N_NOISE: 1 + (v + 1) * N_NOISE], cm.values["rater_sd"],
+                  cm.values["rater_sd_cranial"], cm.values["motor_detection_threshold"],
+                  cm.values["neck_rotation_max"])
+        out.add(v, states["rest"], cm, m, s, converged)
+    return out.result(np.asarray(visit_days, dtype=float))
+
+
+def _protocols(cm: ClinicalModel, shared: dict, n: int, previous: dict[str, State] | None):
+    states, ok = {}, np.ones(n, dtype=bool)
+    for k, level in PROTOCOLS.items():
+        inp = CircuitInputs(command=commands(n, level, cm.circuit), **shared)
+        start = None if previous is None else {u: previous[k][u] for u in previous[k] if u != "gpi_out"}
+        fp = fixed_point(inp, cm.circuit, n, N_CHANNELS, start=start)
+        states[k], ok = with_output(fp.state, shared.get("gpi_output", 1.0)), ok & fp.converged
+    return states, ok
+
+
+class _Collector:
+    def __init__(self, n: int, visits: int):
+        self.totals = {k: np.zeros((n, visits)) for k in (*TOTALS, *RATES)}
+        self.regions = {k: np.zeros((n, visits, len(REGIONS)))
+                        for k in ("severity", "bfmdrs_region", "deviation", "cocontraction", "duty")}
+        self.symptoms = {k: np.zeros((n, visits)) for k in SYMPTOMS}
+        self.converged = np.zeros((n, visits), dtype=bool)
+
+    def add(self, v, rest, cm, m, s, converged):
+        for k in TOTALS:
+            self.totals[k][:, v] = getattr(s, k)
+        for k in RATES:
+            self.totals[k][:, v] = cm.rates_hz[k] * rest[k.split("_")[0]].mean(axis=1)
+        self.regions["bfmdrs_region"][:, v] = s.bfmdrs_region
+        for k in ("severity", "deviation", "cocontraction", "duty"):
+            self.regions[k][:, v] = getattr(m, k)
+        for k in SYMPTOMS:
+            self.symptoms[k][:, v] = s.symptoms[k]
+        self.converged[:, v] = converged
+
+    def result(self, days):
+        return ClinicalTrajectory(days, self.totals, self.regions, self.symptoms, self.converged)
+
+
+def drug_free_drivers(n: int, visits: int) -> dict[str, np.ndarray]:
+    return {k: np.ones((n, visits)) for k in (*RELEASE, PLASTICITY_SIGNAL)}

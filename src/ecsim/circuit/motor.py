@@ -1,0 +1,130 @@
+"""Motor output per body region (layer L5), read from circuit steady states.
+
+Everything is measured against a normal brain in the same protocol, so a normal phenotype without
+drugs gives exactly zero involuntary activity. Three protocols: rest, a light action and a full
+action (every region's agonist channel commanded). Drives are in units of one voluntary command.
+
+- involuntary drive of a channel: pathological release of its GPi gate beyond normal
+  (``(GPi_normal - GPi) / GPi_ref``, with GPi the output that reaches the thalamus) plus cortical activity beyond normal, per normal voluntary
+  cortical increment;
+- surround loss: the antagonist's GPi rises when the agonist acts (surround inhibition, Mink 2003);
+  the fraction of that rise that is lost lets the antagonist follow the command (co-contraction);
+- activation = command + involuntary drive (agonist); cocontraction gain x surround loss x command
+  + involuntary drive (antagonist); minus reciprocal inhibition; force = strength x activation
+  (strength < 1 where botulinum toxin acts);
+- co-contraction index 2 min / sum (Falconer & Winter 1985); posture deviation tanh of the net
+  resting force; duty cycle: probability that resting involuntary drive, fluctuating with a set SD,
+  exceeds the detection threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtr
+
+from ..registry import Registry
+from .network import State
+
+PROTOCOLS = {"rest": 0.0, "light": 0.5, "action": 1.0}   # fraction of the action command
+FLOOR = 1e-6   # differences from normal below this are solver tolerance (fixed points to 1e-9), not disease
+
+
+def _above_floor(x: np.ndarray) -> np.ndarray:
+    return np.where(x > FLOOR, x, 0.0)
+
+
+@dataclass(frozen=True)
+class MotorParameters:
+    cocontraction_gain: float
+    reciprocal_inhibition: float
+    detection_threshold: float
+    fluctuation_sd: float
+    deviation_half: float
+    severity_gain: float
+
+    @classmethod
+    def from_registry(cls, registry: Registry) -> "MotorParameters":
+        names = {"cocontraction_gain": "motor_cocontraction_gain",
+                 "reciprocal_inhibition": "motor_reciprocal_inhibition",
+                 "detection_threshold": "motor_detection_threshold",
+                 "fluctuation_sd": "motor_fluctuation_sd", "deviation_half": "motor_deviation_half",
+                 "severity_gain": "severity_gain"}
+        return cls(**{k: registry.value(v, "dimensionless") for k, v in names.items()})
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The normal brain, drug-free, in each protocol (one patient, broadcast)."""
+
+    states: dict[str, State]
+    gpi_rest: float          # mean resting GPi activity (the Hz read-out's anchor)
+    cortex_increment: float  # cortical rise of a commanded channel in the full action
+
+
+@dataclass(frozen=True)
+class MotorOutput:
+    """Per patient and region (patients x regions)."""
+
+    involuntary_rest: np.ndarray
+    involuntary_light: np.ndarray
+    involuntary_action: np.ndarray
+    cocontraction: np.ndarray    # CCI in the full action, 0-1
+    deviation: np.ndarray        # resting posture, fraction of the range, signed (+ agonist)
+    duty: np.ndarray             # fraction of rest with visible involuntary activity
+    severity: np.ndarray         # 0-1 index that the scales read
+
+
+def involuntary_drive(state: State, normal: State, ref: Reference) -> np.ndarray:
+    """Drive not asked for by the command (patients x channels), in voluntary-command units."""
+    gate = (normal["gpi_out"] - state["gpi_out"]) / ref.gpi_rest
+    cortex = (state["cortex"] - normal["cortex"]) / ref.cortex_increment
+    return _above_floor(gate) + _above_floor(cortex)
+
+
+def surround_loss(rest: State, action: State, ref: Reference) -> np.ndarray:
+    """Fraction of normal surround inhibition lost by each region's antagonist (patients x regions)."""
+    def rise(r, a):
+        return a["gpi_out"][:, 1::2] / np.maximum(r["gpi_out"][:, 1::2], 1e-12) - 1.0
+    normal = rise(ref.states["rest"], ref.states["action"])
+    return np.clip(_above_floor(1.0 - rise(rest, action) / normal), 0.0, 1.0)
+
+
+def _activations(level: float, loss: np.ndarray, inv: np.ndarray, mp: MotorParameters):
+    ag = level + inv[:, 0::2]
+    ant = mp.cocontraction_gain * loss * level + inv[:, 1::2]
+    return (np.maximum(ag - mp.reciprocal_inhibition * ant, 0.0),
+            np.maximum(ant - mp.reciprocal_inhibition * ag, 0.0))
+
+
+def _cci(ag: np.ndarray, ant: np.ndarray) -> np.ndarray:
+    total = ag + ant
+    return np.where(total > 0, 2 * np.minimum(ag, ant) / np.where(total > 0, total, 1.0), 0.0)
+
+
+def _duty(drive: np.ndarray, mp: MotorParameters) -> np.ndarray:
+    """P(drive + fluctuation > threshold), shifted and scaled so that zero drive gives zero."""
+    floor = ndtr(-mp.detection_threshold / mp.fluctuation_sd)
+    above = ndtr((drive - mp.detection_threshold) / mp.fluctuation_sd)
+    return np.clip((above - floor) / (1.0 - floor), 0.0, 1.0)
+
+
+def motor_output(states: dict[str, State], ref: Reference, mp: MotorParameters,
+                 strength: np.ndarray | float = 1.0) -> MotorOutput:
+    """L5 for every region from the protocol steady states; ``strength`` is (patients x channels)."""
+    inv = {k: involuntary_drive(states[k], ref.states[k], ref) for k in PROTOCOLS}
+    loss_full = surround_loss(states["rest"], states["action"], ref)
+    ag_rest, ant_rest = _activations(0.0, loss_full, inv["rest"], mp)
+    ag_act, ant_act = _activations(1.0, loss_full, inv["action"], mp)
+    strength = np.broadcast_to(np.asarray(strength, dtype=float), inv["rest"].shape)
+    net = strength[:, 0::2] * ag_rest - strength[:, 1::2] * ant_rest
+    deviation = np.tanh(net / mp.deviation_half)
+    duty = _duty(np.maximum(ag_rest, ant_rest), mp)
+    cci = _cci(ag_act, ant_act)
+    severity = np.clip(mp.severity_gain * (cci + np.abs(deviation) + duty) / 3.0, 0.0, 1.0)
+    def region_max(x):
+        return np.maximum(x[:, 0::2], x[:, 1::2])
+    light_ant = mp.cocontraction_gain * loss_full * PROTOCOLS["light"]
+    return MotorOutput(region_max(inv["rest"]), np.maximum(region_max(inv["light"]), light_ant),
+                       np.maximum(region_max(inv["action"]), ant_act), cci, deviation, duty, severity)

@@ -1,0 +1,172 @@
+"""Layers L4-L6: circuit steady states and dynamics, motor output, phenotypes and scales."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from ecsim.circuit.clinical import ClinicalModel, assess, drug_free_drivers, levodopa_dopamine
+from ecsim.circuit.motor import MotorOutput
+from ecsim.circuit.network import CircuitInputs, CircuitParameters, fixed_point, simulate, targets
+from ecsim.circuit.phenotypes import PHENOTYPES
+from ecsim.circuit.regions import N_CHANNELS, N_REGIONS
+from ecsim.circuit.scales import N_NOISE, rotation_score, score, tilt_score
+
+
+@pytest.fixture(scope="module")
+def params(registry):
+    return CircuitParameters.from_registry(registry)
+
+
+@pytest.fixture(scope="module")
+def cm(registry):
+    return ClinicalModel.from_registry(registry)
+
+
+def test_published_cbg_resting_output(params):
+    # circuit.md: an independent NumPy re-implementation of Girard 2008's CBG gives tonic GPi 0.093
+    # with no input (basal ganglia alone, six channels)
+    p = dataclasses.replace(params, tonic_drive=0.0)
+    fp = fixed_point(CircuitInputs(command=np.zeros((1, 6)), loop_gain=0.0), p, 1, 6)
+    assert fp.state["gpi"][0] == pytest.approx(0.093, abs=0.001)
+
+
+def test_published_cbg_selection(params):
+    # circuit.md: a salience of 0.4 drives the selected GPi channel to 0.0-0.024
+    p = dataclasses.replace(params, tonic_drive=0.0)
+    command = np.zeros((1, 6))
+    command[0, 0] = 0.4
+    gpi = fixed_point(CircuitInputs(command=command, loop_gain=0.0), p, 1, 6).state["gpi"][0]
+    assert 0.0 <= gpi[0] <= 0.024
+    assert np.all(gpi[1:] > 0.093)
+
+
+def test_uniform_state_does_not_depend_on_channel_count(params):
+    six = fixed_point(CircuitInputs(command=np.zeros((1, 6))), params, 1, 6).state
+    many = fixed_point(CircuitInputs(command=np.zeros((1, N_CHANNELS))), params, 1, N_CHANNELS).state
+    for k in six:
+        assert six[k][0, 0] == pytest.approx(many[k][0, 0], abs=1e-9)
+
+
+@pytest.mark.parametrize("mods", [{}, {"dopamine": 0.05}, {"loop_gain": 1.3},
+                                  {"corticostriatal_d1": 1.5, "corticostriatal_d2": 0.5}])
+def test_fixed_point_is_a_steady_state_of_the_dynamics(params, mods):
+    inp = CircuitInputs(command=np.zeros((1, N_CHANNELS)), **mods)
+    fp = fixed_point(inp, params, 1, N_CHANNELS)
+    u = targets(fp.state, inp, params)
+    assert max(np.abs(u[k] - fp.state[k]).max() for k in u) < 1e-8
+    tr = simulate(inp, params, 1, N_CHANNELS, 3000.0, dt_ms=0.5, record=("gpi", "cortex"))
+    assert tr.traces["gpi"][-1] == pytest.approx(fp.state["gpi"], abs=2e-4)
+    assert tr.traces["cortex"][-1] == pytest.approx(fp.state["cortex"], abs=2e-4)
+
+
+def test_stn_gpe_delays_make_the_fixed_point_oscillate(registry, cm):
+    # where the two modes disagree: with STN-GPe delays the steady state is unstable
+    from ecsim.circuit.explore import oscillation
+    no_delay = oscillation(registry, "tor1a", delays=False)
+    delayed = oscillation(registry, "tor1a")
+    assert no_delay["sd_gpi_hz"] < 0.05
+    assert delayed["sd_gpi_hz"] > 5 and 2 <= delayed["peak_hz"] <= 10
+
+
+def test_less_dopamine_raises_resting_gpi(params):
+    gpi = [fixed_point(CircuitInputs(command=np.zeros((1, N_CHANNELS)), dopamine=d), params, 1,
+                       N_CHANNELS).state["gpi"].mean() for d in (0.0, 0.25, 0.5, 1.0, 1.5)]
+    assert np.all(np.diff(gpi) < 0)
+
+
+def test_normal_brain_without_drugs_has_no_dystonia(registry, cm):
+    tr = assess(cm, registry, "normal", np.array([0.0, 7.0]), drug_free_drivers(50, 2), 0.0, 3, 0, 50)
+    for k in ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "jrs"):
+        assert np.all(tr.totals[k] == 0)
+    assert np.all(tr.regions["severity"] == 0)
+    assert tr.totals["gpi_hz"] == pytest.approx(82.5)      # the read-out anchor (Starr 2005)
+
+
+@pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
+def test_scales_stay_in_their_ranges(registry, cm, phenotype):
+    tr = assess(cm, registry, phenotype, np.array([0.0]), drug_free_drivers(200, 1), 0.0, 4, 0, 200)
+    bounds = {"bfmdrs_movement": 120, "bfmdrs_disability": 30, "twstrs_severity": 35, "twstrs_disability": 30,
+              "twstrs_pain": 20, "twstrs_total": 85, "jrs": 8}
+    for k, top in bounds.items():
+        assert np.all((tr.totals[k] >= 0) & (tr.totals[k] <= top)), k
+    for k in ("severity", "duty", "cocontraction"):
+        assert np.all((tr.regions[k] >= 0) & (tr.regions[k] <= 1)), k
+    assert tr.converged.all()
+
+
+def test_scale_maxima_match_the_published_totals():
+    full = np.ones((1, N_REGIONS))
+    m = MotorOutput(full, full, full, full, full, full, full)
+    s = score(m, np.zeros((1, N_NOISE)), 0.0, 0.0, 0.1, 90.0, tilt_share=1.0)
+    assert s.bfmdrs_movement[0] == 120 and s.bfmdrs_disability[0] == 30     # Burke 1985
+    assert s.twstrs_severity[0] == 35 and s.twstrs_total[0] == 85          # Consky & Lang 1994
+    assert s.jrs[0] == 8                                                   # Jankovic 1987
+
+
+def test_twstrs_excursion_bands():
+    # rotation by quarters of 0-90 degrees; tilt cut-offs 15 and 35 degrees (scale copies, clinical.md)
+    assert rotation_score(np.array([0.0, 10, 30, 50, 80])).tolist() == [0, 1, 2, 3, 4]
+    assert tilt_score(np.array([0.0, 10, 20, 40])).tolist() == [0, 1, 2, 3]
+
+
+def test_assessment_is_chunk_invariant(registry, cm):
+    days = np.array([0.0, 7.0])
+    whole = assess(cm, registry, "cervical", days, drug_free_drivers(10, 2), 0.0, 9, 0, 10)
+    parts = [assess(cm, registry, "cervical", days, drug_free_drivers(5, 2), 0.0, 9, a, a + 5) for a in (0, 5)]
+    for k in whole.totals:
+        assert np.array_equal(whole.totals[k], np.concatenate([p.totals[k] for p in parts]))
+
+
+def test_levodopa_restores_dopamine_and_reverses_drd(registry, cm):
+    assert levodopa_dopamine(np.array([1.0]), 300.0, 25.0)[0] == 1.0
+    days = np.array([0.0, 28.0])
+    tr = assess(cm, registry, "drd", days, drug_free_drivers(100, 2), 150.0, 5, 0, 100)
+    before, after = tr.totals["bfmdrs_movement"].mean(axis=0)
+    assert before > 5 and after < 0.3 * before
+
+
+def test_focal_phenotypes_affect_their_own_region(registry, cm):
+    for name in ("cervical", "blepharospasm", "laryngeal", "writers_cramp", "leg"):
+        tr = assess(cm, registry, name, np.array([0.0]), drug_free_drivers(50, 1), 0.0, 6, 0, 50)
+        severity = tr.regions["severity"][:, 0].mean(axis=0)
+        focus = PHENOTYPES[name].focus[0]
+        from ecsim.circuit.regions import REGIONS
+        assert np.argmax(severity) == REGIONS.index(focus), name
+
+
+def test_synthetic_cb1_agonist_lowers_release_everywhere(registry):
+    from .conftest import typical_values
+    from ecsim.chain import full_model
+    from ecsim.engine import Grid, integrate, outputs
+    model = full_model()
+    out = {}
+    for occ in (0.0, 0.5):
+        p = typical_values(registry, synthetic_cb1_agonist_occupancy=occ)
+        states = integrate(model, p, [], Grid(2.0, 1.0), 1)
+        out[occ] = outputs(model, p, states)
+    for name in ("glu_corticostriatal", "gaba_striatum_to_gpe", "gaba_striatum_to_gpi_snr", "glu_stn"):
+        assert out[0.0][f"release_{name}_rel"][0, 0] == pytest.approx(1.0)
+        assert out[0.5][f"release_{name}_rel"][0, 0] < 0.99
+
+
+def test_scenario_with_phenotype_reports_clinical_outcomes(make_scenario):
+    from ecsim.simulation import simulate_chunk
+    sc = make_scenario("  - name: a\n    cbd: [{dose: 100 mg, times_h: [8]}]", days=14, step=2, n=6,
+                       extra="visit_interval_days: 7")
+    assert simulate_chunk(sc, sc.arms[0], 0, 6).clinical is None
+    sc = sc.model_copy(update={"population": sc.population.model_copy(update={"phenotype": "cervical"})})
+    c = simulate_chunk(sc, sc.arms[0], 0, 6).clinical
+    assert c.visit_days.tolist() == [0.0, 7.0, 14.0]
+    assert c.totals["twstrs_total"].shape == (6, 3)
+
+
+def test_circuit_cli(capsys):
+    from ecsim.cli import main
+    assert main(["circuit", "--phenotype", "drd", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rates_hz"]["gpi_hz"] > 82.5 and doc["converged"]
+    assert main(["circuit", "--phenotype", "nonsense"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--phenotype" in err
