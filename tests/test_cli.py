@@ -13,20 +13,24 @@ def test_run_default_writes_complete_outputs(tmp_path):
     assert res.returncode == 0, res.stderr
     summary = json.loads(res.stdout)
     arms = {a["arm"]: a for a in summary["arms"]}
-    assert set(arms) == {"untreated", "full_spectrum_25mg_bid", "isolate_300mg_day", "epidiolex_10mg_kg_day_fed"}
+    assert set(arms) == {"placebo", "full_spectrum_25mg_bid", "isolate_300mg_day", "epidiolex_10mg_kg_day_fed",
+                         "botulinum_dysport_500u"}
     assert arms["full_spectrum_25mg_bid"]["targets"]["faah_inhibition"]["p95"] < 0.01
     for name in ("summary.json", "manifest.json", "exposure.parquet", "bands.parquet", "clinical.parquet", "pk.png"):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["scenario"]["population"]["n"] == 24 and manifest["parameter_set_sha256_16"]
     table = pd.read_parquet(out / "exposure.parquet")
-    assert len(table) == 96
+    assert len(table) == 5 * 24
     assert summary["phenotype"] == "cervical"
     clinical = {c["arm"]: c for c in summary["clinical"]}
-    assert clinical["untreated"]["visit_days"] == [0, 7, 14, 21, 28]
-    assert clinical["untreated"]["region_severity_mean"]["neck"]["baseline"] > 0.2
+    assert clinical["placebo"]["visit_days"] == [7.0 * k for k in range(13)]
+    assert clinical["placebo"]["region_severity_mean"]["neck"]["baseline"] > 0.2
+    trial = summary["trial"]
+    assert trial["primary_scale"] == "twstrs_total" and trial["primary_day"] == 28
+    assert trial["arms"]["botulinum_dysport_500u"]["difference_vs_control"]["ci95"][1] < 0
     visits = pd.read_parquet(out / "clinical.parquet")
-    assert len(visits) == 4 * 24 * 5 and {"twstrs_total", "bfmdrs_movement", "pain"} <= set(visits.columns)
+    assert len(visits) == 5 * 24 * 13 and {"twstrs_total", "bfmdrs_movement", "pain"} <= set(visits.columns)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary folders left behind"
 
 

@@ -59,6 +59,8 @@ STAGES = (
           {"TRUONG05_BASELINE": ("twstrs_total_mean", "twstrs_total_sd")}, typical=False, diff_step=0.03),
     Stage("generalised dystonia", ("pheno_tor1a_corticostriatal_shift",),
           {"VIDAILHET05_BASELINE": ("bfmdrs_movement_mean",)}, typical=False, diff_step=0.03),
+    Stage("toxin and placebo", ("bont_ed50_dysport_units", "placebo_max_fraction"),
+          {"TRUONG05_WEEK4": ("active_change_week4", "placebo_change_week4")}, typical=False, diff_step=0.05),
 )
 
 
@@ -90,10 +92,10 @@ def _residual_rows(stage: Stage, cases: dict[str, Case], registry: Registry) -> 
         case = cases[case_id]
         chunks = simulate_case(case, registry, n=None if not stage.typical else 1, typical=stage.typical)
         for metric in (m for m in case.metrics if m.id in metric_ids):
-            sim = simulated_value(metric, chunks, case.sampling_h)
-            sim = sim if np.isfinite(sim) and sim > 0 else 1e-6
+            ratio = simulated_value(metric, chunks, case.sampling_h) / metric.observed.value
+            ratio = ratio if np.isfinite(ratio) and ratio > 0 else 1e-6   # changes may be negative
             smooth = metric.quantity is None or metric.quantity.measure != "tmax"
-            out.append((np.log(sim / metric.observed.value) / tolerance_scale(metric), smooth))
+            out.append((np.log(ratio) / tolerance_scale(metric), smooth))
     for name, value, sd in stage.priors:
         out.append((np.log(_derived(name, registry) / value) / sd, True))
     return out

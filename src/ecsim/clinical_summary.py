@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from .circuit.regions import REGIONS
 from .circuit.scales import SYMPTOMS
 from .simulation import ArmResult
 
-SCALES = ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "jrs", "gpi_hz")
+SCALES = ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "twstrs_pain", "jrs", "gpi_hz")
 PRESENT = 0.1   # a symptom score above this counts as present
 
 
@@ -29,6 +30,53 @@ def _mean_ci(x: np.ndarray) -> dict:
     m = float(np.mean(x))
     half = 1.96 * float(np.std(x, ddof=1)) / np.sqrt(len(x)) if len(x) > 1 else 0.0
     return {"mean": round(m, 3), "ci95": [round(m - half, 3), round(m + half, 3)]}
+
+
+def primary_scale(phenotype: str, chosen: str | None) -> str:
+    """The trial's primary scale: TWSTRS for cervical dystonia, Jankovic for blepharospasm, else BFMDRS."""
+    return chosen or {"cervical": "twstrs_total", "blepharospasm": "jrs"}.get(phenotype, "bfmdrs_movement")
+
+
+def replicate_power(change: np.ndarray, control: np.ndarray, size: int, replicates: int, seed: int) -> float:
+    """Share of replicate trials (``size`` patients per arm, drawn without replacement from the
+    virtual arms) in which a two-sided Welch t-test finds the arms different at P < 0.05."""
+    rng = np.random.default_rng([seed, 4242])
+    size = min(size, len(change), len(control))
+    hits = 0
+    for _ in range(replicates):
+        a = change[rng.choice(len(change), size, replace=False)]
+        b = control[rng.choice(len(control), size, replace=False)]
+        hits += stats.ttest_ind(a, b, equal_var=False).pvalue < 0.05
+    return hits / replicates
+
+
+def trial_statistics(results: list[ArmResult], scale: str, control: str | None, responder: float,
+                     day: float | None = None, size: int | None = None, replicates: int = 500,
+                     seed: int = 0) -> dict:
+    """Change of the primary scale at the primary visit (default: last) per arm, responders, and the
+    difference from the control arm with a Welch 95 % CI (normal approximation: large arms)."""
+    arms = {r.name: r for r in results if r.clinical}
+    first = next(iter(arms.values()))
+    k = len(first.visit_days) - 1 if day is None else int(np.argmin(np.abs(first.visit_days - day)))
+    change = {name: r.clinical[scale][:, k] - r.clinical[scale][:, 0] for name, r in arms.items()}
+    base = {name: r.clinical[scale][:, 0] for name, r in arms.items()}
+    doc = {"primary_scale": scale, "primary_day": float(first.visit_days[k]), "control_arm": control,
+           "responder_definition":
+           f"improvement of at least {responder:.0%} of baseline", "arms": {}}
+    for name, c in change.items():
+        improved = -c >= responder * np.maximum(base[name], 1e-9)
+        entry = {"change": _mean_ci(c), "responders": round(float(np.mean(improved & (base[name] > 0))), 3)}
+        if control is not None and name != control:
+            d, ref = c, change[control]
+            diff = float(np.mean(d) - np.mean(ref))
+            se = float(np.sqrt(np.var(d, ddof=1) / len(d) + np.var(ref, ddof=1) / len(ref)))
+            entry["difference_vs_control"] = {"mean": round(diff, 3),
+                                              "ci95": [round(diff - 1.96 * se, 3), round(diff + 1.96 * se, 3)]}
+            if size is not None:
+                entry["replicate_trials"] = {"patients_per_arm": size, "replicates": replicates,
+                                             "share_significant": replicate_power(d, ref, size, replicates, seed)}
+        doc["arms"][name] = entry
+    return doc
 
 
 def clinical_summary(results: list[ArmResult]) -> list[dict] | None:

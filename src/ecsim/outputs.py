@@ -18,7 +18,7 @@ from .errors import InputError
 from .exposure import REPORTED
 from .registry import Registry
 from .scenario import Scenario
-from .clinical_summary import clinical_summary, clinical_table
+from .clinical_summary import clinical_summary, clinical_table, primary_scale, trial_statistics
 from .simulation import ArmResult
 
 SUMMARY_TARGETS = ("faah_inhibition", "magl_inhibition", "aea_fold_brain", "twoag_fold_brain",
@@ -72,7 +72,12 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
            "note": "between-patient spread (5th-95th percentile); parameter uncertainty not yet propagated"}
     clinical = clinical_summary(results)
     if clinical is not None:
+        t = scenario.trial
         doc["phenotype"] = scenario.population.phenotype
+        doc["trial"] = trial_statistics(results, primary_scale(scenario.population.phenotype, t.primary_scale),
+                                        t.control_arm, t.responder_fraction, t.primary_day,
+                                        t.sample_size_per_arm, t.replicates, scenario.population.seed)
+        doc["trial"]["placebo_response"] = t.placebo_response
         doc["clinical"] = clinical
     return doc
 

@@ -47,12 +47,28 @@ def print_circuit(doc: dict) -> None:
                       f"peak {d['peak_hz']:.1f} Hz, {100 * d['band_2_10_fraction']:.0f} % of power in 2-10 Hz")
 
 
+def _replicates(r: dict | None) -> str:
+    return "—" if r is None else f"{100 * r['share_significant']:.0f} % of {r['replicates']} (n = {r['patients_per_arm']}/arm)"
+
+
 def print_clinical(summary: dict) -> None:
     """Scales over time and symptoms per region, one table each per arm."""
     from rich.console import Console
     from rich.table import Table
     console = Console(width=200)
     console.print(f"phenotype: {summary['phenotype']}")
+    trial = summary["trial"]
+    t = Table("arm", f"change in {trial['primary_scale']} (95% CI)", "responders",
+              f"difference vs {trial['control_arm'] or 'control'} (95% CI)", "replicate trials significant",
+              title=f"primary outcome on day {trial['primary_day']:g}"
+              + (" (placebo response included)" if trial["placebo_response"] else ""))
+    for name, a in trial["arms"].items():
+        d = a.get("difference_vs_control")
+        t.add_row(name, f"{a['change']['mean']:+.2f} [{a['change']['ci95'][0]:+.2f}, {a['change']['ci95'][1]:+.2f}]",
+                  f"{100 * a['responders']:.0f} %",
+                  f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]" if d else "—",
+                  _replicates(a.get("replicate_trials")))
+    console.print(t)
     for arm in summary["clinical"]:
         days = arm["visit_days"]
         t = Table("scale (mean)", *[f"day {d:g}" for d in days], "change (95% CI)",

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .circuit.phenotypes import PHENOTYPES
+from .circuit.regions import REGIONS
 from .errors import InputError
 from .population import CYP2C19, Hepatic
 from .products import Food, Formulation, Product, Route
@@ -94,6 +95,16 @@ class Interventions(_Strict):
                                        description="levodopa (with a decarboxylase inhibitor) from day 0")
 
 
+class Botulinum(_Strict):
+    """A course of botulinum toxin injections into one region's muscles."""
+
+    product: Literal["abobotulinumtoxinA", "onabotulinumtoxinA", "incobotulinumtoxinA"] = "abobotulinumtoxinA"
+    units: float = Field(gt=0, le=2000, description="units per session, in the product's own units")
+    region: Literal[REGIONS] = "neck"
+    first_day: float = Field(default=0.0, ge=0)
+    every_days: float = Field(default=84.0, ge=28, le=730, description="reinjection interval (at least 4 weeks)")
+
+
 class Arm(_Strict):
     """One product at one regimen, given to the whole population."""
 
@@ -106,6 +117,21 @@ class Arm(_Strict):
     thc: list[DosingStep] = Field(default_factory=list, max_length=50)
     comedication: list[CoMedication] = Field(default_factory=list, max_length=5)
     interventions: Interventions = Interventions()
+    botulinum: Botulinum | None = None
+
+
+class Trial(_Strict):
+    """Trial conduct: expectation (placebo) response, control arm and primary scale for statistics."""
+
+    placebo_response: bool = Field(default=False, description="every arm's ratings include a placebo response")
+    control_arm: str | None = Field(default=None, description="arm the others are compared with")
+    primary_scale: Literal["bfmdrs_movement", "twstrs_total", "jrs"] | None = None
+    responder_fraction: float = Field(default=0.25, gt=0, lt=1,
+                                      description="improvement of the primary scale that makes a responder")
+    primary_day: float | None = Field(default=None, ge=0, description="visit of the primary end point (default: last)")
+    sample_size_per_arm: int | None = Field(default=None, ge=2, le=100_000,
+                                            description="replicate trials of this size are drawn from the virtual arms")
+    replicates: int = Field(default=500, ge=10, le=100_000)
 
 
 class Population(_Strict):
@@ -135,12 +161,15 @@ class Scenario(_Strict):
     population: Population = Population()
     arms: list[Arm] = Field(min_length=1, max_length=20)
     parameters: dict[str, float | str] = Field(default_factory=dict)
+    trial: Trial = Trial()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError("arm names must be unique")
+        if self.trial.control_arm is not None and self.trial.control_arm not in names:
+            raise ValueError(f"trial.control_arm {self.trial.control_arm!r} is not one of the arms {names}")
         for arm in self.arms:
             for label, steps in _all_steps(arm):
                 _check_steps(steps, self.output_step_h, self.duration_days, f"arms.{arm.name}.{label}")

@@ -102,6 +102,7 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
         clinical = assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype,
                           days, visit_drivers(grid.times, out, days),
                           arm.interventions.levodopa_mg_per_day, scenario.population.seed, start, stop,
+                          botulinum=arm.botulinum, placebo=scenario.trial.placebo_response,
                           typical=scenario.population.typical)
     return Chunk(grid.times, out, p, states, clinical)
 

@@ -13,11 +13,12 @@ chunking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..registry import Registry
+from ..treatments import BotulinumModel, PlaceboModel, botulinum_strength, placebo_fraction
 from .motor import PROTOCOLS, MotorParameters, Reference, motor_output
 from .network import CircuitInputs, CircuitParameters, State, fixed_point
 from .phenotypes import phenotype_modulators
@@ -128,16 +129,28 @@ def plastic_targets(base: dict[str, np.ndarray], dopamine: np.ndarray, cb1_ctx: 
     return np.maximum(d1, 0.0), np.maximum(d2, 0.0)
 
 
+def treatment_draws(seed: int, start: int, stop: int) -> np.ndarray:
+    """Per-patient standard normals for treatment responses (botulinum toxin, placebo), own stream."""
+    first, last = start // BLOCK, (stop - 1) // BLOCK
+    blocks = [np.random.default_rng([seed, STREAM + 1, b]).standard_normal((BLOCK, 2))
+              for b in range(first, last + 1)]
+    return np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
+
+
 def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np.ndarray,
            drivers: dict[str, np.ndarray], levodopa_mg_per_day: float, seed: int, start: int, stop: int,
-           strength: np.ndarray | float = 1.0, typical: bool = False) -> ClinicalTrajectory:
+           botulinum=None, placebo: bool = False, typical: bool = False) -> ClinicalTrajectory:
     """Circuit, motor output and scales at each visit for patients [start, stop).
 
     ``drivers`` maps RELEASE names and PLASTICITY_SIGNAL to (patients, visits) arrays, relative to
-    the drug-free state (all ones without drugs). ``typical``: median severity and no rater noise.
+    the drug-free state (all ones without drugs). ``botulinum``: an injection course (product,
+    units, region, first_day, every_days) or None; ``placebo``: ratings include the expectation
+    response. ``typical``: median severity and responses, no rater noise.
     """
     n, visits = stop - start, len(visit_days)
     z = np.zeros((n, 1 + visits * N_NOISE)) if typical else rater_noise(seed, start, stop, visits)
+    zt = np.zeros((n, 2)) if typical else treatment_draws(seed, start, stop)
+    bont, plac = BotulinumModel.from_registry(registry), PlaceboModel.from_registry(registry)
     base = {"dopamine": np.ones((n, N_CHANNELS)), "corticostriatal_d1": np.ones((n, N_CHANNELS)),
             "corticostriatal_d2": np.ones((n, N_CHANNELS))}
     base |= phenotype_modulators(phenotype, registry, z[:, 0])
@@ -157,7 +170,9 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
         release = {k: drivers[k][:, v:v + 1] for k in RELEASE}
         shared = dict(dopamine=dopamine, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
         states, converged = _protocols(cm, shared, n, states)
-        m = motor_output(states, cm.reference, cm.motor, strength)
+        m = motor_output(states, cm.reference, cm.motor, botulinum_strength(bont, botulinum, day, zt[:, 0]))
+        if placebo:
+            m = replace(m, severity=m.severity * (1.0 - placebo_fraction(plac, day, zt[:, 1]))[:, None])
         s = score(m, z[:, 1 + v * N_NOISE: 1 + (v + 1) * N_NOISE], cm.values["rater_sd"],
                   cm.values["rater_sd_cranial"], cm.values["motor_detection_threshold"],
                   cm.values["neck_rotation_max"])

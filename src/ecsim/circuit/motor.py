@@ -10,8 +10,8 @@ action (every region's agonist channel commanded). Drives are in units of one vo
 - surround loss: the antagonist's GPi rises when the agonist acts (surround inhibition, Mink 2003);
   the fraction of that rise that is lost lets the antagonist follow the command (co-contraction);
 - activation = command + involuntary drive (agonist); cocontraction gain x surround loss x command
-  + involuntary drive (antagonist); minus reciprocal inhibition; force = strength x activation
-  (strength < 1 where botulinum toxin acts);
+  + involuntary drive (antagonist); minus reciprocal inhibition; times the muscle's strength
+  (below 1 where botulinum toxin acts);
 - co-contraction index 2 min / sum (Falconer & Winter 1985); posture deviation tanh of the net
   resting force; duty cycle: probability that resting involuntary drive, fluctuating with a set SD,
   exceeds the detection threshold.
@@ -91,11 +91,13 @@ def surround_loss(rest: State, action: State, ref: Reference) -> np.ndarray:
     return np.clip(_above_floor(1.0 - rise(rest, action) / normal), 0.0, 1.0)
 
 
-def _activations(level: float, loss: np.ndarray, inv: np.ndarray, mp: MotorParameters):
+def _activations(level: float, loss: np.ndarray, inv: np.ndarray, mp: MotorParameters, strength: np.ndarray):
+    """Muscle activation of agonist and antagonist (patients x regions); toxin scales the muscle's part."""
     ag = level + inv[:, 0::2]
     ant = mp.cocontraction_gain * loss * level + inv[:, 1::2]
-    return (np.maximum(ag - mp.reciprocal_inhibition * ant, 0.0),
-            np.maximum(ant - mp.reciprocal_inhibition * ag, 0.0))
+    ag, ant = (np.maximum(ag - mp.reciprocal_inhibition * ant, 0.0),
+               np.maximum(ant - mp.reciprocal_inhibition * ag, 0.0))
+    return strength[:, 0::2] * ag, strength[:, 1::2] * ant
 
 
 def _cci(ag: np.ndarray, ant: np.ndarray) -> np.ndarray:
@@ -115,11 +117,10 @@ def motor_output(states: dict[str, State], ref: Reference, mp: MotorParameters,
     """L5 for every region from the protocol steady states; ``strength`` is (patients x channels)."""
     inv = {k: involuntary_drive(states[k], ref.states[k], ref) for k in PROTOCOLS}
     loss_full = surround_loss(states["rest"], states["action"], ref)
-    ag_rest, ant_rest = _activations(0.0, loss_full, inv["rest"], mp)
-    ag_act, ant_act = _activations(1.0, loss_full, inv["action"], mp)
     strength = np.broadcast_to(np.asarray(strength, dtype=float), inv["rest"].shape)
-    net = strength[:, 0::2] * ag_rest - strength[:, 1::2] * ant_rest
-    deviation = np.tanh(net / mp.deviation_half)
+    ag_rest, ant_rest = _activations(0.0, loss_full, inv["rest"], mp, strength)
+    ag_act, ant_act = _activations(1.0, loss_full, inv["action"], mp, strength)
+    deviation = np.tanh((ag_rest - ant_rest) / mp.deviation_half)
     duty = _duty(np.maximum(ag_rest, ant_rest), mp)
     cci = _cci(ag_act, ant_act)
     severity = np.clip(mp.severity_gain * (cci + np.abs(deviation) + duty) / 3.0, 0.0, 1.0)

@@ -33,6 +33,7 @@ class Quantity(_Strict):
     window_h: tuple[float, float] | None = None
     at_h: float | None = None
     at_day: float | None = None
+    change_from_day: float | None = Field(default=None, description="visit: report the change since this visit")
 
     @model_validator(mode="after")
     def _at(self) -> "Quantity":
@@ -40,6 +41,8 @@ class Quantity(_Strict):
             raise ValueError("measure c_at needs at_h, and only c_at takes at_h")
         if (self.measure == "visit") != (self.at_day is not None):
             raise ValueError("measure visit needs at_day, and only visit takes at_day")
+        if self.change_from_day is not None and self.measure != "visit":
+            raise ValueError("change_from_day goes with measure visit")
         return self
 
 

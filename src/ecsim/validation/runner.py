@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from ..errors import InputError
 from ..registry import Registry, default_registry
 from ..simulation import Chunk, simulate_chunk
 from .cases import Case, Metric, Quantity
@@ -45,7 +46,8 @@ def quantity_values(q: Quantity, chunks: dict[str, Chunk], sampling_h: list[floa
     """The NCA measure per patient, on the study's sampling times inside the window."""
     chunk = chunks[q.arm]
     if q.measure == "visit":
-        return clinical_values(chunk, q.output, q.at_day)
+        value = clinical_values(chunk, q.output, q.at_day)
+        return value if q.change_from_day is None else value - clinical_values(chunk, q.output, q.change_from_day)
     if q.measure == "c_at":
         k = int(np.argmin(np.abs(chunk.times_h - q.at_h)))
         return chunk.outputs[q.output][:, k]
@@ -67,8 +69,13 @@ def clinical_values(chunk: Chunk, output: str, day: float) -> np.ndarray:
     k = int(np.argmin(np.abs(c.visit_days - day)))
     if "." in output:
         item, region = output.split(".", 1)
+        if item not in c.regions or region not in REGIONS:
+            raise InputError("quantity.output", output, f"<item>.<region> with item in {sorted(c.regions)}")
         return c.regions[item][:, k, REGIONS.index(region)]
-    return (c.totals | c.symptoms)[output][:, k]
+    table = c.totals | c.symptoms
+    if output not in table:
+        raise InputError("quantity.output", output, "a clinical output: " + ", ".join(sorted(table)))
+    return table[output][:, k]
 
 
 def summarise(values: np.ndarray, statistic: str) -> float:
@@ -146,6 +153,7 @@ def evaluate_case(case: Case, registry: Registry | None = None) -> list[MetricRe
 def _describe(m: Metric) -> str:
     def one(q: Quantity) -> str:
         day = f" day {q.at_day:g}" if q.at_day is not None else ""
+        day += f" minus day {q.change_from_day:g}" if q.change_from_day is not None else ""
         return f"{q.statistic} {q.measure}{day} {q.output} [{q.arm}]"
     if m.quantity:
         return one(m.quantity)

@@ -1,0 +1,6 @@
+"""Treatments that act outside the drug-level layers: botulinum toxin (muscle) and placebo (rating)."""
+
+from .botulinum import BotulinumModel, botulinum_strength
+from .placebo import PlaceboModel, placebo_fraction
+
+__all__ = ["BotulinumModel", "botulinum_strength", "PlaceboModel", "placebo_fraction"]

@@ -1,0 +1,107 @@
+"""Botulinum toxin, placebo response and trial statistics."""
+
+import numpy as np
+import pytest
+
+from ecsim.circuit.clinical import ClinicalModel, assess, drug_free_drivers
+from ecsim.circuit.regions import N_CHANNELS, agonist, antagonist
+from ecsim.clinical_summary import replicate_power, trial_statistics
+from ecsim.errors import InputError
+from ecsim.scenario import Botulinum, parse_scenario
+from ecsim.simulation import ArmResult
+from ecsim.treatments import BotulinumModel, PlaceboModel, botulinum_strength, placebo_fraction
+
+
+@pytest.fixture(scope="module")
+def bm(registry):
+    return BotulinumModel.from_registry(registry)
+
+
+def test_toxin_time_course_peaks_at_four_weeks(bm):
+    g = bm.time_course(np.array([0.0, 14.0, 28.0, 56.0, 84.0]))
+    assert g[0] == 0 and g[2] == pytest.approx(1.0)
+    assert np.argmax(g) == 2
+    # Odergren 1998: week-2 improvement was 84-94 % of the week-4 peak
+    assert 0.8 <= g[1] <= 0.95
+    assert g[4] < 0.5 * g[2]
+
+
+def test_toxin_weakens_only_the_injected_region(bm):
+    course = Botulinum(units=500, region="neck")
+    strength = botulinum_strength(bm, course, 28.0, np.zeros(3))
+    assert np.all(strength[:, agonist("neck")] < strength[:, antagonist("neck")])
+    assert np.all(strength[:, antagonist("neck")] < 1.0)
+    others = np.delete(strength, [agonist("neck"), antagonist("neck")], axis=1)
+    assert np.all(others == 1.0)
+    assert np.all(botulinum_strength(bm, None, 28.0, np.zeros(3)) == 1.0)
+    # Botox is converted at 3 Dysport units per unit (Odergren 1998)
+    botox = botulinum_strength(bm, Botulinum(product="onabotulinumtoxinA", units=500 / 3, region="neck"), 28.0,
+                               np.zeros(1))
+    assert botox == pytest.approx(strength[:1])
+
+
+def test_reinjection_cycles_add_and_stay_bounded(bm):
+    course = Botulinum(units=2000, region="neck", every_days=28)
+    s = botulinum_strength(bm, course, 200.0, np.array([3.0]))
+    assert 0.0 <= s.min() and s[0, agonist("neck")] >= 1 - bm.emax - 1e-12
+
+
+def test_placebo_response_grows_and_is_bounded(registry):
+    pm = PlaceboModel.from_registry(registry)
+    days = [0.0, 7.0, 28.0, 84.0]
+    p = [placebo_fraction(pm, d, np.zeros(1))[0] for d in days]
+    assert p[0] == 0 and np.all(np.diff(p) > 0) and p[-1] <= pm.max_fraction + 1e-12
+    assert placebo_fraction(pm, 84.0, np.array([10.0]))[0] <= 0.9
+
+
+def test_toxin_and_placebo_act_in_the_clinical_layer(registry):
+    cm = ClinicalModel.from_registry(registry)
+    days = np.array([0.0, 28.0])
+    runs = {name: assess(cm, registry, "cervical", days, drug_free_drivers(300, 2), 0.0, 21, 0, 300, **kw)
+            for name, kw in {"none": {}, "placebo": {"placebo": True},
+                             "toxin": {"placebo": True, "botulinum": Botulinum(units=500, region="neck")}}.items()}
+    change = {k: (r.totals["twstrs_total"][:, 1] - r.totals["twstrs_total"][:, 0]).mean() for k, r in runs.items()}
+    assert abs(change["none"]) < 0.5
+    assert change["toxin"] < change["placebo"] - 3 < change["none"] - 3
+    # placebo changes ratings, not the circuit
+    assert np.array_equal(runs["none"].totals["gpi_hz"], runs["placebo"].totals["gpi_hz"])
+
+
+def _arm(name, baseline, final):
+    r = ArmResult(name, np.array([0.0]))
+    r.visit_days = np.array([0.0, 28.0])
+    r.clinical = {"twstrs_total": np.column_stack([baseline, final]).astype(np.float32)}
+    r.n = len(baseline)
+    return r
+
+
+def test_trial_statistics_arithmetic():
+    rng = np.random.default_rng(1)
+    base = np.full(1000, 40.0)
+    control = _arm("placebo", base, base - 4 + rng.normal(0, 2, 1000))
+    active = _arm("drug", base, base - 10 + rng.normal(0, 2, 1000))
+    doc = trial_statistics([control, active], "twstrs_total", "placebo", 0.25, size=20, replicates=50)
+    d = doc["arms"]["drug"]["difference_vs_control"]
+    assert d["mean"] == pytest.approx(-6.0, abs=0.3)
+    assert d["ci95"][1] - d["ci95"][0] == pytest.approx(2 * 1.96 * np.sqrt(8 / 1000), rel=0.1)
+    # responders: improvement of 10 or more (25 % of 40) when changes are N(-10, 2): half of them
+    assert doc["arms"]["drug"]["responders"] == pytest.approx(0.5, abs=0.05)
+    assert doc["arms"]["drug"]["replicate_trials"]["share_significant"] == 1.0
+
+
+def test_null_trial_is_null_in_most_replicates():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(-4, 6, 2000), rng.normal(-4, 6, 2000)
+    assert replicate_power(a, b, 40, 400, seed=3) < 0.1
+
+
+def test_control_arm_must_be_an_arm():
+    text = """
+name: t
+duration_days: 1
+population: {phenotype: cervical}
+trial: {control_arm: nobody}
+arms: [{name: a}]
+"""
+    with pytest.raises(InputError, match="control_arm"):
+        parse_scenario(text)
