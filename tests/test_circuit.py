@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from ecsim.circuit.clinical import ClinicalModel, assess, drug_free_drivers, levodopa_dopamine
+from ecsim.circuit.clinical import ClinicalModel, assess, drug_free_drivers
+from ecsim.treatments.course import Course, TreatmentModels, dopamine
 from ecsim.circuit.motor import MotorOutput
 from ecsim.circuit.network import CircuitInputs, CircuitParameters, fixed_point, simulate, targets
 from ecsim.circuit.phenotypes import PHENOTYPES
@@ -77,7 +78,7 @@ def test_less_dopamine_raises_resting_gpi(params):
 
 
 def test_normal_brain_without_drugs_has_no_dystonia(registry, cm):
-    tr = assess(cm, registry, "normal", np.array([0.0, 7.0]), drug_free_drivers(50, 2), 0.0, 3, 0, 50)
+    tr = assess(cm, registry, "normal", np.array([0.0, 7.0]), drug_free_drivers(50, 2), Course(), 3, 0, 50)
     for k in ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "jrs"):
         assert np.all(tr.totals[k] == 0)
     assert np.all(tr.regions["severity"] == 0)
@@ -86,7 +87,7 @@ def test_normal_brain_without_drugs_has_no_dystonia(registry, cm):
 
 @pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
 def test_scales_stay_in_their_ranges(registry, cm, phenotype):
-    tr = assess(cm, registry, phenotype, np.array([0.0]), drug_free_drivers(200, 1), 0.0, 4, 0, 200)
+    tr = assess(cm, registry, phenotype, np.array([0.0]), drug_free_drivers(200, 1), Course(), 4, 0, 200)
     bounds = {"bfmdrs_movement": 120, "bfmdrs_disability": 30, "twstrs_severity": 35, "twstrs_disability": 30,
               "twstrs_pain": 20, "twstrs_total": 85, "jrs": 8}
     for k, top in bounds.items():
@@ -113,23 +114,24 @@ def test_twstrs_excursion_bands():
 
 def test_assessment_is_chunk_invariant(registry, cm):
     days = np.array([0.0, 7.0])
-    whole = assess(cm, registry, "cervical", days, drug_free_drivers(10, 2), 0.0, 9, 0, 10)
-    parts = [assess(cm, registry, "cervical", days, drug_free_drivers(5, 2), 0.0, 9, a, a + 5) for a in (0, 5)]
+    whole = assess(cm, registry, "cervical", days, drug_free_drivers(10, 2), Course(), 9, 0, 10)
+    parts = [assess(cm, registry, "cervical", days, drug_free_drivers(5, 2), Course(), 9, a, a + 5) for a in (0, 5)]
     for k in whole.totals:
         assert np.array_equal(whole.totals[k], np.concatenate([p.totals[k] for p in parts]))
 
 
 def test_levodopa_restores_dopamine_and_reverses_drd(registry, cm):
-    assert levodopa_dopamine(np.array([1.0]), 300.0, 25.0)[0] == 1.0
+    tm = TreatmentModels.from_registry(registry)
+    assert dopamine(tm, Course(levodopa_mg_per_day=300), np.array([1.0]), 28.0)[0] == 1.0
     days = np.array([0.0, 28.0])
-    tr = assess(cm, registry, "drd", days, drug_free_drivers(100, 2), 150.0, 5, 0, 100)
+    tr = assess(cm, registry, "drd", days, drug_free_drivers(100, 2), Course(levodopa_mg_per_day=150), 5, 0, 100)
     before, after = tr.totals["bfmdrs_movement"].mean(axis=0)
     assert before > 5 and after < 0.3 * before
 
 
 def test_focal_phenotypes_affect_their_own_region(registry, cm):
     for name in ("cervical", "blepharospasm", "laryngeal", "writers_cramp", "leg"):
-        tr = assess(cm, registry, name, np.array([0.0]), drug_free_drivers(50, 1), 0.0, 6, 0, 50)
+        tr = assess(cm, registry, name, np.array([0.0]), drug_free_drivers(50, 1), Course(), 6, 0, 50)
         severity = tr.regions["severity"][:, 0].mean(axis=0)
         focus = PHENOTYPES[name].focus[0]
         from ecsim.circuit.regions import REGIONS
@@ -170,3 +172,47 @@ def test_circuit_cli(capsys):
     assert main(["circuit", "--phenotype", "nonsense"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--phenotype" in err
+
+
+def test_patients_do_not_change_with_the_visit_schedule(registry, cm):
+    # the phenotype and rater draws have their own streams: more visits, same patients
+    two = assess(cm, registry, "cervical", np.array([0.0, 7.0]), drug_free_drivers(20, 2), Course(), 5, 0, 20)
+    three = assess(cm, registry, "cervical", np.array([0.0, 7.0, 14.0]), drug_free_drivers(20, 3), Course(), 5, 0, 20)
+    assert np.array_equal(two.totals["twstrs_total"], three.totals["twstrs_total"][:, :2])
+
+
+def test_clinical_settings_without_a_phenotype_are_refused():
+    from ecsim.errors import InputError
+    from ecsim.scenario import parse_scenario
+    with pytest.raises(InputError, match="needs population.phenotype"):
+        parse_scenario("name: t\nduration_days: 1\narms: [{name: a, interventions: {levodopa_mg_per_day: 100}}]")
+    with pytest.raises(InputError, match="primary_day"):
+        parse_scenario("name: t\nduration_days: 7\npopulation: {phenotype: drd}\ntrial: {primary_day: 30}\n"
+                       "arms: [{name: a}]")
+
+
+@pytest.mark.parametrize("quantity, message", [
+    ("{arm: a, output: gpi_hz, measure: cmax}", "clinical output"),
+    ("{arm: a, output: gpi_rate, measure: visit, at_day: 0, statistic: arithmetic_mean}", "not a clinical output"),
+    ("{arm: a, output: gpi_hz, measure: visit, at_day: 3, statistic: arithmetic_mean}", "not a visit"),
+    ("{arm: a, output: gpi_hz, measure: visit, at_day: 7, change_from_day: 0}", "arithmetic statistic"),
+])
+def test_case_file_clinical_mistakes_are_one_line_errors(tmp_path, quantity, message):
+    from ecsim.errors import InputError
+    from ecsim.validation.cases import load_case
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""
+id: X
+citation: x
+kind: validation
+sampling_h: [0, 24]
+scenario: {{name: x, duration_days: 7, output_step_h: 24, population: {{n: 2, phenotype: drd}}, arms: [{{name: a}}]}}
+metrics:
+- id: m
+  quantity: {quantity}
+  observed: {{value: 1}}
+  rule: {{type: relative}}
+""")
+    with pytest.raises(InputError, match=message) as err:
+        load_case(path)
+    assert "\n" not in str(err.value)

@@ -32,6 +32,7 @@ class Stage:
     typical: bool = True
     priors: tuple[tuple[str, float, float], ...] = ()   # (expression name, value, log-SD)
     diff_step: float = 1e-3   # clinical scores are rounded: they need wider finite differences
+    upper: tuple[float, ...] | None = None   # absolute upper bounds (fractions that must stay below 1)
 
 
 STAGES = (
@@ -61,6 +62,13 @@ STAGES = (
           {"VIDAILHET05_BASELINE": ("bfmdrs_movement_mean",)}, typical=False, diff_step=0.03),
     Stage("toxin and placebo", ("bont_ed50_dysport_units", "placebo_max_fraction"),
           {"TRUONG05_WEEK4": ("active_change_week4", "placebo_change_week4")}, typical=False, diff_step=0.05),
+    Stage("pallidal stimulation", ("dbs_fast_block", "dbs_slow_block", "dbs_slow_time"),
+          {"VIDAILHET05_DBS": ("on_month3", "off_month3", "on_month12")}, typical=False, diff_step=0.05,
+          upper=(0.95, 0.95, 3650.0)),
+    Stage("levodopa", ("levodopa_ed50",), {"DRD_LEVODOPA": ("bfmdrs_week4_over_baseline",)}, typical=False,
+          diff_step=0.05),
+    Stage("trihexyphenidyl", ("thp_max_normalisation",), {"BURKE86_THP": ("responders",)}, typical=False,
+          diff_step=0.05, upper=(1.0,)),
 )
 
 
@@ -69,6 +77,8 @@ def tolerance_scale(metric: Metric) -> float:
     obs, rule = metric.observed, metric.rule
     if rule.type in ("range", "ci"):
         lo, hi = (obs.range_low, obs.range_high) if rule.type == "range" else (obs.ci_low, obs.ci_high)
+        if lo <= 0 or hi <= 0:   # a range touching zero: its half-width relative to the value
+            return max((hi - lo) / (2 * abs(obs.value)), 0.05)
         return max(np.log(hi / lo) / 2, 0.05)
     if rule.type == "sd":
         return max(obs.sd / obs.value, 0.05)
@@ -117,8 +127,9 @@ def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple
     def with_x(x):
         return registry.with_overrides(dict(zip(stage.parameters, np.exp(x).tolist())))
 
+    hi = x0 + 4 if stage.upper is None else np.minimum(x0 + 4, np.log(stage.upper))
     fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=stage.diff_step,
-                        bounds=(x0 - 4, x0 + 4), x_scale=1.0)
+                        bounds=(x0 - 4, hi), x_scale=1.0)
     se = _standard_errors(fit.jac[smooth_rows(stage, cases, with_x(fit.x))])
     values = dict(zip(stage.parameters, np.exp(fit.x).tolist()))
     report = {"stage": stage.name, "cost": float(fit.cost), "values": values,

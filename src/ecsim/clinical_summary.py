@@ -39,9 +39,9 @@ def primary_scale(phenotype: str, chosen: str | None) -> str:
 
 def replicate_power(change: np.ndarray, control: np.ndarray, size: int, replicates: int, seed: int) -> float:
     """Share of replicate trials (``size`` patients per arm, drawn without replacement from the
-    virtual arms) in which a two-sided Welch t-test finds the arms different at P < 0.05."""
+    virtual arms) in which a two-sided Welch t-test finds the arms different at P < 0.05.
+    Callers keep ``size`` at most half of each virtual arm, so replicates differ."""
     rng = np.random.default_rng([seed, 4242])
-    size = min(size, len(change), len(control))
     hits = 0
     for _ in range(replicates):
         a = change[rng.choice(len(change), size, replace=False)]
@@ -67,16 +67,23 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
         improved = -c >= responder * np.maximum(base[name], 1e-9)
         entry = {"change": _mean_ci(c), "responders": round(float(np.mean(improved & (base[name] > 0))), 3)}
         if control is not None and name != control:
-            d, ref = c, change[control]
-            diff = float(np.mean(d) - np.mean(ref))
-            se = float(np.sqrt(np.var(d, ddof=1) / len(d) + np.var(ref, ddof=1) / len(ref)))
-            entry["difference_vs_control"] = {"mean": round(diff, 3),
-                                              "ci95": [round(diff - 1.96 * se, 3), round(diff + 1.96 * se, 3)]}
-            if size is not None:
-                entry["replicate_trials"] = {"patients_per_arm": size, "replicates": replicates,
-                                             "share_significant": replicate_power(d, ref, size, replicates, seed)}
+            entry |= _versus(c, change[control], size, replicates, seed)
         doc["arms"][name] = entry
     return doc
+
+
+def _versus(d: np.ndarray, ref: np.ndarray, size: int | None, replicates: int, seed: int) -> dict:
+    """Difference from the control arm (Welch 95 % CI) and, if asked, replicate-trial power."""
+    diff = float(np.mean(d) - np.mean(ref))
+    out = {"difference_vs_control": {"mean": round(diff, 3), "ci95": None}}
+    if min(len(d), len(ref)) >= 2:
+        se = float(np.sqrt(np.var(d, ddof=1) / len(d) + np.var(ref, ddof=1) / len(ref)))
+        out["difference_vs_control"]["ci95"] = [round(diff - 1.96 * se, 3), round(diff + 1.96 * se, 3)]
+    usable = min(size or 0, len(d) // 2, len(ref) // 2)
+    if size is not None and usable >= 2:
+        out["replicate_trials"] = {"patients_per_arm": usable, "requested": size, "replicates": replicates,
+                                   "share_significant": replicate_power(d, ref, usable, replicates, seed)}
+    return out
 
 
 def clinical_summary(results: list[ArmResult]) -> list[dict] | None:
@@ -100,5 +107,6 @@ def clinical_summary(results: list[ArmResult]) -> list[dict] | None:
         regions = {reg: {"baseline": round(float(severity[0, i]), 3), "last_visit": round(float(severity[-1, i]), 3)}
                    for i, reg in enumerate(REGIONS)}
         out.append({"arm": r.name, "visit_days": r.visit_days.tolist(), "scales": scales,
-                    "symptom_prevalence": symptoms, "region_severity_mean": regions})
+                    "symptom_prevalence": symptoms, "region_severity_mean": regions,
+                    "circuit_unconverged_patient_visits": r.unconverged})
     return out

@@ -56,11 +56,21 @@ def draws(seed: int, start: int, stop: int, names: tuple[str, ...], typical: boo
     """
     if typical:
         return {name: np.zeros(stop - start) for name in names}
-    first, last = start // BLOCK, (stop - 1) // BLOCK
-    blocks = [np.random.default_rng([seed, b]).standard_normal((BLOCK, len(names)))
-              for b in range(first, last + 1)]
-    z = np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
+    z = block_normals((seed,), start, stop, len(names))
     return {name: z[:, i] for i, name in enumerate(names)}
+
+
+def block_normals(key: tuple[int, ...], start: int, stop: int, width: int) -> np.ndarray:
+    """Standard normals (patients [start, stop) x width) from the stream ``key``, drawn in fixed
+    blocks of patients seeded by (*key, block): the same numbers whatever the chunking."""
+    first, last = start // BLOCK, (stop - 1) // BLOCK
+    blocks = [np.random.default_rng([*key, b]).standard_normal((BLOCK, width)) for b in range(first, last + 1)]
+    return np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
+
+
+def lognormal_factor(z: np.ndarray, cv: float) -> np.ndarray:
+    """exp(sigma z) with sigma from the geometric CV: median 1, so registry values stay medians."""
+    return np.exp(_sigma(cv) * z)
 
 
 def variable_parameters(registry: Registry, names: list[str]) -> tuple[str, ...]:

@@ -43,7 +43,7 @@ def _with_population(scenario, patients, seed):
         return Scenario.model_validate(data)
     except ValidationError as exc:
         err = pydantic_to_input_error(exc)
-        flag = "--patients" if "population.n" in err.field else "--seed"
+        flag = "--seed" if "seed" in err.field else "--patients"
         raise err.__class__(flag, err.value, err.allowed) from None
 
 

@@ -91,6 +91,7 @@ class Interventions(_Strict):
     cbd_fixed_free_nM: float = Field(default=0.0, ge=0, le=1e7, description="in-vitro CBD on top of PK")
     cb1_agonist_occupancy: float = Field(default=0.0, ge=0, le=0.99,
                                          description="a synthetic full CB1 agonist (WIN 55,212-2) at this occupancy")
+    trihexyphenidyl_mg_per_day: float = Field(default=0.0, ge=0, le=120, description="from day 0")
     levodopa_mg_per_day: float = Field(default=0.0, ge=0, le=3000,
                                        description="levodopa (with a decarboxylase inhibitor) from day 0")
 
@@ -103,6 +104,19 @@ class Botulinum(_Strict):
     region: Literal[REGIONS] = "neck"
     first_day: float = Field(default=0.0, ge=0)
     every_days: float = Field(default=84.0, ge=28, le=730, description="reinjection interval (at least 4 weeks)")
+
+
+class Stimulation(_Strict):
+    """Bilateral GPi stimulation, switched on on ``from_day`` (and off on ``to_day``)."""
+
+    from_day: float = Field(default=0.0, ge=0)
+    to_day: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "Stimulation":
+        if self.to_day is not None and self.to_day <= self.from_day:
+            raise ValueError("to_day must be after from_day")
+        return self
 
 
 class Arm(_Strict):
@@ -118,6 +132,7 @@ class Arm(_Strict):
     comedication: list[CoMedication] = Field(default_factory=list, max_length=5)
     interventions: Interventions = Interventions()
     botulinum: Botulinum | None = None
+    gpi_stimulation: Stimulation | None = None
 
 
 class Trial(_Strict):
@@ -162,6 +177,28 @@ class Scenario(_Strict):
     arms: list[Arm] = Field(min_length=1, max_length=20)
     parameters: dict[str, float | str] = Field(default_factory=dict)
     trial: Trial = Trial()
+
+    def visit_days(self) -> list[float]:
+        """Clinical visits: day 0, then every ``visit_interval_days``, and the last day."""
+        n = int(self.duration_days // self.visit_interval_days + 1e-9)
+        days = [k * self.visit_interval_days for k in range(n + 1)]
+        return days if abs(days[-1] - self.duration_days) < 1e-9 else days + [self.duration_days]
+
+    @model_validator(mode="after")
+    def _clinical_needs_a_phenotype(self) -> "Scenario":
+        if self.population.phenotype is not None:
+            if self.trial.primary_day is not None and self.trial.primary_day > self.duration_days:
+                raise ValueError(f"trial.primary_day {self.trial.primary_day} is after the last day {self.duration_days}")
+            return self
+        clinical = [f"arms.{a.name}.{k}" for a in self.arms for k, given in (
+            ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation),
+            ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
+            ("interventions.trihexyphenidyl_mg_per_day", a.interventions.trihexyphenidyl_mg_per_day)) if given]
+        if self.trial != Trial():
+            clinical.append("trial")
+        if clinical:
+            raise ValueError(f"{clinical[0]} acts on symptoms and needs population.phenotype")
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":

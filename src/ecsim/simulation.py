@@ -14,6 +14,7 @@ import numpy as np
 
 from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, ClinicalTrajectory, assess
 from .engine import Grid, integrate, outputs
+from .treatments.course import Course
 from .exposure import exposure_metrics
 from .model.declaration import Model
 from .chain import full_model
@@ -50,6 +51,7 @@ class ArmResult:
     visit_days: np.ndarray | None = None
     clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
     region_severity_sum: np.ndarray | None = None                   # visits x regions, summed over patients
+    unconverged: int = 0                                            # patient-visits whose circuit did not settle
 
     def add(self, chunk: Chunk, start: int) -> None:
         n = len(chunk.values["body_weight_kg"])
@@ -69,6 +71,7 @@ class ArmResult:
         for name, values in (c.totals | c.symptoms).items():
             part = values.astype(np.float32)
             self.clinical[name] = part if name not in self.clinical else np.concatenate([self.clinical[name], part])
+        self.unconverged += int((~c.converged).sum())
         severity = c.regions["severity"].sum(axis=0)
         self.region_severity_sum = severity if self.region_severity_sum is None else self.region_severity_sum + severity
 
@@ -100,17 +103,19 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
     if scenario.population.phenotype is not None:
         days = visit_days(scenario)
         clinical = assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype,
-                          days, visit_drivers(grid.times, out, days),
-                          arm.interventions.levodopa_mg_per_day, scenario.population.seed, start, stop,
-                          botulinum=arm.botulinum, placebo=scenario.trial.placebo_response,
-                          typical=scenario.population.typical)
+                          days, visit_drivers(grid.times, out, days), arm_course(arm, scenario),
+                          scenario.population.seed, start, stop, typical=scenario.population.typical)
     return Chunk(grid.times, out, p, states, clinical)
 
 
+def arm_course(arm: Arm, scenario: Scenario) -> Course:
+    """The arm's treatments outside the drug-level layers."""
+    return Course(arm.interventions.levodopa_mg_per_day, arm.interventions.trihexyphenidyl_mg_per_day,
+                  arm.botulinum, arm.gpi_stimulation, scenario.trial.placebo_response)
+
+
 def visit_days(scenario: Scenario) -> np.ndarray:
-    """Day 0, then every ``visit_interval_days``, and the last day."""
-    days = np.arange(0.0, scenario.duration_days + 1e-9, scenario.visit_interval_days)
-    return days if np.isclose(days[-1], scenario.duration_days) else np.append(days, scenario.duration_days)
+    return np.array(scenario.visit_days())
 
 
 def visit_drivers(times_h: np.ndarray, out: dict[str, np.ndarray], days: np.ndarray) -> dict[str, np.ndarray]:

@@ -18,15 +18,16 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..registry import Registry
-from ..treatments import BotulinumModel, PlaceboModel, botulinum_strength, placebo_fraction
-from .motor import PROTOCOLS, MotorParameters, Reference, motor_output
+from ..treatments import course as treatment
+from ..treatments.course import Course, TreatmentModels
+from ..population import block_normals
+from .motor import PROTOCOLS, MotorOutput, MotorParameters, Reference, motor_output
 from .network import CircuitInputs, CircuitParameters, State, fixed_point
 from .phenotypes import phenotype_modulators
 from .regions import N_CHANNELS, REGIONS
 from .scales import N_NOISE, SYMPTOMS, score
 
 STREAM = 7919          # separates these draws from the PK population's
-BLOCK = 1024
 RELEASE = {"release_corticostriatal": "release_glu_corticostriatal_rel",
            "release_striatum_gpe": "release_gaba_striatum_to_gpe_rel",
            "release_striatum_gpi": "release_gaba_striatum_to_gpi_snr_rel",
@@ -65,10 +66,9 @@ def _clinical_model(registry: Registry) -> ClinicalModel:
     reference = Reference(states, float(rest["gpi"].mean()),
                           float(action["cortex"][0, 0] - rest["cortex"][0, 0]))
     names = ("plasticity_d2_ltd_gain", "plasticity_d1_ltp_gain", "rater_sd", "rater_sd_cranial",
-             "motor_detection_threshold")
+             "motor_detection_threshold", "twstrs_tilt_share")
     values = {n: registry.value(n, "dimensionless") for n in names}
     values |= {"plasticity_tau_d": registry.value("plasticity_tau", "d"),
-               "levodopa_ed50": registry.value("levodopa_ed50", "mg/d"),
                "neck_rotation_max": registry.value("neck_rotation_max", "deg")}
     rates = {"gpi_hz": registry.value("gpi_rate_normal", "Hz") / reference.gpi_rest,
              "gpe_hz": registry.value("gpe_rate_normal", "Hz") / float(rest["gpe"].mean()),
@@ -92,13 +92,29 @@ def solve(p: CircuitParameters, inp: CircuitInputs, patients: int, start: State 
     return fixed_point(inp, p, patients, N_CHANNELS, start=start).state
 
 
-def rater_noise(seed: int, start: int, stop: int, visits: int) -> np.ndarray:
-    """Standard-normal draws (patients x visits x N_NOISE) plus a phenotype draw, chunk-invariant."""
-    width = 1 + visits * N_NOISE
-    first, last = start // BLOCK, (stop - 1) // BLOCK
-    blocks = [np.random.default_rng([seed, STREAM, b, visits]).standard_normal((BLOCK, width))
-              for b in range(first, last + 1)]
-    return np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
+class PatientDraws:
+    """A patient's standard normals, each from its own stream so that none depends on the others,
+    on the visit schedule or on the chunking: phenotype severity, treatment responses (toxin,
+    placebo) and the rater noise of each visit (by visit number)."""
+
+    def __init__(self, seed: int, start: int, stop: int, typical: bool = False):
+        self.key, self.start, self.stop, self.typical = (seed, STREAM), start, stop, typical
+        self.phenotype = self._normals(0, 1)[:, 0]
+        self.treatment = self._normals(1, 2)
+
+    def rater(self, visit: int) -> np.ndarray:
+        return self._normals(2, N_NOISE, visit)
+
+    def _normals(self, stream: int, width: int, *extra: int) -> np.ndarray:
+        if self.typical:
+            return np.zeros((self.stop - self.start, width))
+        return block_normals((*self.key, stream, *extra), self.start, self.stop, width)
+
+
+def clinical_output_names() -> set[str]:
+    """Every name a case file may read at a visit: totals, rates, symptoms and ``<item>.<region>``."""
+    items = ("severity", "bfmdrs_region", "deviation", "cocontraction", "duty")
+    return {*TOTALS, *RATES, *SYMPTOMS} | {f"{i}.{r}" for i in items for r in REGIONS}
 
 
 @dataclass
@@ -110,11 +126,6 @@ class ClinicalTrajectory:
     regions: dict[str, np.ndarray]     # (patients, visits, regions)
     symptoms: dict[str, np.ndarray]    # (patients, visits)
     converged: np.ndarray              # (patients, visits)
-
-
-def levodopa_dopamine(dopamine: np.ndarray, mg_per_day: float, ed50: float) -> np.ndarray:
-    """Tonic dopamine with levodopa: the missing fraction is restored by D / (D + ED50)."""
-    return dopamine + (1.0 - dopamine) * mg_per_day / (mg_per_day + ed50)
 
 
 def plastic_targets(base: dict[str, np.ndarray], dopamine: np.ndarray, cb1_ctx: np.ndarray,
@@ -129,55 +140,64 @@ def plastic_targets(base: dict[str, np.ndarray], dopamine: np.ndarray, cb1_ctx: 
     return np.maximum(d1, 0.0), np.maximum(d2, 0.0)
 
 
-def treatment_draws(seed: int, start: int, stop: int) -> np.ndarray:
-    """Per-patient standard normals for treatment responses (botulinum toxin, placebo), own stream."""
-    first, last = start // BLOCK, (stop - 1) // BLOCK
-    blocks = [np.random.default_rng([seed, STREAM + 1, b]).standard_normal((BLOCK, 2))
-              for b in range(first, last + 1)]
-    return np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
-
-
 def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np.ndarray,
-           drivers: dict[str, np.ndarray], levodopa_mg_per_day: float, seed: int, start: int, stop: int,
-           botulinum=None, placebo: bool = False, typical: bool = False) -> ClinicalTrajectory:
+           drivers: dict[str, np.ndarray], course: Course, seed: int, start: int, stop: int,
+           typical: bool = False) -> ClinicalTrajectory:
     """Circuit, motor output and scales at each visit for patients [start, stop).
 
     ``drivers`` maps RELEASE names and PLASTICITY_SIGNAL to (patients, visits) arrays, relative to
-    the drug-free state (all ones without drugs). ``botulinum``: an injection course (product,
-    units, region, first_day, every_days) or None; ``placebo``: ratings include the expectation
-    response. ``typical``: median severity and responses, no rater noise.
+    the drug-free state (all ones without drugs); ``course`` holds the arm's other treatments.
+    ``typical``: median severity and responses, no rater noise.
     """
-    n, visits = stop - start, len(visit_days)
-    z = np.zeros((n, 1 + visits * N_NOISE)) if typical else rater_noise(seed, start, stop, visits)
-    zt = np.zeros((n, 2)) if typical else treatment_draws(seed, start, stop)
-    bont, plac = BotulinumModel.from_registry(registry), PlaceboModel.from_registry(registry)
-    base = {"dopamine": np.ones((n, N_CHANNELS)), "corticostriatal_d1": np.ones((n, N_CHANNELS)),
-            "corticostriatal_d2": np.ones((n, N_CHANNELS))}
-    base |= phenotype_modulators(phenotype, registry, z[:, 0])
-    fixed = {k: v for k, v in base.items() if k not in ("dopamine", "corticostriatal_d1", "corticostriatal_d2")}
+    n = stop - start
+    z = PatientDraws(seed, start, stop, typical)
+    tm = TreatmentModels.from_registry(registry)
+    base = baseline_modulators(registry, phenotype, z.phenotype)
+    fixed = {k: v for k, v in base.items() if k not in PLASTIC}
     # the untreated chronic state sets the plastic weights patients arrive with
     w1, w2 = plastic_targets(base, base["dopamine"], np.ones((n, 1)), cm.values)
-    out = _Collector(n, visits)
+    out = _Collector(n, len(visit_days))
     states: dict[str, State] | None = None
     for v, day in enumerate(visit_days):
-        dopamine = levodopa_dopamine(base["dopamine"], levodopa_mg_per_day if day > 0 else 0.0,
-                                     cm.values["levodopa_ed50"])
-        cb1 = drivers[PLASTICITY_SIGNAL][:, v:v + 1]
-        t1, t2 = plastic_targets(base, dopamine, cb1, cm.values)
+        da = treatment.dopamine(tm, course, base["dopamine"], day)
+        t1, t2 = plastic_targets(_shifted(base, treatment.shift_scale(tm, course, day)), da,
+                                 drivers[PLASTICITY_SIGNAL][:, v:v + 1], cm.values)
         if v > 0:
             decay = np.exp(-(day - visit_days[v - 1]) / cm.values["plasticity_tau_d"])
             w1, w2 = t1 + (w1 - t1) * decay, t2 + (w2 - t2) * decay
         release = {k: drivers[k][:, v:v + 1] for k in RELEASE}
-        shared = dict(dopamine=dopamine, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
+        shared = dict(dopamine=da, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
         states, converged = _protocols(cm, shared, n, states)
-        m = motor_output(states, cm.reference, cm.motor, botulinum_strength(bont, botulinum, day, zt[:, 0]))
-        if placebo:
-            m = replace(m, severity=m.severity * (1.0 - placebo_fraction(plac, day, zt[:, 1]))[:, None])
-        s = score(m, z[:, 1 + v * N_NOISE: 1 + (v + 1) * N_NOISE], cm.values["rater_sd"],
-                  cm.values["rater_sd_cranial"], cm.values["motor_detection_threshold"],
-                  cm.values["neck_rotation_max"])
+        m = motor_output(states, cm.reference, cm.motor, treatment.strength(tm, course, day, z.treatment[:, 0]),
+                         treatment.transmission(tm, course, day))
+        m = rated(m, treatment.rating_scale(tm, course, day, z.treatment[:, 1]))
+        s = score(m, z.rater(v), cm.values["rater_sd"], cm.values["rater_sd_cranial"],
+                  cm.values["motor_detection_threshold"], cm.values["neck_rotation_max"], cm.values["twstrs_tilt_share"])
         out.add(v, states["rest"], cm, m, s, converged)
     return out.result(np.asarray(visit_days, dtype=float))
+
+
+PLASTIC = ("dopamine", "corticostriatal_d1", "corticostriatal_d2")
+
+
+def baseline_modulators(registry: Registry, phenotype: str, z: np.ndarray) -> dict[str, np.ndarray]:
+    """The phenotype's circuit modulators on top of a normal brain (ones) for each patient."""
+    n = len(z)
+    return {k: np.ones((n, N_CHANNELS)) for k in PLASTIC} | phenotype_modulators(phenotype, registry, z)
+
+
+def rated(m: MotorOutput, factor) -> MotorOutput:
+    """What raters and patients see: every rated read-out shrinks by the expectation factor."""
+    if np.all(np.asarray(factor) == 1.0):
+        return m
+    f = np.reshape(factor, (-1, 1))
+    return replace(m, **{k: getattr(m, k) * f for k in ("involuntary_rest", "involuntary_light", "involuntary_action",
+                                                        "cocontraction", "deviation", "duty", "severity")})
+
+
+def _shifted(base: dict[str, np.ndarray], scale: float) -> dict[str, np.ndarray]:
+    """The phenotype's corticostriatal weights with their deviation from 1 scaled (trihexyphenidyl)."""
+    return base | {k: 1.0 + scale * (base[k] - 1.0) for k in ("corticostriatal_d1", "corticostriatal_d2")}
 
 
 def _protocols(cm: ClinicalModel, shared: dict, n: int, previous: dict[str, State] | None):

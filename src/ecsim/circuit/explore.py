@@ -11,21 +11,23 @@ from dataclasses import replace
 import numpy as np
 
 from ..registry import Registry
-from .clinical import ClinicalModel, assess, drug_free_drivers
-from .network import CircuitInputs, CircuitParameters, simulate
-from .phenotypes import phenotype_modulators
+from .clinical import PLASTIC, ClinicalModel, assess, baseline_modulators, drug_free_drivers, plastic_targets
+from .network import CircuitInputs, CircuitParameters, fixed_point, simulate
 from .regions import N_CHANNELS, REGIONS
+from ..treatments.course import Course
 
 BAND_HZ = (2.0, 10.0)
 
 
 def steady_state_summary(registry: Registry, phenotype: str, levodopa_mg_per_day: float = 0.0) -> dict:
-    """Rates (Hz) and per-region motor output of the typical patient (median severity), drug-free."""
+    """Rates (Hz) and per-region motor output of the typical patient (median severity), drug-free
+    (with levodopa: after 4 weeks of it)."""
     cm = ClinicalModel.from_registry(registry)
-    tr = assess(cm, registry, phenotype, np.array([0.0]), drug_free_drivers(1, 1), levodopa_mg_per_day,
-                seed=0, start=0, stop=1, typical=True)
-    rates = {k: round(float(tr.totals[k][0, 0]), 2) for k in ("gpi_hz", "gpe_hz", "stn_hz")}
-    regions = {r: {k: round(float(tr.regions[k][0, 0, i]), 4) for k in tr.regions}
+    tr = assess(cm, registry, phenotype, np.array([0.0, 28.0]), drug_free_drivers(1, 2),
+                Course(levodopa_mg_per_day=levodopa_mg_per_day), seed=0, start=0, stop=1, typical=True)
+    k = 1 if levodopa_mg_per_day > 0 else 0   # levodopa is judged after 4 weeks
+    rates = {name: round(float(tr.totals[name][0, k]), 2) for name in ("gpi_hz", "gpe_hz", "stn_hz")}
+    regions = {r: {name: round(float(tr.regions[name][0, k, i]), 4) for name in tr.regions}
                for i, r in enumerate(REGIONS)}
     return {"phenotype": phenotype, "rates_hz": rates, "regions": regions, "converged": bool(tr.converged.all())}
 
@@ -38,18 +40,26 @@ def dynamics_parameters(registry: Registry) -> tuple[CircuitParameters, dict[str
     return p, {"stn": delay, "gpe": delay}
 
 
+def typical_inputs(cm: ClinicalModel, registry: Registry, phenotype: str) -> CircuitInputs:
+    """The typical patient's resting circuit inputs, drug-free, built as `assess` builds them."""
+    base = baseline_modulators(registry, phenotype, np.zeros(1))
+    w1, w2 = plastic_targets(base, base["dopamine"], np.ones((1, 1)), cm.values)
+    fixed = {k: v for k, v in base.items() if k not in PLASTIC}
+    return CircuitInputs(command=np.zeros((1, N_CHANNELS)), dopamine=base["dopamine"], corticostriatal_d1=w1,
+                         corticostriatal_d2=w2, **fixed)
+
+
 def oscillation(registry: Registry, phenotype: str, duration_ms: float = 3000.0, settle_ms: float = 1000.0,
                 dt_ms: float = 0.25, delays: bool = True) -> dict:
     """Simulate the typical patient at rest for ``duration_ms``; spectrum of mean GPi activity.
 
-    Returns the peak frequency (Hz), the SD of GPi activity in Hz, the fraction of its power in the
-    2-10 Hz band, and the mean rate compared with the steady state.
+    Returns the mean and SD of the GPi rate (Hz) after ``settle_ms``, the steady-state rate for
+    comparison, the peak frequency and the fraction of power in the 2-10 Hz band.
     """
     cm = ClinicalModel.from_registry(registry)
     p, lags = dynamics_parameters(registry)
-    mods = phenotype_modulators(phenotype, registry, np.zeros(1))
-    mods.pop("gpi_output", None)
-    inp = CircuitInputs(command=np.zeros((1, N_CHANNELS)), **mods)
+    inp = typical_inputs(cm, registry, phenotype)
+    steady = fixed_point(inp, p, 1, N_CHANNELS).state["gpi"].mean()
     tr = simulate(inp, p, 1, N_CHANNELS, duration_ms, dt_ms=dt_ms, delays_ms=lags if delays else None)
     keep = tr.times_ms > settle_ms
     gpi_hz = cm.rates_hz["gpi_hz"] * tr.traces["gpi"][keep, 0, :].mean(axis=1)
@@ -59,6 +69,7 @@ def oscillation(registry: Registry, phenotype: str, duration_ms: float = 3000.0,
     band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])
     total = power[1:].sum()
     return {"phenotype": phenotype, "delays": delays, "mean_gpi_hz": round(float(gpi_hz.mean()), 2),
+            "steady_state_gpi_hz": round(float(cm.rates_hz["gpi_hz"] * steady), 2),
             "sd_gpi_hz": round(float(x.std()), 3),
             "peak_hz": round(float(freqs[1:][np.argmax(power[1:])]), 2) if total > 0 else 0.0,
             "band_2_10_fraction": round(float(power[band].sum() / total), 3) if total > 0 else 0.0}

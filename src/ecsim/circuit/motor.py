@@ -113,19 +113,23 @@ def _duty(drive: np.ndarray, mp: MotorParameters) -> np.ndarray:
 
 
 def motor_output(states: dict[str, State], ref: Reference, mp: MotorParameters,
-                 strength: np.ndarray | float = 1.0) -> MotorOutput:
-    """L5 for every region from the protocol steady states; ``strength`` is (patients x channels)."""
-    inv = {k: involuntary_drive(states[k], ref.states[k], ref) for k in PROTOCOLS}
-    loss_full = surround_loss(states["rest"], states["action"], ref)
+                 strength: np.ndarray | float = 1.0, transmission: float = 1.0) -> MotorOutput:
+    """L5 for every region from the protocol steady states.
+
+    ``strength`` (patients x channels) is the muscles' remaining strength (botulinum toxin);
+    ``transmission`` the fraction of pathological pallidal signal that reaches thalamus (GPi
+    stimulation), applied to involuntary drive and lost surround inhibition alike.
+    """
+    inv = {k: transmission * involuntary_drive(states[k], ref.states[k], ref) for k in PROTOCOLS}
+    loss_full = transmission * surround_loss(states["rest"], states["action"], ref)
     strength = np.broadcast_to(np.asarray(strength, dtype=float), inv["rest"].shape)
-    ag_rest, ant_rest = _activations(0.0, loss_full, inv["rest"], mp, strength)
-    ag_act, ant_act = _activations(1.0, loss_full, inv["action"], mp, strength)
+    act = {k: _activations(level, loss_full, inv[k], mp, strength) for k, level in PROTOCOLS.items()}
+    # unwanted activity in each protocol: the antagonist's, and the agonist's beyond its command
+    unwanted = {k: np.maximum(np.maximum(ag - level * strength[:, 0::2], 0.0), ant)
+                for k, level in PROTOCOLS.items() for ag, ant in [act[k]]}
+    ag_rest, ant_rest = act["rest"]
     deviation = np.tanh((ag_rest - ant_rest) / mp.deviation_half)
-    duty = _duty(np.maximum(ag_rest, ant_rest), mp)
-    cci = _cci(ag_act, ant_act)
+    duty = _duty(unwanted["rest"], mp)
+    cci = _cci(*act["action"])
     severity = np.clip(mp.severity_gain * (cci + np.abs(deviation) + duty) / 3.0, 0.0, 1.0)
-    def region_max(x):
-        return np.maximum(x[:, 0::2], x[:, 1::2])
-    light_ant = mp.cocontraction_gain * loss_full * PROTOCOLS["light"]
-    return MotorOutput(region_max(inv["rest"]), np.maximum(region_max(inv["light"]), light_ant),
-                       np.maximum(region_max(inv["action"]), ant_act), cci, deviation, duty, severity)
+    return MotorOutput(unwanted["rest"], unwanted["light"], unwanted["action"], cci, deviation, duty, severity)

@@ -9,7 +9,7 @@ the registry value (median = registry value).
 |---|---|---|---|
 | cervical, blepharospasm, laryngeal, leg | genetics / unknown (focal) | raised loop gain in one region | Sanger & Merzenich 2000 |
 | writers_cramp | focal, task-specific | raised loop gain below runaway | Sanger & Merzenich 2000 |
-| tor1a | genetics (DYT1) | D1 > D2 corticostriatal weights in limbs and trunk | Gilbertson 2019, 2020; fitted to Starr 2005 |
+| tor1a | genetics (DYT1) | D1 > D2 corticostriatal weights in limbs and trunk | Gilbertson 2019, 2020; fitted to Vidailhet 2005 |
 | drd | genetics (GCH1), transmitter abnormality | putamen dopamine 8 % | Rajput 1994 |
 | lesion | basal-ganglia damage | GPi output lost on one side | Bhatia & Marsden 1994 |
 | parkinsons | Parkinson's disease | putamen dopamine ~5 % | Kish 1988 (assumption) |
@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..population import lognormal_factor
 from ..registry import Registry
 from .regions import CRANIAL, LIMBS, N_CHANNELS, REGIONS, agonist, antagonist
 
@@ -39,17 +40,13 @@ class Phenotype:
     focus: tuple[str, ...] = ()   # regions where symptoms start
 
 
-def _lognormal(z: np.ndarray, cv: float) -> np.ndarray:
-    return np.exp(np.sqrt(np.log1p(cv * cv)) * z)
-
-
 def _ones(n: int) -> np.ndarray:
     return np.ones((n, N_CHANNELS))
 
 
 def _focal(region: str, gain_name: str) -> Callable[[Registry, np.ndarray], Modulators]:
     def build(registry: Registry, z: np.ndarray) -> Modulators:
-        excess = (registry[gain_name].value - 1.0) * _lognormal(z, registry["pheno_focal_loop_gain_cv"].value)
+        excess = (registry[gain_name].value - 1.0) * lognormal_factor(z, registry["pheno_focal_loop_gain_cv"].value)
         gain = _ones(len(z))
         gain[:, agonist(region)] += excess
         gain[:, antagonist(region)] += registry["pheno_focal_antagonist_share"].value * excess
@@ -58,25 +55,26 @@ def _focal(region: str, gain_name: str) -> Callable[[Registry, np.ndarray], Modu
 
 
 def _tor1a(registry: Registry, z: np.ndarray) -> Modulators:
-    shift = registry["pheno_tor1a_corticostriatal_shift"].value * _lognormal(z, registry["pheno_tor1a_cv"].value)
-    weight = {r: 1.0 if r in (*LIMBS, "trunk") else 0.5 if r == "neck" else 0.0 for r in REGIONS}
+    shift = registry["pheno_tor1a_corticostriatal_shift"].value * lognormal_factor(z, registry["pheno_tor1a_cv"].value)
+    neck = registry["pheno_tor1a_neck_share"].value
+    weight = {r: 1.0 if r in (*LIMBS, "trunk") else neck if r == "neck" else 0.0 for r in REGIONS}
     per_channel = np.repeat([weight[r] for r in REGIONS], 2)
-    s = np.clip(shift[:, None] * per_channel, 0.0, 0.95)
+    s = np.clip(shift[:, None] * per_channel, 0.0, 0.95)   # keeps the D2 weight positive
     return {"corticostriatal_d1": 1.0 + s, "corticostriatal_d2": 1.0 - s}
 
 
 def _dopamine(level_name: str) -> Callable[[Registry, np.ndarray], Modulators]:
     def build(registry: Registry, z: np.ndarray) -> Modulators:
-        mean = registry[level_name].value * _lognormal(z, registry["pheno_severity_cv"].value)
-        leg = registry["pheno_dopamine_leg_factor"].value
-        factor = {r: leg if r.startswith("leg") else 1.5 if r in CRANIAL else 1.0 for r in REGIONS}
+        mean = registry[level_name].value * lognormal_factor(z, registry["pheno_severity_cv"].value)
+        leg, cranial = registry["pheno_dopamine_leg_factor"].value, registry["pheno_dopamine_cranial_factor"].value
+        factor = {r: leg if r.startswith("leg") else cranial if r in CRANIAL else 1.0 for r in REGIONS}
         per_channel = np.repeat([factor[r] for r in REGIONS], 2)
         return {"dopamine": np.clip(mean[:, None] * per_channel, 0.0, 1.0)}
     return build
 
 
 def _lesion(registry: Registry, z: np.ndarray) -> Modulators:
-    loss = np.clip(registry["pheno_lesion_gpi_loss"].value * _lognormal(z, registry["pheno_severity_cv"].value), 0, 1)
+    loss = np.clip(registry["pheno_lesion_gpi_loss"].value * lognormal_factor(z, registry["pheno_severity_cv"].value), 0, 1)
     out = _ones(len(z))
     for region in ("arm_right", "leg_right"):
         out[:, agonist(region)] -= loss
@@ -85,7 +83,7 @@ def _lesion(registry: Registry, z: np.ndarray) -> Modulators:
 
 
 def _huntingtons(registry: Registry, z: np.ndarray) -> Modulators:
-    loss = np.clip(registry["pheno_hd_indirect_loss"].value * _lognormal(z, registry["pheno_severity_cv"].value), 0, 1)
+    loss = np.clip(registry["pheno_hd_indirect_loss"].value * lognormal_factor(z, registry["pheno_severity_cv"].value), 0, 1)
     return {"d2_output": _ones(len(z)) * (1.0 - loss[:, None])}
 
 
@@ -105,7 +103,7 @@ PHENOTYPES = {p.name: p for p in [
               ("sanger2000",), _focal("arm_right", "pheno_task_specific_loop_gain"), ("arm_right",)),
     Phenotype("leg", "focal leg dystonia", "focal, idiopathic", ("sanger2000",),
               _focal("leg_right", "pheno_focal_loop_gain"), ("leg_right",)),
-    Phenotype("tor1a", "generalised TOR1A (DYT1) dystonia", "genetic", ("gilbertson2019", "starr2005"),
+    Phenotype("tor1a", "generalised TOR1A (DYT1) dystonia", "genetic", ("gilbertson2019", "vidailhet2005"),
               _tor1a, LIMBS),
     Phenotype("drd", "dopa-responsive dystonia (GCH1)", "genetic; transmitter abnormality", ("rajput1994",),
               _dopamine("pheno_drd_putamen_dopamine"), ("leg_right", "leg_left")),

@@ -51,7 +51,12 @@ class Scores:
 
 
 def provoking_factor(m: MotorOutput, threshold: float) -> np.ndarray:
-    """0-4 per region from the protocol at which dystonic activity becomes visible."""
+    """0-4 per region from the protocol at which dystonic activity becomes visible.
+
+    The scale's anchors read as: 4 present at rest (visible most of the time: duty cycle at least
+    0.5), 3 intermittently at rest (duty cycle at least 0.1), 2 with many actions (the light
+    action), 1 only with a particular, full action. The 0.5 and 0.1 cuts are this project's reading.
+    """
     return np.select([m.duty >= 0.5, m.duty >= 0.1, m.involuntary_light > threshold,
                       m.involuntary_action > threshold], [4, 3, 2, 1], 0)
 
@@ -72,7 +77,7 @@ def tilt_score(degrees: np.ndarray) -> np.ndarray:
 
 
 def score(m: MotorOutput, noise: np.ndarray, rater_sd: float, rater_sd_cranial: float,
-          threshold: float, neck_rotation_max_deg: float, tilt_share: float = 0.3) -> Scores:
+          threshold: float, neck_rotation_max_deg: float, tilt_share: float) -> Scores:
     """All scales at one visit; ``noise`` is standard normal, (patients x N_NOISE)."""
     sd = np.array([rater_sd_cranial if r in CRANIAL else rater_sd for r in REGIONS])
     n_regions = len(REGIONS)

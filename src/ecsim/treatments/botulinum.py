@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..circuit.regions import N_CHANNELS, agonist, antagonist
+from ..population import lognormal_factor
 from ..registry import Registry
-
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def botulinum_strength(bm: BotulinumModel, course, day: float, z: np.ndarray) ->
         return strength
     d = bm.dysport_units(course.product, course.units)
     peak = bm.emax * d / (d + bm.ed50_dysport_units)
-    eta = np.exp(np.sqrt(np.log1p(bm.cv ** 2)) * z)
+    eta = lognormal_factor(z, bm.cv)
     injections = np.arange(course.first_day, day + 1e-9, course.every_days)
     blocked = np.minimum(peak * eta * bm.time_course(day - injections).sum(), bm.emax)
     strength[:, agonist(course.region)] -= blocked

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..population import lognormal_factor
 from ..registry import Registry
 
 
@@ -29,5 +30,5 @@ class PlaceboModel:
 
 def placebo_fraction(pm: PlaceboModel, day: float, z: np.ndarray) -> np.ndarray:
     """Fractional fall of rated severity on ``day`` (patients), in [0, 0.9]."""
-    eta = np.exp(np.sqrt(np.log1p(pm.cv ** 2)) * z)
+    eta = lognormal_factor(z, pm.cv)
     return np.clip(pm.max_fraction * eta * (1.0 - np.exp(-day / pm.tau_days)), 0.0, 0.9)

@@ -8,11 +8,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..circuit.clinical import clinical_output_names
 from ..errors import InputError
 from ..scenario import Scenario, parse_yaml_mapping, pydantic_to_input_error, read_text_file
 
 Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv", "arithmetic_cv",
-                    "arithmetic_sd", "fraction_positive"]
+                    "arithmetic_sd", "fraction_positive", "fraction_at_most"]
 
 
 class _Strict(BaseModel):
@@ -34,6 +35,8 @@ class Quantity(_Strict):
     at_h: float | None = None
     at_day: float | None = None
     change_from_day: float | None = Field(default=None, description="visit: report the change since this visit")
+    relative: bool = Field(default=False, description="with change_from_day: change as a fraction of that visit's value")
+    at_most: float | None = Field(default=None, description="threshold of the fraction_at_most statistic")
 
     @model_validator(mode="after")
     def _at(self) -> "Quantity":
@@ -43,6 +46,12 @@ class Quantity(_Strict):
             raise ValueError("measure visit needs at_day, and only visit takes at_day")
         if self.change_from_day is not None and self.measure != "visit":
             raise ValueError("change_from_day goes with measure visit")
+        if self.relative and self.change_from_day is None:
+            raise ValueError("relative needs change_from_day")
+        if (self.statistic == "fraction_at_most") != (self.at_most is not None):
+            raise ValueError("statistic fraction_at_most needs at_most, and only it takes at_most")
+        if self.change_from_day is not None and self.statistic in ("geometric_mean", "geometric_cv"):
+            raise ValueError("a change can be negative: use an arithmetic statistic with change_from_day")
         return self
 
 
@@ -87,9 +96,26 @@ class Metric(_Strict):
             raise ValueError(f"rule {self.rule.type} needs observed.{' and observed.'.join(missing)}")
         return self
 
-
     def quantities(self) -> list[Quantity]:
         return [self.quantity] if self.quantity else list(self.ratio_of or self.correlation_of)
+
+
+def _check_clinical(metric: str, q: Quantity, scenario: Scenario) -> None:
+    """Clinical outputs only at visits that exist, and only with a phenotype; NCA only on drug outputs."""
+    clinical = clinical_output_names()
+    if q.measure != "visit":
+        if q.output in clinical:
+            raise ValueError(f"metric {metric}: {q.output} is a clinical output; use measure: visit with at_day")
+        return
+    if scenario.population.phenotype is None:
+        raise ValueError(f"metric {metric}: measure visit needs scenario.population.phenotype")
+    if q.output not in clinical:
+        raise ValueError(f"metric {metric}: output {q.output!r} is not a clinical output (docs/case-files.md)")
+    days = scenario.visit_days()
+    for day in (q.at_day, q.change_from_day):
+        if day is not None and min(abs(day - d) for d in days) > 1e-9:
+            raise ValueError(f"metric {metric}: day {day:g} is not a visit; visits are on days "
+                             + ", ".join(f"{d:g}" for d in days))
 
 
 RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "range": ("range_low", "range_high"),
@@ -114,8 +140,7 @@ class Case(_Strict):
             for q in m.quantities():
                 if q.arm not in arms:
                     raise ValueError(f"metric {m.id}: arm {q.arm!r} is not one of {sorted(arms)}")
-                if q.measure == "visit" and self.scenario.population.phenotype is None:
-                    raise ValueError(f"metric {m.id}: measure visit needs scenario.population.phenotype")
+                _check_clinical(m.id, q, self.scenario)
         return self
 
 

@@ -7,12 +7,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from ..circuit.regions import REGIONS
 from ..errors import InputError
 from ..registry import Registry, default_registry
 from ..simulation import Chunk, simulate_chunk
 from .cases import Case, Metric, Quantity
 from .nca import MEASURES
-from ..circuit.regions import REGIONS
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,12 @@ def quantity_values(q: Quantity, chunks: dict[str, Chunk], sampling_h: list[floa
     chunk = chunks[q.arm]
     if q.measure == "visit":
         value = clinical_values(chunk, q.output, q.at_day)
-        return value if q.change_from_day is None else value - clinical_values(chunk, q.output, q.change_from_day)
+        if q.change_from_day is None:
+            return value
+        before = clinical_values(chunk, q.output, q.change_from_day)
+        if not q.relative:
+            return value - before
+        return np.where(before > 0, (value - before) / np.where(before > 0, before, 1.0), np.nan)
     if q.measure == "c_at":
         k = int(np.argmin(np.abs(chunk.times_h - q.at_h)))
         return chunk.outputs[q.output][:, k]
@@ -78,6 +83,13 @@ def clinical_values(chunk: Chunk, output: str, day: float) -> np.ndarray:
     return table[output][:, k]
 
 
+def summarise_quantity(values: np.ndarray, q: Quantity) -> float:
+    if q.statistic == "fraction_at_most":
+        v = values[np.isfinite(values)]
+        return float(np.mean(v <= q.at_most)) if v.size else float("nan")
+    return summarise(values, q.statistic)
+
+
 def summarise(values: np.ndarray, statistic: str) -> float:
     v = values[np.isfinite(values)]
     if v.size == 0:
@@ -100,13 +112,13 @@ def summarise(values: np.ndarray, statistic: str) -> float:
 def simulated_value(metric: Metric, chunks: dict[str, Chunk], sampling_h: list[float]) -> float:
     if metric.quantity is not None:
         q = metric.quantity
-        return summarise(quantity_values(q, chunks, sampling_h), q.statistic)
+        return summarise_quantity(quantity_values(q, chunks, sampling_h), q)
     if metric.correlation_of is not None:
         a, b = (quantity_values(q, chunks, sampling_h) for q in metric.correlation_of)
         return float(stats.spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
     num, den = metric.ratio_of
-    return (summarise(quantity_values(num, chunks, sampling_h), num.statistic)
-            / summarise(quantity_values(den, chunks, sampling_h), den.statistic))
+    return (summarise_quantity(quantity_values(num, chunks, sampling_h), num)
+            / summarise_quantity(quantity_values(den, chunks, sampling_h), den))
 
 
 def judge(metric: Metric, simulated: float) -> tuple[bool, str]:

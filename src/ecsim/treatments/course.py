@@ -1,0 +1,82 @@
+"""One arm's non-cannabinoid treatments, and what each does at a visit.
+
+| treatment | acts on | model |
+|---|---|---|
+| levodopa | tonic dopamine (L4) | missing dopamine restored by D / (D + ED50) |
+| trihexyphenidyl | corticostriatal plasticity (L4) | the phenotype's D1/D2 weight shift shrinks by theta x D / (D + ED50): M1 blockade restores LTD and depotentiation in DYT1 striatum (Martella 2009); the weights follow with the plasticity time constant |
+| GPi stimulation | pallidal output (L4 -> L5) | pathological drive and lost surround inhibition pass at (1 - fast x on) x (1 - slow x (1 - exp(-t_on / tau))): an informational lesion with an immediate part and a slow part that persists when switched off (Vidailhet 2005) |
+| botulinum toxin | muscle (L5) | `botulinum.py` |
+| placebo | ratings (L6) | `placebo.py` |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..registry import Registry
+from .botulinum import BotulinumModel, botulinum_strength
+from .placebo import PlaceboModel, placebo_fraction
+
+
+@dataclass(frozen=True)
+class Course:
+    """What an arm receives besides cannabinoids. ``botulinum``/``stimulation`` are scenario objects."""
+
+    levodopa_mg_per_day: float = 0.0
+    trihexyphenidyl_mg_per_day: float = 0.0
+    botulinum: object | None = None
+    stimulation: object | None = None    # with from_day, to_day (None: until the end)
+    placebo: bool = False
+
+
+@dataclass(frozen=True)
+class TreatmentModels:
+    botulinum: BotulinumModel
+    placebo: PlaceboModel
+    levodopa_ed50: float
+    thp_max: float
+    thp_ed50: float
+    dbs_fast: float
+    dbs_slow: float
+    dbs_slow_days: float
+
+    @classmethod
+    def from_registry(cls, registry: Registry) -> "TreatmentModels":
+        return cls(BotulinumModel.from_registry(registry), PlaceboModel.from_registry(registry),
+                   registry.value("levodopa_ed50", "mg/d"), registry.value("thp_max_normalisation", "dimensionless"),
+                   registry.value("thp_ed50", "mg/d"), registry.value("dbs_fast_block", "dimensionless"),
+                   registry.value("dbs_slow_block", "dimensionless"), registry.value("dbs_slow_time", "d"))
+
+
+def dopamine(tm: TreatmentModels, course: Course, base: np.ndarray, day: float) -> np.ndarray:
+    """Tonic dopamine with levodopa from day 0 (the baseline visit is untreated)."""
+    dose = course.levodopa_mg_per_day if day > 0 else 0.0
+    return base + (1.0 - base) * dose / (dose + tm.levodopa_ed50)
+
+
+def shift_scale(tm: TreatmentModels, course: Course, day: float) -> float:
+    """Fraction of the phenotype's corticostriatal weight shift that trihexyphenidyl leaves."""
+    dose = course.trihexyphenidyl_mg_per_day if day > 0 else 0.0
+    return max(0.0, 1.0 - tm.thp_max * dose / (dose + tm.thp_ed50))
+
+
+def transmission(tm: TreatmentModels, course: Course, day: float) -> float:
+    """Fraction of pathological pallidal drive that reaches thalamus under GPi stimulation."""
+    s = course.stimulation
+    if s is None or day <= s.from_day:
+        return 1.0
+    end = day if s.to_day is None else min(day, s.to_day)
+    on = s.to_day is None or day < s.to_day
+    slow = tm.dbs_slow * (1.0 - np.exp(-(end - s.from_day) / tm.dbs_slow_days))
+    return float(max(0.0, 1.0 - tm.dbs_fast * on) * max(0.0, 1.0 - slow))
+
+
+def strength(tm: TreatmentModels, course: Course, day: float, z: np.ndarray) -> np.ndarray:
+    return botulinum_strength(tm.botulinum, course.botulinum, day, z)
+
+
+def rating_scale(tm: TreatmentModels, course: Course, day: float, z: np.ndarray) -> np.ndarray | float:
+    """Factor on rated severity: 1 - placebo response, or 1 outside a trial."""
+    return 1.0 - placebo_fraction(tm.placebo, day, z) if course.placebo else 1.0
