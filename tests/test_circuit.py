@@ -184,7 +184,7 @@ def test_patients_do_not_change_with_the_visit_schedule(registry, cm):
 def test_clinical_settings_without_a_phenotype_are_refused():
     from ecsim.errors import InputError
     from ecsim.scenario import parse_scenario
-    with pytest.raises(InputError, match="needs population.phenotype"):
+    with pytest.raises(InputError, match="levodopa_mg_per_day: got 100.0; allowed: only with population.phenotype"):
         parse_scenario("name: t\nduration_days: 1\narms: [{name: a, interventions: {levodopa_mg_per_day: 100}}]")
     with pytest.raises(InputError, match="primary_day"):
         parse_scenario("name: t\nduration_days: 7\npopulation: {phenotype: drd}\ntrial: {primary_day: 30}\n"

@@ -188,16 +188,19 @@ class Scenario(_Strict):
     def _clinical_needs_a_phenotype(self) -> "Scenario":
         if self.population.phenotype is not None:
             if self.trial.primary_day is not None and self.trial.primary_day > self.duration_days:
-                raise ValueError(f"trial.primary_day {self.trial.primary_day} is after the last day {self.duration_days}")
+                raise InputError("trial.primary_day", self.trial.primary_day,
+                                 f"a visit day up to duration_days ({self.duration_days:g})")
             return self
-        clinical = [f"arms.{a.name}.{k}" for a in self.arms for k, given in (
+        clinical = [(f"arms.{a.name}.{k}", given) for a in self.arms for k, given in (
             ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation),
             ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
             ("interventions.trihexyphenidyl_mg_per_day", a.interventions.trihexyphenidyl_mg_per_day)) if given]
         if self.trial != Trial():
-            clinical.append("trial")
+            clinical.append(("trial", "set"))
         if clinical:
-            raise ValueError(f"{clinical[0]} acts on symptoms and needs population.phenotype")
+            field, given = clinical[0]
+            raise InputError(field, given if isinstance(given, (int, float, str)) else "set",
+                             "only with population.phenotype (it acts on symptoms)")
         return self
 
     @model_validator(mode="after")
@@ -302,6 +305,10 @@ def pydantic_to_input_error(exc: ValidationError) -> InputError:
     where = ".".join(str(x) for x in err["loc"]) or "scenario"
     if isinstance(err.get("ctx", {}).get("error"), InputError):
         inner = err["ctx"]["error"]
-        return InputError(f"{where}", inner.value, inner.allowed)
+        # a whole-scenario check names its own field; a field validator's location is the field
+        return InputError(inner.field if where == "scenario" else where, inner.value, inner.allowed)
     message = err["msg"].removeprefix("Value error, ")
-    return InputError(where, err.get("input"), message)
+    given = err.get("input")
+    if isinstance(given, dict) and err["type"] == "value_error":   # a check across fields: the message says which
+        given = "the whole block"
+    return InputError(where, given, message)
