@@ -192,9 +192,10 @@ def test_clinical_settings_without_a_phenotype_are_refused():
 
 
 @pytest.mark.parametrize("quantity, message", [
-    ("{arm: a, output: gpi_hz, measure: cmax}", "clinical output"),
-    ("{arm: a, output: gpi_rate, measure: visit, at_day: 0, statistic: arithmetic_mean}", "not a clinical output"),
-    ("{arm: a, output: gpi_hz, measure: visit, at_day: 3, statistic: arithmetic_mean}", "not a visit"),
+    ("{arm: a, output: gpi_hz, measure: cmax}", "metrics.m.measure: got 'cmax'"),
+    ("{arm: a, output: gpi_rate, measure: visit, at_day: 0, statistic: arithmetic_mean}", "metrics.m.output"),
+    ("{arm: a, output: gpi_hz, measure: visit, at_day: 3, statistic: arithmetic_mean}", "metrics.m.at_day: got 3"),
+    ("{arm: a, output: gpi_hz, measure: visit, at_day: .nan, statistic: arithmetic_mean}", "at_day"),
     ("{arm: a, output: gpi_hz, measure: visit, at_day: 7, change_from_day: 0}", "arithmetic statistic"),
 ])
 def test_case_file_clinical_mistakes_are_one_line_errors(tmp_path, quantity, message):

@@ -78,7 +78,7 @@ def tolerance_scale(metric: Metric) -> float:
     if rule.type in ("range", "ci"):
         lo, hi = (obs.range_low, obs.range_high) if rule.type == "range" else (obs.ci_low, obs.ci_high)
         if lo <= 0 or hi <= 0:   # a range touching zero: its half-width relative to the value
-            return max((hi - lo) / (2 * abs(obs.value)), 0.05)
+            return max((hi - lo) / (2 * max(abs(obs.value), 1e-12)), 0.05)
         return max(np.log(hi / lo) / 2, 0.05)
     if rule.type == "sd":
         return max(obs.sd / obs.value, 0.05)
@@ -128,6 +128,7 @@ def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple
         return registry.with_overrides(dict(zip(stage.parameters, np.exp(x).tolist())))
 
     hi = x0 + 4 if stage.upper is None else np.minimum(x0 + 4, np.log(stage.upper))
+    x0 = np.minimum(x0, hi - 1e-9)
     fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=stage.diff_step,
                         bounds=(x0 - 4, hi), x_scale=1.0)
     se = _standard_errors(fit.jac[smooth_rows(stage, cases, with_x(fit.x))])

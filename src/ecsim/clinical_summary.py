@@ -41,7 +41,7 @@ def replicate_power(change: np.ndarray, control: np.ndarray, size: int, replicat
     """Share of replicate trials (``size`` patients per arm, drawn without replacement from the
     virtual arms) in which a two-sided Welch t-test finds the arms different at P < 0.05.
     Callers keep ``size`` at most half of each virtual arm, so replicates differ."""
-    rng = np.random.default_rng([seed, 4242])
+    rng = np.random.default_rng([seed, 4242, 17])   # three words: never a padded PK key (seed, block)
     hits = 0
     for _ in range(replicates):
         a = change[rng.choice(len(change), size, replace=False)]
@@ -64,8 +64,9 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
            "responder_definition":
            f"improvement of at least {responder:.0%} of baseline", "arms": {}}
     for name, c in change.items():
-        improved = -c >= responder * np.maximum(base[name], 1e-9)
-        entry = {"change": _mean_ci(c), "responders": round(float(np.mean(improved & (base[name] > 0))), 3)}
+        rated = base[name] > 0   # a patient with nothing to improve is neither responder nor not (as in case files)
+        improved = -c[rated] >= responder * base[name][rated]
+        entry = {"change": _mean_ci(c), "responders": round(float(np.mean(improved)), 3) if rated.any() else None}
         if control is not None and name != control:
             entry |= _versus(c, change[control], size, replicates, seed)
         doc["arms"][name] = entry

@@ -65,7 +65,7 @@ def print_clinical(summary: dict) -> None:
     for name, a in trial["arms"].items():
         d = a.get("difference_vs_control")
         t.add_row(name, f"{a['change']['mean']:+.2f} [{a['change']['ci95'][0]:+.2f}, {a['change']['ci95'][1]:+.2f}]",
-                  f"{100 * a['responders']:.0f} %",
+                  "—" if a["responders"] is None else f"{100 * a['responders']:.0f} %",
                   (f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]" if d["ci95"] else f"{d['mean']:+.2f}")
                   if d else "—",
                   _replicates(a.get("replicate_trials")))

@@ -305,10 +305,18 @@ def pydantic_to_input_error(exc: ValidationError) -> InputError:
     where = ".".join(str(x) for x in err["loc"]) or "scenario"
     if isinstance(err.get("ctx", {}).get("error"), InputError):
         inner = err["ctx"]["error"]
-        # a whole-scenario check names its own field; a field validator's location is the field
-        return InputError(inner.field if where == "scenario" else where, inner.value, inner.allowed)
+        return InputError(_field_path(err["loc"], inner.field), inner.value, inner.allowed)
     message = err["msg"].removeprefix("Value error, ")
     given = err.get("input")
     if isinstance(given, dict) and err["type"] == "value_error":   # a check across fields: the message says which
-        given = "the whole block"
+        given = "this combination"
     return InputError(where, given, message)
+
+
+def _field_path(loc: tuple, named: str) -> str:
+    """Where an InputError raised inside validation points: a field validator's own location, or,
+    for a check across a block's fields, the block's location followed by the field it names."""
+    where = ".".join(str(x) for x in loc)
+    if where and where.split(".")[-1] == named.split(".")[-1]:
+        return where
+    return f"{where}.{named}" if where else named

@@ -99,11 +99,13 @@ class PatientDraws:
 
     def __init__(self, seed: int, start: int, stop: int, typical: bool = False):
         self.key, self.start, self.stop, self.typical = (seed, STREAM), start, stop, typical
-        self.phenotype = self._normals(0, 1)[:, 0]
-        self.treatment = self._normals(1, 2)
+        # stream numbers start at 1: numpy pads short keys with zeros, so (seed, STREAM, 0, ...) could
+        # equal the PK population's key (seed, block) for block STREAM
+        self.phenotype = self._normals(1, 1)[:, 0]
+        self.treatment = self._normals(2, 2)
 
     def rater(self, visit: int) -> np.ndarray:
-        return self._normals(2, N_NOISE, visit)
+        return self._normals(3, N_NOISE, visit)
 
     def _normals(self, stream: int, width: int, *extra: int) -> np.ndarray:
         if self.typical:

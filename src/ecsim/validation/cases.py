@@ -17,7 +17,7 @@ Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Quantity(_Strict):
@@ -103,19 +103,19 @@ class Metric(_Strict):
 def _check_clinical(metric: str, q: Quantity, scenario: Scenario) -> None:
     """Clinical outputs only at visits that exist, and only with a phenotype; NCA only on drug outputs."""
     clinical = clinical_output_names()
+    where = f"metrics.{metric}"
     if q.measure != "visit":
         if q.output in clinical:
-            raise ValueError(f"metric {metric}: {q.output} is a clinical output; use measure: visit with at_day")
+            raise InputError(f"{where}.measure", q.measure, f"visit (with at_day): {q.output} is a clinical output")
         return
     if scenario.population.phenotype is None:
-        raise ValueError(f"metric {metric}: measure visit needs scenario.population.phenotype")
+        raise InputError(f"{where}.measure", q.measure, "an NCA measure, or set scenario.population.phenotype")
     if q.output not in clinical:
-        raise ValueError(f"metric {metric}: output {q.output!r} is not a clinical output (docs/case-files.md)")
+        raise InputError(f"{where}.output", q.output, "a clinical output listed in docs/case-files.md")
     days = scenario.visit_days()
-    for day in (q.at_day, q.change_from_day):
+    for name, day in (("at_day", q.at_day), ("change_from_day", q.change_from_day)):
         if day is not None and min(abs(day - d) for d in days) > 1e-9:
-            raise ValueError(f"metric {metric}: day {day:g} is not a visit; visits are on days "
-                             + ", ".join(f"{d:g}" for d in days))
+            raise InputError(f"{where}.{name}", day, "a visit day: " + ", ".join(f"{d:g}" for d in days))
 
 
 RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "range": ("range_low", "range_high"),
