@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ecsim.circuit.clinical import ClinicalModel, assess, drug_free_drivers
-from ecsim.circuit.regions import N_CHANNELS, agonist, antagonist
+from ecsim.circuit.regions import agonist, antagonist
 from ecsim.clinical_summary import replicate_power, trial_statistics
 from ecsim.errors import InputError
 from ecsim.scenario import Botulinum, parse_scenario
