@@ -122,6 +122,31 @@ def circuit(phenotype: str = typer.Option("normal", "--phenotype", help="form an
     print_circuit(doc)
 
 
+@app.command()
+def claims(as_json: bool = typer.Option(False, "--json"),
+           patients: Optional[int] = typer.Option(None, "--patients", help="patients per arm (default: the "
+                                                  "default scenario's size; 200 at each tested dose)"),
+           seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed")) -> None:
+    """Each claim of the article with a verdict, the model's numbers and the evidence behind it.
+
+    Runs the default virtual trial (efficacy) and the article's doses (mechanism), about a minute."""
+    from .claims import check_claims, claims_context, load_claims, trial_evidence
+    from .outputs import summary as run_summary
+    from .runjob import prepared_scenario
+    from .simulation import Simulation
+    scenario = prepared_scenario(None, patients, seed)
+    sim = Simulation(scenario)
+    spec = load_claims(sim.registry.references)
+    trial = trial_evidence(scenario, run_summary(scenario, sim.run(), sim.registry))
+    ctx = claims_context(sim.registry, trial, patients=min(patients or 200, 200), seed=seed)
+    rows = check_claims(ctx, spec)
+    if as_json:
+        print(json.dumps(rows, allow_nan=False))
+        return
+    from .report_text import print_claims
+    print_claims(rows)
+
+
 @app.command("export-sbml")
 def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> None:
     """The full model as SBML Level 3 (typical 70 kg patient, no doses)."""
@@ -129,6 +154,17 @@ def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> Non
     from .model.sbml import write_sbml
     write_sbml(full_model(), out)
     print(f"wrote {out}")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (default: this machine only)"),
+          port: int = typer.Option(8765, "--port", help="TCP port"),
+          data_dir: Path = typer.Option(Path("results/web"), "--data-dir", help="folder for the runs' outputs"),
+          max_patients: int = typer.Option(2000, "--max-patients", help="largest population per arm a request may ask for"),
+          max_jobs: int = typer.Option(2, "--max-jobs", help="runs at a time (more are refused with HTTP 429)")) -> None:
+    """The web page and its JSON API (see docs/server.md); Ctrl-C stops."""
+    from .server import serve as run_server
+    run_server(host, port, data_dir, max_patients, max_jobs)
 
 
 def _spread(s) -> str:

@@ -111,8 +111,9 @@ def check_out(out: Path) -> Path:
 
 
 def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
-              timings: dict) -> dict:
-    """Write every file into a temporary sibling folder, then rename it to ``out``."""
+              timings: dict, claims: list[dict] | None = None) -> dict:
+    """Write every file into a temporary sibling folder, then rename it to ``out``. With ``claims``
+    (the claims checker's rows) the folder also gets claims.json and the HTML report."""
     out = check_out(out)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -127,9 +128,23 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
     from .plots import plot_run
     plot_run(results, tmp / "pk.png")
     files = sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]
-    (tmp / "manifest.json").write_text(json.dumps(manifest(scenario, registry, timings, files), indent=2))
+    if claims is not None:
+        files = sorted(files + ["claims.json", "report.html"])
+    meta = manifest(scenario, registry, timings, files)
+    if claims is not None:
+        (tmp / "claims.json").write_text(json.dumps(claims, indent=1, allow_nan=False))
+        (tmp / "report.html").write_text(_report(scenario, results, summ, registry, claims, meta))
+    (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
     _replace(tmp, out)
     return summ
+
+
+def _report(scenario, results, summ, registry, claims, meta) -> str:
+    from .report import ReportInputs, render_report
+    from .validation.snapshot import is_current, load_snapshot
+    snap = load_snapshot()
+    snap["current"] = is_current(snap)
+    return render_report(ReportInputs(scenario, results, summ, registry, claims, snap, meta))
 
 
 def _replace(tmp: Path, out: Path) -> None:

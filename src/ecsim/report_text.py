@@ -1,4 +1,4 @@
-"""Plain-terminal tables for `ecsim validate`."""
+"""Plain-terminal tables for `ecsim validate`, `targets`, `circuit`, `claims` and `run`."""
 
 from __future__ import annotations
 
@@ -90,3 +90,22 @@ def print_clinical(summary: dict) -> None:
                                  f"{100 * sym[1]['last_visit']:.0f} %"] or ["", "", ""]),
                       *(reg and [reg[0], f"{reg[1]['baseline']:.3f}", f"{reg[1]['last_visit']:.3f}"] or ["", "", ""]))
         console.print(s)
+
+
+VERDICT_STYLE = {"supported": "green", "partly supported": "yellow", "not supported": "red", "unknown": "blue"}
+
+
+def print_claims(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=200)
+    t = Table("claim (the article)", "verdict", "why", show_lines=True)
+    for r in rows:
+        style = VERDICT_STYLE[r["verdict"]]
+        refs = ", ".join(e["ref"] for e in r["evidence"]["items"])
+        t.add_row(f"{r['claim']}\n[dim]{r['category']}[/]", f"[{style}]{r['verdict']}[/]",
+                  f"{r['model']['reason']}.\n[dim]evidence ({refs}): {r['evidence']['reason']}; {r['why'].split('.')[0]}[/]")
+    console.print(t)
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICT_STYLE}
+    console.print(", ".join(f"{n} {v}" for v, n in counts.items()) + " (a model, not medical advice; "
+                  "`ecsim claims --json` gives every number and citation)")

@@ -5,18 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from .outputs import check_out, write_run
-from .scenario import load_scenario
+from .scenario import Scenario, load_scenario
+from .claims.context import DOSE_PATIENTS
 from .simulation import Simulation
 
 
-def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = None, seed: int | None = None,
-            quiet: bool = False) -> dict:
-    scenario = prepared_scenario(scenario_path, patients, seed)
+def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int | None = None,
+            seed: int | None = None, quiet: bool = False, progress=None, report: bool = True,
+            claims_patients: int = DOSE_PATIENTS) -> dict:
+    """Simulate a scenario (a file, a validated `Scenario`, or None for the default) and write its
+    folder; with ``report``, also check the article's claims (simulating ``claims_patients`` per
+    tested dose) and write report.html. ``progress(done, total)``, if given, is called as patients ×
+    arms complete (the web page uses it); otherwise a progress bar is shown unless ``quiet``."""
+    if not isinstance(scenario_path, Scenario):
+        scenario = prepared_scenario(scenario_path, patients, seed)
+    else:
+        scenario = _with_population(scenario_path, patients, seed)
     check_out(out)
     sim = Simulation(scenario)
-    with _Progress(scenario, quiet) as advance:
+    with _Progress(scenario, quiet, progress) as advance:
         results = sim.run(progress=advance)
-    summary = write_run(out, scenario, results, sim.registry, sim.timings)
+    claims = _claims(scenario, results, sim, claims_patients, quiet) if report else None
+    summary = write_run(out, scenario, results, sim.registry, sim.timings, claims)
     if not quiet:
         if "clinical" in summary:
             from .report_text import print_clinical
@@ -24,6 +34,21 @@ def run_job(scenario_path: Path | None, out: Path, *, patients: int | None = Non
         names = sorted(p.name for p in out.iterdir())
         print(f"wrote {out}/ ({', '.join(names)})")
     return summary
+
+
+def _claims(scenario, results, sim, patients: int, quiet: bool) -> list[dict]:
+    """The claims checker on this run's trial (if it has one) and the article's doses."""
+    import time
+    from .claims import check_claims, claims_context, load_claims, trial_evidence
+    from .outputs import summary
+    started = time.perf_counter()
+    spec = load_claims(sim.registry.references)
+    if not quiet:
+        print(f"checking the article's claims ({patients} patients per tested dose)...")
+    trial = trial_evidence(scenario, summary(scenario, results, sim.registry))
+    rows = check_claims(claims_context(sim.registry, trial, patients, scenario.population.seed), spec)
+    sim.timings["claims_s"] = time.perf_counter() - started
+    return rows
 
 
 def prepared_scenario(path: Path | None, patients: int | None, seed: int | None):
@@ -48,13 +73,17 @@ def _with_population(scenario, patients, seed):
 
 
 class _Progress:
-    """A rich progress bar over patients × arms (silent with --json)."""
+    """A rich progress bar over patients × arms (silent with --json), or a caller's callback."""
 
-    def __init__(self, scenario, quiet: bool):
+    def __init__(self, scenario, quiet: bool, callback=None):
         self.total = scenario.population.n * len(scenario.arms)
-        self.quiet = quiet
+        self.quiet = quiet or callback is not None
+        self.callback = callback
+        self.done = 0
 
     def __enter__(self):
+        if self.callback is not None:
+            return self._report
         if self.quiet:
             return None
         from rich.progress import Progress
@@ -62,6 +91,10 @@ class _Progress:
         self.bar.start()
         task = self.bar.add_task("simulating patients", total=self.total)
         return lambda arm, n: self.bar.advance(task, n)
+
+    def _report(self, arm, n):
+        self.done += n
+        self.callback(self.done, self.total)
 
     def __exit__(self, *exc):
         if not self.quiet:

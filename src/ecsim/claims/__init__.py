@@ -1,0 +1,63 @@
+"""The claims checker: each claim of the article graded by the model's numbers and by the evidence.
+
+    ctx = claims_context(registry, trial=trial_evidence(scenario, summary))
+    rows = check_claims(ctx)
+
+Each row: ``claim``, ``quote``, ``category``, ``verdict``, ``why`` (one sentence), ``model``
+(rule, verdict, reason, numbers), ``evidence`` (each finding with its citation). docs/claims.md
+explains the rules.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from ..validation.snapshot import by_metric, is_current, load_snapshot
+from .context import DOSE_PATIENTS, ClaimsContext, TrialEvidence, run_doses, trial_evidence
+from .rules import MODEL_RULES, combine, evidence_verdict
+from .spec import VERDICTS, Claim, ClaimsFile, load_claims
+
+__all__ = ["check_claims", "claims_context", "trial_evidence", "TrialEvidence", "VERDICTS", "load_claims"]
+
+
+def claims_context(registry: Registry, trial: TrialEvidence | None = None, patients: int = DOSE_PATIENTS,
+                   seed: int | None = None) -> ClaimsContext:
+    """Simulate the article's doses and gather the trial and validation numbers the rules need."""
+    snapshot = load_snapshot()
+    return ClaimsContext(registry, run_doses(registry, patients, seed), patients, trial, by_metric(snapshot))
+
+
+def check_claims(ctx: ClaimsContext, spec: ClaimsFile | None = None) -> list[dict]:
+    """Every claim with its final verdict, the model's part and the evidence's part."""
+    spec = spec or load_claims(ctx.registry.references)
+    return [check_claim(c, ctx, spec) for c in spec.claims]
+
+
+def check_claim(claim: Claim, ctx: ClaimsContext, spec: ClaimsFile) -> dict:
+    model_verdict, model_reason, numbers = MODEL_RULES[claim.rule.kind](claim.rule, ctx, spec)
+    ev_verdict, ev_reason = evidence_verdict(claim.evidence, spec.consumer_max_mg_per_day)
+    verdict, how = combine(model_verdict, ev_verdict)
+    return {
+        "id": claim.id, "category": claim.category, "claim": claim.claim, "quote": claim.quote,
+        "verdict": verdict,
+        "why": f"{how}. Model: {model_reason}. Evidence: {ev_reason}.",
+        "model": {"rule": claim.rule.kind, "verdict": model_verdict, "reason": model_reason,
+                  "threshold_reason": claim.rule.reason, "note": getattr(claim.rule, "note", ""),
+                  "numbers": numbers},
+        "evidence": {"verdict": ev_verdict, "reason": ev_reason,
+                     "items": [_evidence_item(e, ctx.registry) for e in claim.evidence]},
+    }
+
+
+def _evidence_item(e, registry: Registry) -> dict:
+    ref = registry.references[e.ref]
+    locator = f"doi:{ref.doi}" if ref.doi else (f"PMID {ref.pmid}" if ref.pmid else ref.url)
+    return {"ref": e.ref, "citation": ref.citation, "locator": locator, "checked": ref.checked,
+            "bearing": e.bearing, "quality": e.quality, "finding": e.finding,
+            "doses_mg_per_day": list(e.doses_mg_per_day) if e.doses_mg_per_day else None}
+
+
+def validation_status() -> dict:
+    """Where the validation numbers come from, and whether they match the current model."""
+    snap = load_snapshot()
+    return {"created": snap["created"], "parameter_set": snap["parameter_set"], "current": is_current(snap),
+            "passed": snap["passed"], "failed": snap["failed"]}

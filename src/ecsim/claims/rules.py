@@ -1,0 +1,270 @@
+"""Verdicts from the model's numbers, one function per rule kind, and from the evidence.
+
+Each model rule returns ``(verdict, reason, numbers)``; ``reason`` is one sentence built from the
+numbers. The final verdict combines the model's and the literature's (`combine`). Thresholds live in
+claims.yaml with their reasons; nothing here knows which claim it grades.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..circuit.clinical import ClinicalModel, assess, drug_free_drivers
+from ..circuit.phenotypes import PHENOTYPES
+from ..clinical_summary import PRESENT
+from ..treatments.course import Course
+from . import spec
+from .context import ClaimsContext
+
+RANK = {"supported": 0, "partly supported": 1, "unknown": 2, "not supported": 3}
+
+
+def _q(x: float) -> float:
+    return float(f"{x:.3g}")
+
+
+def _spread(values: np.ndarray) -> dict:
+    lo, mid, hi = np.percentile(values, [5, 50, 95])
+    return {"median": _q(mid), "p05": _q(lo), "p95": _q(hi)}
+
+
+# --- engagement: a target or tone quantity at the article's dose classes -------------------------
+
+def class_effects(rule: spec.Engagement, ctx: ClaimsContext, classes: dict[str, spec.DoseClass]) -> dict:
+    """Per dose class, the arm and quantity with the largest median effect in the claimed direction."""
+    sign = 1.0 if rule.direction == "increase" else -1.0
+    out = {}
+    for key, dc in classes.items():
+        best = None
+        for arm in dc.arms:
+            for q in rule.quantities:
+                values = ctx.doses[arm][q]
+                effect = sign * (np.median(values) - (1.0 if rule.scale == "fold" else 0.0))
+                if best is None or abs(effect) > abs(best["effect"]):
+                    best = {"arm": arm, "quantity": q, "effect": _q(effect), **_spread(values)}
+        out[key] = best
+    return out
+
+
+def engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    effects = class_effects(rule, ctx, claims.dose_classes)
+    labels = {k: dc.label for k, dc in claims.dose_classes.items()}
+    numbers = {"relevant_change": rule.relevant, "scale": rule.scale, "by_dose": effects}
+    reached = [k for k, e in effects.items() if e["effect"] >= rule.relevant]
+    opposite = [k for k, e in effects.items() if e["effect"] <= -rule.relevant]
+    largest = max(effects.values(), key=lambda e: e["effect"])
+    if "consumer" in reached:
+        return "supported", f"reaches the relevant change ({rule.relevant:g}) already at {labels['consumer']}", numbers
+    if reached:
+        return ("partly supported", f"reaches the relevant change ({rule.relevant:g}) only at "
+                + " and ".join(labels[k] for k in reached) + ", not at consumer doses", numbers)
+    if opposite:
+        k = opposite[-1]
+        return ("not supported", f"the model moves it the other way: {_describe(effects[k], rule)} at "
+                f"{labels[k]}", numbers)
+    return ("not supported", f"largest change {_describe(largest, rule)} (at {largest['arm']}), below the "
+            f"relevant {rule.relevant:g} at every dose tested", numbers)
+
+
+def _describe(e: dict, rule: spec.Engagement) -> str:
+    if rule.scale == "fold":
+        return f"{e['quantity']} {e['median']:.3g}-fold"
+    return f"{e['quantity']} {e['median']:.2g}"
+
+
+# --- trial: CBD arms against control on the primary scale ----------------------------------------
+
+def arm_verdict(diff: dict, mic: float | None) -> str:
+    """Negative differences are improvements. With a minimal important change (MIC): supported if
+    the CI excludes 0 and the mean reaches the MIC; ruled out if the CI's best end misses the MIC."""
+    mean, (low, high) = diff["mean"], diff["ci95"]
+    if high < 0 and (mic is None or mean <= -mic):
+        return "supported"
+    if high < 0:
+        return "partly supported"
+    if mic is not None and low > -mic:
+        return "not supported"
+    return "unknown"
+
+
+def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    if ctx.trial is None:
+        return "unknown", "this run has no controlled trial with a CBD arm", {}
+    stats = ctx.trial.statistics
+    scale = stats["primary_scale"]
+    mic = claims.minimal_important_change.get(scale)
+    arms = {}
+    for name in ctx.trial.cbd_arms:
+        diff = stats["arms"][name]["difference_vs_control"]
+        arms[name] = {"difference_vs_control": diff, "verdict": arm_verdict(diff, mic.points if mic else None),
+                      "share_of_replicate_trials_significant":
+                          stats["arms"][name].get("replicate_trials", {}).get("share_significant")}
+    best = min(arms, key=lambda a: (RANK[arms[a]["verdict"]], arms[a]["difference_vs_control"]["mean"]))
+    numbers = {"scenario": ctx.trial.scenario, "phenotype": ctx.trial.phenotype, "scale": scale,
+               "day": stats["primary_day"], "minimal_important_change": mic.points if mic else None, "arms": arms}
+    listed = "; ".join(f"{a} {v['difference_vs_control']['mean']:+.2f} [{v['difference_vs_control']['ci95'][0]:+.2f}, "
+                       f"{v['difference_vs_control']['ci95'][1]:+.2f}]" for a, v in arms.items())
+    text = f"{scale} change vs {stats['control_arm']} at day {stats['primary_day']:g} (95 % CI): {listed}"
+    if mic is None:
+        return arms[best]["verdict"], text + "; no minimal important change is known for this scale", numbers
+    return arms[best]["verdict"], text + f"; the smallest change that matters is {mic.points:g} points", numbers
+
+
+# --- threshold: a per-patient exposure against a published threshold ----------------------------
+
+def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    limit = ctx.registry[rule.threshold_param].value
+    ratio = ctx.registry["full_spectrum_thc_to_cbd"].value
+    by_arm = {}
+    for arm in rule.arms:
+        v = ctx.doses[arm][rule.quantity]
+        holds = v < limit if rule.claim_holds_when == "below" else v > limit
+        by_arm[arm] = {**_spread(v), "fraction_claim_holds": _q(float(np.mean(holds)))}
+    worst = min(a["fraction_claim_holds"] for a in by_arm.values())
+    best = max(a["fraction_claim_holds"] for a in by_arm.values())
+    numbers = {"threshold": limit, "unit": "mg", "by_arm": by_arm,
+               "cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio": _q(limit / ratio)}
+    where = f"THC per dose {rule.claim_holds_when} {limit:g} mg"
+    tail = (f"; at the median THC:CBD ratio ({ratio:g}) a dose carries {limit:g} mg THC from about "
+            f"{limit / ratio:.0f} mg CBD")
+    if worst >= 0.95:
+        return "supported", f"{where} in ≥95 % of patients in every arm tested" + tail, numbers
+    if best >= 0.5:
+        return "partly supported", f"{where} in {worst:.0%}-{best:.0%} of patients" + tail, numbers
+    return "not supported", f"{where} in at most {best:.0%} of patients" + tail, numbers
+
+
+# --- prevalence: a count against prevalence estimates --------------------------------------------
+
+def prevalence(rule: spec.Prevalence, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    people = rule.population_millions * 1e6 / 1e5
+    rows = []
+    for e in rule.estimates:
+        low, mid, high = e.low * people, e.per_100k * people, e.high * people
+        rows.append({"source": e.ref, "what": e.what, "implied_count": round(mid), "low": round(low),
+                     "high": round(high), "inside": low <= rule.count <= high,
+                     "article_over_estimate": _q(rule.count / mid)})
+    inside = sum(r["inside"] for r in rows)
+    numbers = {"article_count": rule.count, "estimates": rows}
+    ratios = ", ".join(f"{r['article_over_estimate']:g}x {r['source']}" for r in rows)
+    if inside == len(rows):
+        return "supported", f"inside every estimate's interval ({ratios})", numbers
+    if inside:
+        return "partly supported", f"inside only the widest interval; {ratios} the central estimates", numbers
+    return "not supported", f"outside every estimate's interval ({ratios})", numbers
+
+
+# --- phenotypes: symptoms and causes in the typical patient --------------------------------------
+
+def typical_patient(ctx: ClaimsContext, phenotype: str, levodopa: float = 0.0, days=(0.0,)):
+    cm = ClinicalModel.from_registry(ctx.registry)
+    d = np.asarray(days, dtype=float)
+    return assess(cm, ctx.registry, phenotype, d, drug_free_drivers(1, len(d)), Course(levodopa_mg_per_day=levodopa),
+                  seed=0, start=0, stop=1, typical=True)
+
+
+def symptoms(rule: spec.Symptoms, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    forms = [p for p in PHENOTYPES if p != "normal"]
+    scores = {p: typical_patient(ctx, p).symptoms for p in forms}
+    found = {s: [p for p in forms if scores[p][s][0, 0] > PRESENT] for s in rule.symptoms}
+    numbers = {"presence_threshold": PRESENT, "produced_by": found}
+    missing = [s for s, ps in found.items() if not ps]
+    if not missing:
+        return "supported", "every listed symptom appears in at least one form of dystonia in the model", numbers
+    if len(missing) < len(found):
+        return "partly supported", "no modelled form produces " + ", ".join(missing), numbers
+    return "not supported", "no modelled form produces any listed symptom", numbers
+
+
+def causes(rule: spec.Causes, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    normal = float(typical_patient(ctx, "normal").totals["bfmdrs_movement"][0, 0])
+    scores = {c: {p: float(typical_patient(ctx, p).totals["bfmdrs_movement"][0, 0]) for p in ps}
+              for c, ps in rule.causes.items()}
+    produces = {c: any(v > normal for v in s.values()) for c, s in scores.items()}
+    numbers = {"bfmdrs_movement_normal": normal, "bfmdrs_movement_typical_patient": scores}
+    missing = [c for c, ok in produces.items() if not ok]
+    if not missing:
+        return "supported", "each cause's phenotype produces dystonia in the typical patient", numbers
+    if len(missing) < len(produces):
+        return "partly supported", "no dystonia from " + ", ".join(missing), numbers
+    return "not supported", "none of the causes produces dystonia in the model", numbers
+
+
+def counterexample(rule: spec.Counterexample, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    tr = typical_patient(ctx, rule.phenotype, rule.levodopa_mg_per_day, days=(0.0, 28.0))
+    before, after = (float(x) for x in tr.totals[rule.scale][0])
+    reduction = 1.0 - after / before if before > 0 else 0.0
+    numbers = {"phenotype": rule.phenotype, "levodopa_mg_per_day": rule.levodopa_mg_per_day, "scale": rule.scale,
+               "before": before, "after_4_weeks": after, "reduction": _q(reduction)}
+    text = (f"{rule.phenotype} on levodopa {rule.levodopa_mg_per_day:g} mg/day: {rule.scale} {before:g} -> "
+            f"{after:g} after 4 weeks ({reduction:.0%} fewer points)")
+    if reduction >= rule.near_complete:
+        return "partly supported", text + ": one form responds almost completely", numbers
+    return "supported", text + ": no form responds almost completely", numbers
+
+
+# --- validation: how well the model reproduces the studies behind a claim -----------------------
+
+def validation(rule: spec.ValidationRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    rows = [ctx.validation.get(m, {"id": m, "missing": True}) for m in rule.metrics]
+    passed = sum(bool(r.get("passed")) for r in rows)
+    independent = [r for r in rows if r.get("kind") == "validation"]
+    numbers = {"metrics": rows}
+    text = (f"the model reproduces {passed} of {len(rows)} of these published results "
+            f"({len(independent)} of them independent validation); shown to judge the model, not the claim")
+    return "unknown", text, numbers
+
+
+def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    numbers = {}
+    if rule.context:
+        numbers["context"] = {q: {k: _spread(ctx.doses[a][q]) for k, dc in claims.dose_classes.items()
+                                  for a in dc.arms[-1:]} for q in rule.context}
+    return "unknown", rule.reason, numbers
+
+
+MODEL_RULES = {"engagement": engagement, "trial": trial, "threshold": threshold, "prevalence": prevalence,
+               "symptoms": symptoms, "causes": causes, "counterexample": counterexample,
+               "validation": validation, "none": no_model}
+
+
+# --- evidence and the final verdict --------------------------------------------------------------
+
+def evidence_verdict(items: list[spec.Evidence], consumer_max: float) -> tuple[str, str]:
+    """Moderate or high-quality findings decide; low-quality ones alone leave the claim unknown.
+    Support found only above consumer doses makes a claim at most partly supported."""
+    strong = [e for e in items if e.quality != "low"]
+    sup = [e for e in strong if e.bearing == "supports"]
+    con = [e for e in strong if e.bearing == "contradicts"]
+    mixed = [e for e in strong if e.bearing == "mixed"]
+    if not strong:
+        return "unknown", "only low-quality evidence"
+    high_dose = [e for e in sup if e.doses_mg_per_day and e.doses_mg_per_day[0] > consumer_max]
+    dose_note = (f"support found only at {min(e.doses_mg_per_day[0] for e in high_dose):g} mg/day or more"
+                 if sup and len(high_dose) == len(sup) else "")
+    if sup and not con and not mixed:
+        if dose_note:
+            return "partly supported", dose_note
+        return "supported", "moderate or better evidence supports it and none contradicts it"
+    if con and not sup and not mixed:
+        return "not supported", "moderate or better evidence contradicts it and none supports it"
+    parts = [dose_note] if dose_note else []
+    if sup and con:
+        parts.append("moderate or better findings point both ways")
+    elif mixed:
+        parts.append("some findings are mixed" + (" and others contradict it" if con else ""))
+    return "partly supported", "; ".join(parts)
+
+
+def combine(model: str, evidence: str) -> tuple[str, str]:
+    """The final verdict: where one side is unknown the other decides; where they agree, that; a
+    flat contradiction is unknown; anything else is partly supported."""
+    if model == "unknown":
+        return evidence, "evidence decides (the model does not grade this claim)"
+    if evidence == "unknown":
+        return model, "the model decides (the evidence is too weak to grade it)"
+    if model == evidence:
+        return model, "model and evidence agree"
+    if {model, evidence} == {"supported", "not supported"}:
+        return "unknown", "model and evidence disagree"
+    return "partly supported", "model and evidence agree only in part"

@@ -1,0 +1,245 @@
+"""HTML for the report: plain strings, every value escaped, figures as data URIs, no scripts."""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+
+SECTIONS = ("answer", "patients", "trial", "drug-levels", "target-engagement", "tone", "circuit", "symptoms",
+            "scales", "claims", "validation", "parameters", "citations", "provenance")
+
+HEADLINE = {"supported": "Yes, in this model", "partly supported": "Only partly",
+            "not supported": "No, not at these doses", "unknown": "We don't know"}
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1d2430;max-width:1100px;margin:0 auto;padding:24px;background:#fafbfc}
+h1{font-size:1.7em;margin-bottom:.2em} h2{margin-top:2em;border-bottom:2px solid #e3e7ee;padding-bottom:.2em}
+.sub{color:#5b6573} .box{background:#fff;border:1px solid #e3e7ee;border-radius:10px;padding:16px 20px;margin:14px 0}
+.answer{border-left:6px solid #3b6fd8} .warn{border-left:6px solid #d89a3b;background:#fffaf2}
+table{border-collapse:collapse;width:100%;font-size:.9em;background:#fff} th,td{border-bottom:1px solid #e8ebf0;padding:5px 8px;text-align:left;vertical-align:top}
+th{background:#f1f4f8} td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.v{display:inline-block;border-radius:12px;padding:1px 10px;font-size:.85em;font-weight:600;white-space:nowrap}
+.v-supported{background:#dff3e4;color:#1d6b34} .v-partly{background:#fff1cc;color:#7a5a00}
+.v-not{background:#fbe0e0;color:#9b1c1c} .v-unknown{background:#e3ebfb;color:#23418a}
+.pass{color:#1d6b34;font-weight:600} .miss{color:#9b1c1c;font-weight:600}
+figure{margin:10px 0} figure img{max-width:100%;border:1px solid #e3e7ee;border-radius:6px;background:#fff}
+figcaption{color:#5b6573;font-size:.88em} details{margin:8px 0} summary{cursor:pointer;font-weight:600}
+.small{font-size:.85em;color:#5b6573} nav a{margin-right:12px}
+"""
+
+
+def e(x) -> str:
+    return escape(str(x), quote=True)
+
+
+def badge(verdict: str) -> str:
+    cls = {"supported": "supported", "partly supported": "partly", "not supported": "not"}.get(verdict, "unknown")
+    return f'<span class="v v-{cls}">{e(verdict)}</span>'
+
+
+def fmt(x, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}g}"
+
+
+def ci(d: dict) -> str:
+    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+
+
+def figure(fid: str, png: bytes | None, title: str, caption: str) -> str:
+    if png is None:
+        return (f'<section id="{fid}"><h3>{e(title)}</h3><p class="small">Not produced: this run has no '
+                "clinical outcomes (no phenotype).</p></section>")
+    data = base64.b64encode(png).decode()
+    return (f'<section id="{fid}"><h3>{e(title)}</h3><figure><img alt="{e(title)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{e(caption)}</figcaption></figure></section>")
+
+
+def _claim(rows: list[dict], cid: str) -> dict | None:
+    return next((r for r in rows if r["id"] == cid), None)
+
+
+def answer(inp) -> str:
+    trial = inp.summary.get("trial")
+    efficacy = _claim(inp.claims, "cbd_helps_dystonia")
+    verdict = efficacy["verdict"] if efficacy else "unknown"
+    head = f"<p><strong>{e(HEADLINE[verdict])}.</strong> {badge(verdict)}</p>"
+    if not trial:
+        return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}<p>This run has no '
+                "virtual trial (no phenotype or control arm), so it cannot answer the efficacy question; "
+                "run the default scenario (<code>ecsim run</code>) for that. Its drug levels, target engagement "
+                "and the claims checker are below.</p></div>")
+    scale, day, control = trial["primary_scale"], trial["primary_day"], trial["control_arm"]
+    items = []
+    for arm, a in trial["arms"].items():
+        if arm == control or "difference_vs_control" not in a:
+            continue
+        rep = a.get("replicate_trials", {})
+        share = f"; {rep['share_significant']:.0%} of {rep['replicates']} replicate trials of {rep['patients_per_arm']} per arm significant" if rep else ""
+        items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}{e(share)}</li>")
+    mic = (efficacy or {}).get("model", {}).get("numbers", {}).get("minimal_important_change")
+    mic_text = (f" The smallest change patients notice on this scale is about {mic:g} points." if mic else "")
+    return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
+            f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients per arm "
+            f"({e(inp.scenario.population.phenotype)} dystonia). Difference from {e(control)} in {e(scale)} at day "
+            f"{day:g}, mean [95 % CI] (negative = better):</p><ul>{''.join(items)}</ul>"
+            f"<p>{e(efficacy['why'] if efficacy else '')}{e(mic_text)}</p>"
+            "<p class='small'>Uncertainty shown: how different patients respond (confidence intervals of the mean "
+            "over simulated patients, and the spread of replicate trials of a realistic size). Uncertainty in the "
+            "model's own parameters is not yet propagated (issue 9), so the intervals are too narrow for the "
+            "question \"how sure is the model\".</p></div>")
+
+
+def patients(inp) -> str:
+    """A plain-language summary built from the same numbers."""
+    trial = inp.summary.get("trial")
+    faah = _claim(inp.claims, "cbd_lowers_faah")
+    thc = _claim(inp.claims, "non_psychoactive")
+    parts = ["<p><strong>This is a computer model, not medical advice.</strong> Do not start, stop or change a "
+             "treatment because of it; talk to your neurologist. CBD can change the levels of other medicines "
+             "(for example clobazam) in your blood.</p>"]
+    if trial:
+        control = trial["control_arm"]
+        diffs = {a: v["difference_vs_control"]["mean"] for a, v in trial["arms"].items() if "difference_vs_control" in v}
+        best = min(diffs, key=diffs.get)
+        parts.append(f"<p>We simulated {inp.scenario.population.n} people in each group for "
+                     f"{inp.scenario.duration_days / 7:g} weeks. Compared with a dummy treatment ({e(control)}), the "
+                     f"largest improvement was in <strong>{e(best)}</strong>: {abs(diffs[best]):.1f} points on the "
+                     f"{e(trial['primary_scale'])} scale. " + ", ".join(
+                         f"{e(a)}: {abs(d):.1f} points {'better' if d < 0 else 'worse'}" for a, d in diffs.items())
+                     + ".</p>")
+    if faah:
+        parts.append(f"<p>The article says CBD blocks the enzymes that break down the body's own cannabinoids. In the "
+                     f"model, at the doses people take, it hardly touches them: {e(faah['model']['reason'])}.</p>")
+    if thc:
+        parts.append(f"<p>About THC in full-spectrum oils: {e(thc['model']['reason'])}.</p>")
+    return f'<div class="box warn" id="patients"><h2>In plain words</h2>{"".join(parts)}</div>'
+
+
+def trial_table(inp) -> str:
+    trial = inp.summary.get("trial")
+    if not trial:
+        return '<section id="trial"><h2>Trial results</h2><p class="small">No trial in this run.</p></section>'
+    rows = []
+    for arm, a in trial["arms"].items():
+        diff = a.get("difference_vs_control")
+        rep = a.get("replicate_trials", {})
+        rows.append(f"<tr><td>{e(arm)}</td><td class='num'>{e(ci(a['change']))}</td>"
+                    f"<td class='num'>{e(ci(diff)) if diff else 'control'}</td><td class='num'>{a['responders']:.0%}</td>"
+                    f"<td class='num'>{(str(round(100 * rep['share_significant'])) + ' %') if rep else '–'}</td></tr>")
+    return (f'<section id="trial"><h2>Trial results</h2><p>Primary scale <strong>{e(trial["primary_scale"])}</strong> '
+            f"at day {trial['primary_day']:g}; responders: {e(trial.get('responder_definition', ''))}. "
+            f"Placebo response {'included' if trial.get('placebo_response') else 'not included'}.</p>"
+            "<table><tr><th>arm</th><th>change from baseline (95 % CI)</th><th>difference vs control (95 % CI)</th>"
+            "<th>responders</th><th>replicate trials significant</th></tr>" + "".join(rows) + "</table></section>")
+
+
+def claims_table(rows: list[dict]) -> str:
+    body = []
+    for r in rows:
+        ev = "".join(f"<li>{badge(i['bearing'])} <em>{e(i['quality'])}</em>: {e(i['finding'])} "
+                     f"<span class='small'>[{e(i['ref'])}, {e(i['locator'])}]</span></li>" for i in r["evidence"]["items"])
+        body.append(f"<tr><td><strong>{e(r['claim'])}</strong><br><span class='small'>“{e(r['quote'])}” · "
+                    f"{e(r['category'])}</span></td><td>{badge(r['verdict'])}</td>"
+                    f"<td>{e(r['why'])}<details><summary>model numbers and evidence</summary>"
+                    f"<p class='small'>Rule: {e(r['model']['rule'])} — {e(r['model']['threshold_reason'])}"
+                    f"{(' Note: ' + e(r['model']['note'])) if r['model']['note'] else ''}</p>"
+                    f"<pre class='small'>{e(_numbers(r['model']['numbers']))}</pre><ul>{ev}</ul></details></td></tr>")
+    counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in HEADLINE)
+    return (f'<section id="claims"><h2>The article\'s claims</h2><p>{e(counts)}. Each verdict combines a rule applied '
+            "to the model's numbers with the graded evidence; thresholds and their reasons are in "
+            "claims.yaml (docs/claims.md).</p><table><tr><th>claim</th><th>verdict</th><th>why</th></tr>"
+            + "".join(body) + "</table></section>")
+
+
+def _numbers(numbers: dict) -> str:
+    import json
+    text = json.dumps(numbers, indent=1, default=str)
+    return text if len(text) < 6000 else text[:6000] + "\n…"
+
+
+def validation_table(snap: dict) -> str:
+    status = ("matches the current parameter set and case files" if snap.get("current") else
+              "<strong>does not match the current parameters or case files: rerun "
+              "<code>python -m ecsim.validation.snapshot</code></strong>")
+    by_kind = {k: [r for r in snap["results"] if r["kind"] == k] for k in ("calibration", "validation")}
+    counts = "; ".join(f"{k}: {sum(r['passed'] for r in v)} of {len(v)} within tolerance" for k, v in by_kind.items())
+    rows = "".join(
+        f"<tr><td>{e(r['id'])}</td><td>{e(r['kind'])}</td><td class='num'>{fmt(r['observed'], 4)}</td>"
+        f"<td class='num'>{fmt(r['simulated'], 4)}</td><td>{e(r['tolerance'])}</td>"
+        f"<td class='{'pass' if r['passed'] else 'miss'}'>{'pass' if r['passed'] else 'MISS'}</td></tr>"
+        for r in snap["results"])
+    return (f'<section id="validation"><h2>Validation against published studies</h2><p>{counts}. Calibration '
+            "metrics were used to fit parameters; validation metrics never were. Misses are shown, not tuned "
+            f"away. Snapshot of {e(snap['created'])}, which {status}.</p><details><summary>all "
+            f"{len(snap['results'])} metrics</summary><table><tr><th>metric</th><th>kind</th><th>observed</th>"
+            f"<th>simulated</th><th>tolerance</th><th>result</th></tr>{rows}</table></details></section>")
+
+
+def parameters_table(registry) -> str:
+    rows = "".join(
+        f"<tr><td>{e(p.name)}</td><td class='num'>{p.value:.4g}</td><td>{e(p.unit)}</td><td>{e(p.species)}</td>"
+        f"<td>{e(p.kind)}</td><td>{e(p.source)}</td><td>{e(_spread(p.uncertainty))}</td></tr>"
+        for p in registry.parameters.values())
+    return (f'<section id="parameters"><h2>Parameters</h2><p>{len(registry.parameters)} parameters, each with unit, '
+            f"species, source and uncertainty (parameter set {e(registry.digest())}).</p><details><summary>show all"
+            "</summary><table><tr><th>name</th><th>value</th><th>unit</th><th>species</th><th>kind</th><th>source</th>"
+            f"<th>uncertainty</th></tr>{rows}</table></details></section>")
+
+
+def _spread(s) -> str:
+    if s.distribution == "lognormal":
+        return f"lognormal CV {s.cv:g}"
+    if s.distribution == "normal":
+        return f"normal SD {s.sd:g}"
+    return f"uniform [{s.low:g}, {s.high:g}]"
+
+
+def citations(inp) -> str:
+    keys = {p.source for p in inp.registry.parameters.values()} - {"assumption"}
+    keys |= {i["ref"] for r in inp.claims for i in r["evidence"]["items"]}
+    refs = [inp.registry.references[k] for k in sorted(keys) if k in inp.registry.references]
+    items = "".join(f"<li id='ref-{e(r.key)}'><strong>[{e(r.key)}]</strong> {e(r.citation)}. "
+                    f"{e('doi:' + r.doi if r.doi else ('PMID ' + r.pmid if r.pmid else r.url))} "
+                    f"<span class='small'>({e(r.checked)})</span></li>" for r in refs)
+    return f'<section id="citations"><h2>Citations</h2><ol class="small">{items}</ol></section>'
+
+
+def provenance(inp) -> str:
+    m = inp.manifest
+    rows = [("ecsim version", m.get("ecsim_version")), ("parameter set", inp.registry.digest()),
+            ("seed", inp.scenario.population.seed), ("patients per arm", inp.scenario.population.n),
+            ("python", m.get("python")), ("platform", m.get("platform")), ("timings (s)", m.get("timings_s"))]
+    body = "".join(f"<tr><td>{e(k)}</td><td>{e(v)}</td></tr>" for k, v in rows)
+    return (f'<section id="provenance"><h2>Provenance</h2><table>{body}</table><p class="small">Rerun: '
+            "<code>ecsim run SCENARIO --seed SEED</code> with the scenario recorded in manifest.json.</p></section>")
+
+
+def page(inp, plots: dict, refs: list[dict]) -> str:
+    ref_text = "; ".join(f"{r['label']} ({r['kind']}): {r['observed']:+g} at day {r['day']:g}" for r in refs)
+    figs = [
+        figure("drug-levels", plots["drug-levels"], "Drug levels",
+               "Median and 5-95 % band of the sampled patients per arm; symmetric-log axis."),
+        figure("target-engagement", plots["target-engagement"], "Target engagement",
+               "Last-day average per patient: median and 5th-95th percentile; FAAH and MAGL use lower-bound IC50s "
+               "(upper-bound inhibition)."),
+        figure("tone", plots["tone"], "Endocannabinoid tone and CB1 signalling",
+               "Population mean per arm; 1 = drug-free."),
+        figure("circuit", plots["circuit"], "Basal-ganglia firing rates",
+               "Mean steady-state rate at each visit (Starr 2005 anchors: normal GPi ≈82 Hz, dystonia ≈55 Hz)."),
+        figure("symptoms", plots["symptoms"], "Symptoms and body regions over time",
+               "Top: share of patients with each of the article's symptoms; bottom: mean severity per region."),
+        figure("scales", plots["scales"], "Scale change per arm against published results",
+               "Mean change from baseline with 95 % CI of the mean; diamonds: " + (ref_text or "no published reference "
+                                                                                  "for this scale and form")),
+    ]
+    title = f"ecsim report: {inp.scenario.name}"
+    nav = "".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in ("answer", "patients", "trial", "claims",
+                                                                         "validation", "parameters", "citations"))
+    return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
+            f"content='width=device-width, initial-scale=1'><title>{e(title)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{e(title)}</h1><p class='sub'>{e(inp.scenario.description or '')}</p><nav>{nav}</nav>"
+            + answer(inp) + patients(inp) + trial_table(inp)
+            + "<h2>Plots</h2>" + "".join(figs)
+            + claims_table(inp.claims) + validation_table(inp.validation) + parameters_table(inp.registry)
+            + citations(inp) + provenance(inp)
+            + "<p class='small'>ecsim is a model, not medical advice.</p></body></html>")

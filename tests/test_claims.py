@@ -1,0 +1,178 @@
+"""The claims checker: coverage of the article, the grading rules on hand-made inputs, and verdicts
+that follow the mechanism (change a parameter, the verdict changes)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ecsim.claims import VERDICTS, check_claims, claims_context, load_claims
+from ecsim.claims import rules, spec
+from ecsim.claims.context import ClaimsContext, TrialEvidence
+from ecsim.cli import main
+from ecsim.validation.snapshot import is_current, load_snapshot
+
+
+@pytest.fixture(scope="module")
+def claims_file(registry):
+    return load_claims(registry.references)
+
+
+def test_every_kind_of_claim_in_the_article_is_checked(claims_file):
+    ids = {c.id for c in claims_file.claims}
+    article = {"cbd_lowers_faah", "cbd_lowers_magl", "endocannabinoids_rise", "dopamine_rises", "gaba_rises",
+               "anxiety_falls", "cbd_helps_dystonia", "minimal_side_effects", "treatments_addictive",
+               "full_spectrum_advice", "us_prevalence", "symptoms", "causes", "treatments_help"}
+    assert article <= ids
+    assert {c.category for c in claims_file.claims} == {"mechanism", "efficacy", "safety", "product", "fact"}
+
+
+def test_claim_quotes_are_the_articles_words(claims_file):
+    text = open_article()
+    for c in claims_file.claims:
+        for part in c.quote.replace("“", "").split("; "):
+            words = part.rstrip(".").split()[:4]
+            assert " ".join(words).lower() in text.lower(), (c.id, words)
+
+
+def open_article() -> str:
+    from pathlib import Path
+    here = Path(__file__).resolve().parents[2] / "shared" / "seed" / "000_10332e6a8d6bd242.txt"
+    if not here.exists():
+        pytest.skip("the article lives in ../shared, outside the repository")
+    return here.read_text().replace("’", "'")
+
+
+def test_unknown_reference_is_a_one_line_error(registry):
+    refs = dict(registry.references)
+    refs.pop("elmes2015")
+    with pytest.raises(Exception, match="claims.evidence.ref.*elmes2015"):
+        load_claims(refs)
+
+
+# --- rules on hand-made numbers -------------------------------------------------------------------
+
+CLASSES = {"consumer": spec.DoseClass(label="low", arms=["low"]),
+           "pharmaceutical": spec.DoseClass(label="high", arms=["high"])}
+
+
+def ctx_with(low: float, high: float, registry) -> ClaimsContext:
+    doses = {"low": {"x": np.full(50, low)}, "high": {"x": np.full(50, high)}}
+    return ClaimsContext(registry, doses, 50)
+
+
+def engagement_rule(scale="fraction", direction="increase"):
+    return spec.Engagement(kind="engagement", quantities=["x"], scale=scale, direction=direction, relevant=0.2,
+                           reason="test")
+
+
+@pytest.mark.parametrize("low,high,scale,verdict", [
+    (0.5, 0.9, "fraction", "supported"),
+    (0.01, 0.9, "fraction", "partly supported"),
+    (0.01, 0.05, "fraction", "not supported"),
+    (1.0, 0.7, "fold", "not supported"),      # moves the other way
+    (1.3, 1.5, "fold", "supported"),
+])
+def test_engagement_verdicts(low, high, scale, verdict, registry):
+    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
+                         claims=load_claims().claims)
+    got, reason, numbers = rules.engagement(engagement_rule(scale), ctx_with(low, high, registry), cf)
+    assert got == verdict, reason
+    assert set(numbers["by_dose"]) == set(CLASSES)
+
+
+@pytest.mark.parametrize("mean,ci,mic,verdict", [
+    (-5.0, (-7.0, -3.5), 3.0, "supported"),
+    (-1.0, (-1.8, -0.2), 3.0, "partly supported"),   # real but too small to notice
+    (-0.1, (-0.8, 0.6), 3.0, "not supported"),       # a 3-point benefit is ruled out
+    (-1.0, (-4.0, 2.0), 3.0, "unknown"),             # too imprecise to tell
+    (-1.0, (-4.0, 2.0), None, "unknown"),
+])
+def test_trial_arm_verdicts(mean, ci, mic, verdict):
+    assert rules.arm_verdict({"mean": mean, "ci95": list(ci)}, mic) == verdict
+
+
+def ev(bearing, quality="moderate", doses=None):
+    return spec.Evidence(ref="x", bearing=bearing, quality=quality, finding="f", doses_mg_per_day=doses)
+
+
+def test_evidence_grading():
+    assert rules.evidence_verdict([ev("supports", "low")], 50)[0] == "unknown"
+    assert rules.evidence_verdict([ev("supports")], 50)[0] == "supported"
+    assert rules.evidence_verdict([ev("contradicts"), ev("supports", "low")], 50)[0] == "not supported"
+    assert rules.evidence_verdict([ev("supports"), ev("contradicts", "high")], 50)[0] == "partly supported"
+    verdict, reason = rules.evidence_verdict([ev("supports", doses=(300, 600))], 50)
+    assert verdict == "partly supported" and "300 mg/day" in reason
+
+
+def test_combining_model_and_evidence():
+    assert rules.combine("unknown", "not supported")[0] == "not supported"
+    assert rules.combine("supported", "unknown")[0] == "supported"
+    assert rules.combine("supported", "not supported")[0] == "unknown"
+    assert rules.combine("not supported", "partly supported")[0] == "partly supported"
+    assert rules.combine("partly supported", "partly supported")[0] == "partly supported"
+
+
+def test_prevalence_arithmetic_matches_the_published_rates(registry, claims_file):
+    rule = next(c.rule for c in claims_file.claims if c.id == "us_prevalence")
+    verdict, _, numbers = rules.prevalence(rule, ctx_with(0, 0, registry), claims_file)
+    steeves = next(r for r in numbers["estimates"] if r["source"] == "steeves2012")
+    # 16.43 per 100,000 (Steeves 2012) of 335 million people is about 55,000 (evidence file B7)
+    assert steeves["implied_count"] == pytest.approx(55_000, rel=0.01)
+    assert not steeves["inside"]                        # 250,000 is outside 12.09-22.32 per 100,000
+    assert verdict == "partly supported"                # inside Medina 2022's wide interval only
+
+
+def test_trial_rule_needs_a_trial(registry, claims_file):
+    rule = next(c.rule for c in claims_file.claims if c.id == "cbd_helps_dystonia")
+    assert rules.trial(rule, ctx_with(0, 0, registry), claims_file)[0] == "unknown"
+    stats = {"primary_scale": "twstrs_total", "primary_day": 28.0, "control_arm": "placebo",
+             "arms": {"cbd": {"difference_vs_control": {"mean": -6.0, "ci95": [-8.0, -4.0]}}}}
+    ctx = ctx_with(0, 0, registry)
+    ctx.trial = TrialEvidence("t", "cervical", stats, ["cbd"])
+    assert rules.trial(rule, ctx, claims_file)[0] == "supported"
+
+
+# --- the verdicts follow the mechanism ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def default_rows(registry):
+    return check_claims(claims_context(registry, patients=40, seed=3))
+
+
+def test_default_verdicts_are_graded_and_cited(default_rows):
+    for r in default_rows:
+        assert r["verdict"] in VERDICTS
+        assert r["evidence"]["items"] and all(i["locator"] for i in r["evidence"]["items"])
+        json.dumps(r, allow_nan=False)
+
+
+def test_human_faah_claim_fails_but_a_potent_inhibitor_would_pass(registry, default_rows):
+    """Same rule, same evidence: only the mechanism (CBD's IC50 at FAAH) changes the model's verdict."""
+    faah = next(r for r in default_rows if r["id"] == "cbd_lowers_faah")
+    assert faah["model"]["verdict"] == "not supported"
+    potent = registry.with_overrides({"cbd_faah_ic50_human": "0.001 umol/L"})
+    rows = check_claims(claims_context(potent, patients=40, seed=3))
+    assert next(r for r in rows if r["id"] == "cbd_lowers_faah")["model"]["verdict"] == "supported"
+
+
+def test_symptoms_and_causes_come_from_the_phenotypes(default_rows):
+    symptoms = next(r for r in default_rows if r["id"] == "symptoms")["model"]["numbers"]["produced_by"]
+    assert "blepharospasm" in symptoms["uncontrollable_blinking"]
+    assert "laryngeal" in symptoms["speech_difficulty"]
+    assert "cervical" not in symptoms["uncontrollable_blinking"]
+    causes = next(r for r in default_rows if r["id"] == "causes")
+    assert causes["model"]["numbers"]["bfmdrs_movement_normal"] == 0.0
+
+
+def test_validation_snapshot_is_current():
+    """Fails when parameters or case files change without `python -m ecsim.validation.snapshot`."""
+    assert is_current(load_snapshot())
+
+
+def test_claims_cli_json(capsys):
+    assert main(["claims", "--json", "--patients", "40", "--seed", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all({"claim", "verdict", "evidence", "model"} <= set(r) for r in rows)
+    efficacy = next(r for r in rows if r["id"] == "cbd_helps_dystonia")
+    assert efficacy["model"]["rule"] == "trial" and efficacy["model"]["numbers"]["arms"]

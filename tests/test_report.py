@@ -1,0 +1,69 @@
+"""The HTML report: one self-contained file with every section, its plots, the claims and the
+validation, whose numbers are the run's own."""
+
+import base64
+import json
+import re
+
+import pytest
+
+from ecsim.claims import load_claims
+from ecsim.report import SECTIONS
+from ecsim.runjob import run_job
+from ecsim.validation.snapshot import load_snapshot
+
+
+@pytest.fixture(scope="module")
+def trial_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "run"
+    summary = run_job(None, out, patients=30, quiet=True, claims_patients=20)
+    return out, summary, (out / "report.html").read_text()
+
+
+def test_report_has_every_section(trial_run):
+    _, _, html = trial_run
+    for section in SECTIONS:
+        assert f'id="{section}"' in html, section
+    assert "not medical advice" in html
+
+
+def test_report_plots_are_embedded_pngs(trial_run):
+    _, _, html = trial_run
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 6        # drug levels, targets, tone, circuit, symptoms, scales
+    for data in images:
+        assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_opens_offline(trial_run):
+    _, _, html = trial_run
+    assert "<script" not in html.lower()
+    assert not re.search(r'(src|href)="(https?:)?//', html)
+
+
+def test_report_numbers_are_the_runs(trial_run):
+    out, summary, html = trial_run
+    for arm, a in summary["trial"]["arms"].items():
+        if "difference_vs_control" in a:
+            d = a["difference_vs_control"]
+            assert f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]" in html, arm
+    claims = json.loads((out / "claims.json").read_text())
+    assert len(claims) == len(load_claims().claims)
+    assert html.count("<span class=\"v v-") >= len(claims)
+    snap = load_snapshot()
+    assert f"{len(snap['results'])} metrics" in html
+
+
+def test_report_marks_published_reference_points(trial_run):
+    _, _, html = trial_run
+    assert "TRUONG05_WEEK4 dysport_500" in html     # the cervical toxin trial's week-4 change
+
+
+def test_report_without_a_trial(tmp_path):
+    """A drug-level scenario (no phenotype) still gets a report; the clinical plots say why they are absent."""
+    out = tmp_path / "doses"
+    run_job("claims-doses", out, patients=10, quiet=True, claims_patients=10)
+    html = (out / "report.html").read_text()
+    assert "no virtual trial" in html and "Not produced" in html
+    for section in ("answer", "claims", "validation", "drug-levels"):
+        assert f'id="{section}"' in html
