@@ -1,0 +1,232 @@
+"""`ecsim serve`'s JSON API: real small runs, limits, one-line errors, no path from user input, and
+conformance to its own OpenAPI schema (schemathesis, a bounded number of examples per operation)."""
+
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import schemathesis
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis import checks
+
+from ecsim.circuit.phenotypes import PHENOTYPES
+from ecsim.server import create_app
+
+MAX_PATIENTS = 60
+RUN_TIMEOUT_S = 120
+
+SCHEMA_DIR = tempfile.mkdtemp(prefix="ecsim-schema-")
+# A small server for generated requests: runs of at most 10 patients, one at a time, no report. Made at import
+# because schemathesis reads the schema while collecting (its fixture loader fails on pytest 9).
+API_APP = create_app(Path(SCHEMA_DIR), max_patients=10, max_jobs=1, allowed_hosts=None, report=False)
+schema = schemathesis.openapi.from_asgi("/openapi.json", API_APP)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module")
+def client(data_dir):
+    app = create_app(data_dir, max_patients=MAX_PATIENTS, max_jobs=2, report=False)   # report: test_web_page
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        yield c
+
+
+def wait_for(client, run_id: str) -> dict:
+    """Poll a run until it is done or failed; progress never goes back."""
+    deadline, last = time.monotonic() + RUN_TIMEOUT_S, 0.0
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/runs/{run_id}").json()
+        assert run["progress"] >= last
+        last = run["progress"]
+        if run["status"] in ("done", "failed"):
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} did not finish in {RUN_TIMEOUT_S} s")
+
+
+@pytest.fixture(scope="module")
+def two_runs(client):
+    """Two different runs at once (the server's max_jobs), and a third refused while they run."""
+    cervical = {"patients": 30, "weeks": 2, "product": "full_spectrum", "dose": 25, "botulinum_reference": True}
+    bleph = {"patients": 20, "weeks": 1, "phenotype": "blepharospasm", "product": "isolate", "dose": 5,
+             "dose_unit": "mg/kg", "doses_per_day": 3, "comedication": "clobazam", "clobazam_mg_per_day": 20}
+    first, second = client.post("/api/runs", json=cervical), client.post("/api/runs", json=bleph)
+    third = client.post("/api/runs", json=cervical)
+    done = [wait_for(client, r.json()["id"]) for r in (first, second)]
+    return {"responses": (first, second, third), "runs": done, "requests": (cervical, bleph)}
+
+
+def test_health_and_choices(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["max_patients"] == MAX_PATIENTS
+    phenotypes = {p["name"]: p for p in client.get("/api/phenotypes").json()}
+    assert set(phenotypes) == set(PHENOTYPES) - {"normal"}
+    assert phenotypes["cervical"]["primary_scale"] == "twstrs_total" and phenotypes["cervical"]["botulinum_reference"]
+    assert phenotypes["blepharospasm"]["primary_scale"] == "jrs" and not phenotypes["tor1a"]["botulinum_reference"]
+    assert all(p["label"] and p["cause"] for p in phenotypes.values())
+    options = client.get("/api/options").json()
+    assert options["max_patients"] == MAX_PATIENTS and options["defaults"]["phenotype"] == "cervical"
+    assert {c["value"] for c in options["routes"]} == {"oral", "oromucosal", "inhaled"}
+
+
+def test_runs_complete_with_their_own_scenario(two_runs, data_dir):
+    first, second, third = two_runs["responses"]
+    assert first.status_code == second.status_code == 202
+    assert first.headers["location"] == f"/api/runs/{first.json()['id']}"
+    assert third.status_code == 429 and third.headers["retry-after"]
+    assert third.json()["detail"].startswith("busy: 2 runs are in progress")
+    for run, req in zip(two_runs["runs"], two_runs["requests"]):
+        assert run["status"] == "done" and run["progress"] == 1 and run["error"] is None, run["error"]
+        manifest = json.loads((data_dir / "runs" / run["id"] / "manifest.json").read_text())
+        scenario = manifest["scenario"]
+        assert scenario["population"]["n"] == req["patients"] and scenario["duration_days"] == 7 * req["weeks"]
+        assert scenario["population"]["phenotype"] == req.get("phenotype", "cervical")
+        assert run["summary"]["trial"]["primary_day"] == 7 * req["weeks"]
+        assert {a["patients"] for a in run["summary"]["arms"]} == {req["patients"]}
+
+
+def test_form_becomes_the_scenario(two_runs, data_dir):
+    cervical, bleph = two_runs["runs"]
+    trial = cervical["summary"]["trial"]
+    assert trial["primary_scale"] == "twstrs_total" and trial["control_arm"] == "placebo"
+    assert set(trial["arms"]) == {"placebo", "full_spectrum_25mg_x2_oral", "botulinum_dysport_500u"}
+    for arm in ("full_spectrum_25mg_x2_oral", "botulinum_dysport_500u"):
+        lo, hi = trial["arms"][arm]["difference_vs_control"]["ci95"]
+        assert lo < trial["arms"][arm]["difference_vs_control"]["mean"] < hi
+    arms = json.loads((data_dir / "runs" / bleph["id"] / "manifest.json").read_text())["scenario"]["arms"]
+    cbd = arms[1]
+    assert bleph["summary"]["trial"]["primary_scale"] == "jrs" and len(arms) == 2
+    assert cbd["product"] == "isolate" and cbd["cbd"][0]["dose"] == {"mg": 0.0, "mg_per_kg": 5.0}
+    assert cbd["cbd"][0]["times_h"] == [8, 14, 20]
+    assert cbd["comedication"][0]["steps"][0]["dose"]["mg"] == 10.0   # 20 mg/day as two doses
+
+
+def test_run_files_and_report(client, two_runs, data_dir):
+    run = two_runs["runs"][0]
+    assert {"summary.json", "manifest.json", "pk.png"} <= set(run["files"])
+    png = client.get(f"/api/runs/{run['id']}/files/pk.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    fallback = client.get(run["report_url"])   # this server's runs write no report.html (report=False)
+    assert fallback.status_code == 200 and 'src="files/pk.png"' in fallback.text
+    (data_dir / "runs" / run["id"] / "report.html").write_text("<p>the run's report</p>")   # as run_job writes
+    report = client.get(run["report_url"], follow_redirects=False)
+    assert report.status_code == 307 and report.headers["location"] == f"/api/runs/{run['id']}/files/report.html"
+    page = client.get(report.headers["location"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text == "<p>the run's report</p>" and "default-src 'self'" in page.headers["content-security-policy"]
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"dose": -5}, "dose"),
+    ({"dose": 60, "dose_unit": "mg/kg"}, "dose"),
+    ({"dose": "lots"}, "dose"),
+    ({"phenotype": "normal"}, "phenotype"),
+    ({"phenotype": "../../etc/passwd"}, "phenotype"),
+    ({"patients": MAX_PATIENTS + 1}, "patients"),
+    ({"weeks": 13}, "weeks"),
+    ({"route": "intravenous"}, "route"),
+    ({"phenotype": "tor1a", "botulinum_reference": True}, "botulinum_reference"),
+    ({"out": "/tmp/elsewhere"}, "out"),
+])
+def test_bad_input_is_one_line_naming_the_field(client, body, field):
+    r = client.post("/api/runs", json=body)
+    assert r.status_code == 422
+    doc = r.json()
+    assert doc["field"] == field
+    assert doc["detail"].startswith(f"{field}: got ") and "; allowed: " in doc["detail"]
+    assert "\n" not in doc["detail"] and "Traceback" not in r.text
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b""])
+def test_body_that_is_not_an_object(client, raw):
+    r = client.post("/api/runs", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["field"] == "body"
+
+
+def test_cross_site_form_posts_cannot_start_runs(client):
+    """A page elsewhere can send a 'simple' POST without asking (text/plain or a form), never JSON."""
+    for kind in ("text/plain", "application/x-www-form-urlencoded"):
+        r = client.post("/api/runs", content=b'{"patients": 10}', headers={"content-type": kind})
+        assert r.status_code == 422 and r.json()["field"] == "body"
+    assert "access-control-allow-origin" not in client.options("/api/runs").headers
+
+
+def test_huge_bodies_are_refused(client):
+    big = json.dumps({"phenotype": "cervical", "pad": "x" * 100_000})
+    declared = client.post("/api/runs", content=big, headers={"content-type": "application/json"})
+    chunks = iter([b'{"pad": "' + b"x" * 40_000] * 3)   # no Content-Length: counted as it arrives
+    streamed = client.post("/api/runs", content=chunks, headers={"content-type": "application/json"})
+    for r in (declared, streamed):
+        assert r.status_code == 413 and r.json() == {
+            "detail": "body: got 'too large'; allowed: at most 65536 bytes", "field": "body"}
+
+
+def test_unknown_run_is_404(client):
+    for path in ("/api/runs/0123456789abcdef0123456789abcdef", "/api/runs/nope/report",
+                 "/api/runs/nope/files/summary.json"):
+        r = client.get(path)
+        assert r.status_code == 404 and r.json()["field"] == "run_id"
+        assert r.json()["detail"].startswith("run_id: got ")
+
+
+def test_files_cannot_leave_the_run_folder(client, two_runs, data_dir):
+    (data_dir / "secret.txt").write_text("not for the web")
+    run_id = two_runs["runs"][0]["id"]
+    for name in ("..%2F..%2Fsecret.txt", "%2E%2E%2F%2E%2E%2Fsecret.txt", "%2E%2E", "..%5C..%5Csecret.txt",
+                 "secret.txt", "%2E", "%2Fetc%2Fpasswd", "manifest.json%00.png"):
+        r = client.get(f"/api/runs/{run_id}/files/{name}")
+        assert r.status_code == 404, name
+        assert "not for the web" not in r.text and "root:" not in r.text
+
+
+def test_only_local_host_names_by_default(client):
+    assert client.get("/api/health", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/api/health", headers={"host": "localhost:8765"}).status_code == 200
+
+
+def test_page_and_headers(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "not medical advice" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert page.headers["x-content-type-options"] == "nosniff"
+    for asset in ("/static/app.js", "/static/style.css"):
+        assert client.get(asset).status_code == 200
+    assert "http" not in client.get("/static/app.js").text.replace("HTTP ", "")   # nothing loaded from elsewhere
+    assert client.get("/docs").status_code == 404   # Swagger UI would load from a CDN
+
+
+# --- conformance to the OpenAPI schema ---------------------------------------------------------
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_schema_server():
+    yield
+    API_APP.state.jobs.shutdown()
+    shutil.rmtree(SCHEMA_DIR, ignore_errors=True)
+
+
+CONFORMANCE = [checks.not_a_server_error, checks.status_code_conformance, checks.content_type_conformance,
+               checks.response_schema_conformance, checks.negative_data_rejection]
+
+
+@schema.parametrize()
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+def test_api_conforms_to_its_openapi_schema(case):
+    case.call_and_validate(checks=CONFORMANCE)
+
+
+def test_openapi_describes_the_form():
+    with TestClient(API_APP) as c:
+        doc = c.get("/openapi.json").json()
+    body = doc["components"]["schemas"]["RunRequest"]["properties"]
+    assert body["patients"]["maximum"] == 10 and body["weeks"]["maximum"] == 12
+    assert "normal" not in body["phenotype"]["enum"]
+    post = doc["paths"]["/api/runs"]["post"]["responses"]
+    assert {"202", "413", "422", "429"} <= set(post)
