@@ -81,6 +81,20 @@ def test_engagement_verdicts(low, high, scale, verdict, registry):
     assert set(numbers["by_dose"]) == set(CLASSES)
 
 
+def test_parameter_uncertainty_can_turn_a_no_into_we_dont_know(registry):
+    """Below the relevant change for the median patient, but the 90 % parameter-uncertainty bound
+    crosses it: the model cannot say no."""
+    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
+                         claims=load_claims().claims)
+    ctx = ctx_with(0.01, 0.05, registry)
+    ctx.parameter_spread = {"high": {"x": {"median": 0.05, "p05": 0.01, "p95": 0.3}}}
+    verdict, reason, numbers = rules.engagement(engagement_rule(), ctx, cf)
+    assert verdict == "unknown" and "parameter uncertainty" in reason
+    ctx.parameter_spread = {"high": {"x": {"median": 0.05, "p05": 0.01, "p95": 0.1}}}
+    verdict, reason, _ = rules.engagement(engagement_rule(), ctx, cf)
+    assert verdict == "not supported" and "robust" in reason
+
+
 @pytest.mark.parametrize("mean,ci,mic,verdict", [
     (-5.0, (-7.0, -3.5), 3.0, "supported"),
     (-1.0, (-1.8, -0.2), 3.0, "partly supported"),   # real but too small to notice
@@ -137,7 +151,7 @@ def test_trial_rule_needs_a_trial(registry, claims_file):
 
 @pytest.fixture(scope="module")
 def default_rows(registry):
-    return check_claims(claims_context(registry, patients=40, seed=3))
+    return check_claims(claims_context(registry, patients=40, seed=3, uncertainty_draws=16))
 
 
 def test_default_verdicts_are_graded_and_cited(default_rows):
@@ -152,7 +166,7 @@ def test_human_faah_claim_fails_but_a_potent_inhibitor_would_pass(registry, defa
     faah = next(r for r in default_rows if r["id"] == "cbd_lowers_faah")
     assert faah["model"]["verdict"] == "not supported"
     potent = registry.with_overrides({"cbd_faah_ic50_human": "0.001 umol/L"})
-    rows = check_claims(claims_context(potent, patients=40, seed=3))
+    rows = check_claims(claims_context(potent, patients=40, seed=3, uncertainty_draws=0))
     assert next(r for r in rows if r["id"] == "cbd_lowers_faah")["model"]["verdict"] == "supported"
 
 

@@ -16,7 +16,7 @@ from ecsim.validation.snapshot import load_snapshot
 @pytest.fixture(scope="module")
 def trial_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "run"
-    summary = run_job(None, out, patients=30, quiet=True, claims_patients=20)
+    summary = run_job(None, out, patients=30, quiet=True, claims_patients=20, uncertainty_draws=24)
     return out, summary, (out / "report.html").read_text()
 
 
@@ -30,7 +30,7 @@ def test_report_has_every_section(trial_run):
 def test_report_plots_are_embedded_pngs(trial_run):
     _, _, html = trial_run
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 6        # drug levels, targets, tone, circuit, symptoms, scales
+    assert len(images) == 7        # drug levels, targets, tone, circuit, symptoms, scales, uncertainty
     for data in images:
         assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -62,8 +62,20 @@ def test_report_marks_published_reference_points(trial_run):
 def test_report_without_a_trial(tmp_path):
     """A drug-level scenario (no phenotype) still gets a report; the clinical plots say why they are absent."""
     out = tmp_path / "doses"
-    run_job("claims-doses", out, patients=10, quiet=True, claims_patients=10)
+    run_job("claims-doses", out, patients=10, quiet=True, claims_patients=10, uncertainty_draws=8)
     html = (out / "report.html").read_text()
     assert "no virtual trial" in html and "Not produced" in html
     for section in ("answer", "claims", "validation", "drug-levels"):
         assert f'id="{section}"' in html
+
+
+def test_report_names_the_parameters_that_matter(trial_run):
+    """The answer carries a parameter-uncertainty interval and names three parameters with sources."""
+    out, _, html = trial_run
+    unc = json.loads((out / "uncertainty.json").read_text())
+    answer = html[html.index('id="answer"'):html.index('id="patients"')]
+    assert "How unsure the model is" in answer
+    widest = max((k for k in unc["intervals"] if k.endswith("_severity_vs_control_pct")),
+                 key=lambda k: unc["intervals"][k]["p95"] - unc["intervals"][k]["p05"])
+    for d in unc["drivers"][widest][:3]:
+        assert d["parameter"] in answer and d["source"] in answer

@@ -111,7 +111,7 @@ def check_out(out: Path) -> Path:
 
 
 def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
-              timings: dict, claims: list[dict] | None = None) -> dict:
+              timings: dict, claims: list[dict] | None = None, uncertainty: dict | None = None) -> dict:
     """Write every file into a temporary sibling folder, then rename it to ``out``. With ``claims``
     (the claims checker's rows) the folder also gets claims.json and the HTML report."""
     out = check_out(out)
@@ -129,22 +129,24 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
     plot_run(results, tmp / "pk.png")
     files = sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]
     if claims is not None:
-        files = sorted(files + ["claims.json", "report.html"])
+        files = sorted(files + ["claims.json", "report.html"] + (["uncertainty.json"] if uncertainty else []))
     meta = manifest(scenario, registry, timings, files)
     if claims is not None:
         (tmp / "claims.json").write_text(json.dumps(claims, indent=1, allow_nan=False))
-        (tmp / "report.html").write_text(_report(scenario, results, summ, registry, claims, meta))
+        if uncertainty:
+            (tmp / "uncertainty.json").write_text(json.dumps(uncertainty, indent=1, allow_nan=False))
+        (tmp / "report.html").write_text(_report(scenario, results, summ, registry, claims, meta, uncertainty))
     (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
     _replace(tmp, out)
     return summ
 
 
-def _report(scenario, results, summ, registry, claims, meta) -> str:
+def _report(scenario, results, summ, registry, claims, meta, uncertainty) -> str:
     from .report import ReportInputs, render_report
     from .validation.snapshot import is_current, load_snapshot
     snap = load_snapshot()
     snap["current"] = is_current(snap)
-    return render_report(ReportInputs(scenario, results, summ, registry, claims, snap, meta))
+    return render_report(ReportInputs(scenario, results, summ, registry, claims, snap, meta, uncertainty or {}))
 
 
 def _replace(tmp: Path, out: Path) -> None:

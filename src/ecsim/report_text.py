@@ -109,3 +109,27 @@ def print_claims(rows: list[dict]) -> None:
     counts = {v: sum(r["verdict"] == v for r in rows) for v in VERDICT_STYLE}
     console.print(", ".join(f"{n} {v}" for v, n in counts.items()) + " (a model, not medical advice; "
                   "`ecsim claims --json` gives every number and citation)")
+
+
+def print_sensitivity(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(width=200)
+    best = doc.get("sobol", doc["morris"])
+    for output in doc["answer_outputs"]:
+        r = best["outputs"][output]
+        t = Table("parameter", *(["S1", "ST (95 % CI)"] if best["method"] == "sobol" else ["mu*", "sigma"]),
+                  title=f"{output} ({best['method']}, {best['evaluations']} evaluations)")
+        order = sorted(range(len(best["factors"])), key=lambda i: -(r["ST"][i] if "ST" in r else r["mu_star"][i]))
+        for i in order[:10]:
+            if best["method"] == "sobol":
+                t.add_row(best["factors"][i], f"{r['S1'][i]:.3f}", f"{r['ST'][i]:.3f} ± {r['ST_conf'][i]:.3f}")
+            else:
+                t.add_row(best["factors"][i], f"{r['mu_star'][i]:.3g}", f"{r['sigma'][i]:.3g}")
+        console.print(t)
+    console.print("[bold]What to measure next[/] (parameters whose uncertainty moves the answer most):")
+    for output, rows in doc["measure_next"].items():
+        console.print(f" {output}:")
+        for d in rows[:3]:
+            console.print(f"  {d['parameter']} = {d['value']:g} {d['unit']} ({d['description']}); {d['score_kind']} "
+                          f"{d['score']:.3g}; source: {d['citation'][:100]}")

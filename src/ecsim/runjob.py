@@ -12,10 +12,11 @@ from .simulation import Simulation
 
 def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int | None = None,
             seed: int | None = None, quiet: bool = False, progress=None, report: bool = True,
-            claims_patients: int = DOSE_PATIENTS) -> dict:
+            claims_patients: int = DOSE_PATIENTS, uncertainty_draws: int = 128) -> dict:
     """Simulate a scenario (a file, a validated `Scenario`, or None for the default) and write its
     folder; with ``report``, also check the article's claims (simulating ``claims_patients`` per
-    tested dose) and write report.html. ``progress(done, total)``, if given, is called as patients ×
+    tested dose), propagate parameter uncertainty (``uncertainty_draws`` parameter sets; 0 skips it)
+    and write report.html. ``progress(done, total)``, if given, is called as patients ×
     arms complete (the web page uses it); otherwise a progress bar is shown unless ``quiet``."""
     if not isinstance(scenario_path, Scenario):
         scenario = prepared_scenario(scenario_path, patients, seed)
@@ -25,8 +26,9 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     sim = Simulation(scenario)
     with _Progress(scenario, quiet, progress) as advance:
         results = sim.run(progress=advance)
-    claims = _claims(scenario, results, sim, claims_patients, quiet) if report else None
-    summary = write_run(out, scenario, results, sim.registry, sim.timings, claims)
+    claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet) if report else None
+    unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
+    summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc)
     if not quiet:
         if "clinical" in summary:
             from .report_text import print_clinical
@@ -36,7 +38,7 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     return summary
 
 
-def _claims(scenario, results, sim, patients: int, quiet: bool) -> list[dict]:
+def _claims(scenario, results, sim, patients: int, draws: int, quiet: bool) -> list[dict]:
     """The claims checker on this run's trial (if it has one) and the article's doses."""
     import time
     from .claims import check_claims, claims_context, load_claims, trial_evidence
@@ -46,9 +48,21 @@ def _claims(scenario, results, sim, patients: int, quiet: bool) -> list[dict]:
     if not quiet:
         print(f"checking the article's claims ({patients} patients per tested dose)...")
     trial = trial_evidence(scenario, summary(scenario, results, sim.registry))
-    rows = check_claims(claims_context(sim.registry, trial, patients, scenario.population.seed), spec)
+    rows = check_claims(claims_context(sim.registry, trial, patients, scenario.population.seed, draws, spec), spec)
     sim.timings["claims_s"] = time.perf_counter() - started
     return rows
+
+
+def _uncertainty(scenario, sim, draws: int, quiet: bool) -> dict:
+    """Parameter uncertainty of the headline outputs (typical patient per draw)."""
+    import time
+    from .uncertainty import parameter_uncertainty
+    started = time.perf_counter()
+    if not quiet:
+        print(f"propagating parameter uncertainty ({draws} parameter sets)...")
+    doc = parameter_uncertainty(scenario, sim.registry, draws, seed=scenario.population.seed)
+    sim.timings["uncertainty_s"] = time.perf_counter() - started
+    return doc
 
 
 def prepared_scenario(path: Path | None, patients: int | None, seed: int | None):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, ClinicalTrajectory, assess
-from .engine import Grid, integrate, outputs
+from .engine import Bolus, Grid, integrate, outputs
 from .treatments.course import Course
 from .exposure import exposure_metrics
 from .model.declaration import Model
@@ -87,17 +87,15 @@ def demographics(scenario: Scenario) -> Demographics:
 
 
 def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
-                   registry: Registry | None = None, model: Model | None = None) -> Chunk:
-    """One arm, patients [start, stop): trajectories of every state and output."""
+                   registry: Registry | None = None, model: Model | None = None,
+                   overrides: dict[str, np.ndarray] | None = None) -> Chunk:
+    """One arm, patients [start, stop): trajectories of every state and output. ``overrides``
+    replace per-patient parameter values (one value per patient; uncertainty analysis)."""
     registry = registry or default_registry().with_overrides(scenario.parameters)
     model = model or full_model()
     grid = grid_for(scenario)
-    p = patient_values(registry, sorted(registry.parameters), demographics(scenario), arm.product,
-                       arm.food, scenario.population.seed, start, stop)
-    p |= arm_covariates(arm, p)
-    p["cbd_faah_ic50_uM"] = np.full(stop - start, registry[f"cbd_faah_ic50_{scenario.species}"].value)
-    p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
-    states = integrate(model, p, arm_boluses(arm, p, grid), grid, stop - start)
+    p, doses = patient_inputs(scenario, arm, start, stop, registry, overrides)
+    states = integrate(model, p, doses, grid, stop - start)
     out = outputs(model, p, states)
     clinical = None
     if scenario.population.phenotype is not None:
@@ -106,6 +104,18 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
                           days, visit_drivers(grid.times, out, days), arm_course(arm, scenario),
                           scenario.population.seed, start, stop, typical=scenario.population.typical)
     return Chunk(grid.times, out, p, states, clinical)
+
+
+def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry: Registry,
+                   overrides: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], list[Bolus]]:
+    """Per-patient parameter and covariate values and the arm's boluses, patients [start, stop)."""
+    p = patient_values(registry, sorted(registry.parameters), demographics(scenario), arm.product,
+                       arm.food, scenario.population.seed, start, stop)
+    p |= {name: np.asarray(v, dtype=float) for name, v in (overrides or {}).items()}
+    p |= arm_covariates(arm, p)
+    p["cbd_faah_ic50_uM"] = np.full(stop - start, registry[f"cbd_faah_ic50_{scenario.species}"].value)
+    p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
+    return p, arm_boluses(arm, p, grid_for(scenario))
 
 
 def arm_course(arm: Arm, scenario: Scenario) -> Course:

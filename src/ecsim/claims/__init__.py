@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..registry import Registry
 from ..validation.snapshot import by_metric, is_current, load_snapshot
-from .context import DOSE_PATIENTS, ClaimsContext, TrialEvidence, run_doses, trial_evidence
+from .context import DOSE_PATIENTS, ClaimsContext, TrialEvidence, dose_parameter_spread, run_doses, trial_evidence
 from .rules import MODEL_RULES, combine, evidence_verdict
 from .spec import VERDICTS, Claim, ClaimsFile, load_claims
 
@@ -20,10 +20,18 @@ __all__ = ["check_claims", "claims_context", "trial_evidence", "TrialEvidence", 
 
 
 def claims_context(registry: Registry, trial: TrialEvidence | None = None, patients: int = DOSE_PATIENTS,
-                   seed: int | None = None) -> ClaimsContext:
-    """Simulate the article's doses and gather the trial and validation numbers the rules need."""
-    snapshot = load_snapshot()
-    return ClaimsContext(registry, run_doses(registry, patients, seed), patients, trial, by_metric(snapshot))
+                   seed: int | None = None, uncertainty_draws: int = 64, spec: ClaimsFile | None = None
+                   ) -> ClaimsContext:
+    """Simulate the article's doses (``patients`` per dose; and ``uncertainty_draws`` parameter sets
+    at each dose class's highest-exposure arm, 0 to skip) and gather the trial and validation
+    numbers the rules need."""
+    spec = spec or load_claims()
+    ctx = ClaimsContext(registry, run_doses(registry, patients, seed), patients, trial, by_metric(load_snapshot()))
+    if uncertainty_draws:
+        quantities = sorted({q for c in spec.claims if c.rule.kind == "engagement" for q in c.rule.quantities})
+        arms = [dc.arms[-1] for dc in spec.dose_classes.values()]
+        ctx.parameter_spread = dose_parameter_spread(registry, arms, quantities, uncertainty_draws, seed or 1)
+    return ctx
 
 
 def check_claims(ctx: ClaimsContext, spec: ClaimsFile | None = None) -> list[dict]:

@@ -37,6 +37,7 @@ class ClaimsContext:
     dose_patients: int
     trial: TrialEvidence | None = None
     validation: dict = field(default_factory=dict)   # metric id -> snapshot row
+    parameter_spread: dict = field(default_factory=dict)   # arm -> quantity -> interval over parameter draws
 
 
 def dose_values(results: list[ArmResult]) -> dict[str, dict[str, np.ndarray]]:
@@ -51,8 +52,20 @@ def dose_values(results: list[ArmResult]) -> dict[str, dict[str, np.ndarray]]:
     return out
 
 
+_DOSES_CACHE: dict[tuple, dict] = {}
+
+
 def run_doses(registry: Registry, patients: int = DOSE_PATIENTS, seed: int | None = None) -> dict:
-    """Simulate the claims-doses scenario (consumer, 300 mg/day and Epidiolex doses, fasted and fed)."""
+    """Simulate the claims-doses scenario (consumer, 300 mg/day and Epidiolex doses, fasted and fed).
+    Kept per process for the same parameter set, size and seed (the web server's workers reuse it)."""
+    key = (registry.digest(), patients, seed)
+    if key not in _DOSES_CACHE:
+        _DOSES_CACHE.clear()
+        _DOSES_CACHE[key] = _simulate_doses(registry, patients, seed)
+    return _DOSES_CACHE[key]
+
+
+def _simulate_doses(registry: Registry, patients: int, seed: int | None) -> dict:
     scenario = load_scenario(DOSES_SCENARIO)
     data = scenario.model_dump(mode="json")
     data["population"]["n"] = patients
@@ -70,3 +83,33 @@ def trial_evidence(scenario: Scenario, summary: dict) -> TrialEvidence | None:
     if not cbd:
         return None
     return TrialEvidence(scenario.name, scenario.population.phenotype, trial, cbd)
+
+
+_SPREAD_CACHE: dict[tuple, dict] = {}
+
+
+def dose_parameter_spread(registry: Registry, arms: list[str], quantities: list[str], draws: int,
+                          seed: int = 1) -> dict[str, dict[str, dict]]:
+    """Parameter uncertainty (typical patient per draw) of target and tone quantities at the given
+    arms of the claims-doses scenario: arm -> quantity -> {median, p05, p95}. Kept per process."""
+    key = (registry.digest(), tuple(arms), tuple(quantities), draws, seed)
+    if key not in _SPREAD_CACHE:
+        _SPREAD_CACHE.clear()
+        _SPREAD_CACHE[key] = _spread(registry, arms, quantities, draws, seed)
+    return _SPREAD_CACHE[key]
+
+
+def _spread(registry: Registry, arms: list[str], quantities: list[str], draws: int, seed: int) -> dict:
+    from ..uncertainty import parameter_draws
+    from ..uncertainty.model import HeadlineFunction
+    scenario = load_scenario(DOSES_SCENARIO)
+    problem, values = parameter_draws(registry, draws, seed)
+    f = HeadlineFunction(scenario, registry, problem.names, arms, levels={q: f"{q}.avg" for q in quantities})
+    out = f(values)
+    spread = {}
+    for key, v in out.items():
+        arm, q = key.split(".", 1)
+        lo, mid, hi = np.percentile(v, [5, 50, 95])
+        spread.setdefault(arm, {})[q] = {"median": float(f"{mid:.4g}"), "p05": float(f"{lo:.4g}"),
+                                         "p95": float(f"{hi:.4g}")}
+    return spread

@@ -46,7 +46,40 @@ def class_effects(rule: spec.Engagement, ctx: ClaimsContext, classes: dict[str, 
     return out
 
 
+def parameter_effects(rule: spec.Engagement, ctx: ClaimsContext, classes: dict[str, spec.DoseClass]) -> dict:
+    """Per dose class, at its highest-exposure arm (listed last): the largest effect in the claimed
+    direction that parameter uncertainty allows (90 % interval, typical patient)."""
+    sign = 1.0 if rule.direction == "increase" else -1.0
+    base = 1.0 if rule.scale == "fold" else 0.0
+    out = {}
+    for key, dc in classes.items():
+        arm = dc.arms[-1]
+        spread = ctx.parameter_spread.get(arm, {})
+        ends = [sign * (spread[q][end] - base) for q in rule.quantities if q in spread for end in ("p05", "p95")]
+        if ends:
+            out[key] = {"arm": arm, "largest_effect": _q(max(ends)), **{q: spread[q] for q in rule.quantities if q in spread}}
+    return out
+
+
 def engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    verdict, reason, numbers = _engagement(rule, ctx, claims)
+    spread = parameter_effects(rule, ctx, claims.dose_classes)
+    if not spread:
+        return verdict, reason, numbers
+    numbers["parameter_uncertainty"] = spread
+    could = [k for k, v in spread.items() if v["largest_effect"] >= rule.relevant]
+    if verdict == "not supported" and could:
+        return ("unknown", reason + "; but within parameter uncertainty it could reach the relevant change at "
+                + " and ".join(f"{claims.dose_classes[k].label} ({spread[k]['arm']}: {spread[k]['largest_effect']:.2g})"
+                               for k in could),
+                numbers)
+    if verdict == "not supported":
+        top = max(v["largest_effect"] for v in spread.values())
+        return verdict, reason + f"; robust to parameter uncertainty (at most {top:.2g} at the 90 % bounds)", numbers
+    return verdict, reason, numbers
+
+
+def _engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
     effects = class_effects(rule, ctx, claims.dose_classes)
     labels = {k: dc.label for k, dc in claims.dose_classes.items()}
     numbers = {"relevant_change": rule.relevant, "scale": rule.scale, "by_dose": effects}
@@ -169,11 +202,8 @@ def symptoms(rule: spec.Symptoms, ctx: ClaimsContext, claims: spec.ClaimsFile) -
     found = {s: [p for p in forms if scores[p][s][0, 0] > PRESENT] for s in rule.symptoms}
     numbers = {"presence_threshold": PRESENT, "produced_by": found}
     missing = [s for s, ps in found.items() if not ps]
-    if not missing:
-        return "supported", "every listed symptom appears in at least one form of dystonia in the model", numbers
-    if len(missing) < len(found):
-        return "partly supported", "no modelled form produces " + ", ".join(missing), numbers
-    return "not supported", "no modelled form produces any listed symptom", numbers
+    return (*_coverage(missing, len(found), "every listed symptom appears in at least one form of dystonia in "
+                       "the model", "no modelled form produces "), numbers)
 
 
 def causes(rule: spec.Causes, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
@@ -183,11 +213,15 @@ def causes(rule: spec.Causes, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tu
     produces = {c: any(v > normal for v in s.values()) for c, s in scores.items()}
     numbers = {"bfmdrs_movement_normal": normal, "bfmdrs_movement_typical_patient": scores}
     missing = [c for c, ok in produces.items() if not ok]
+    return (*_coverage(missing, len(produces), "each cause's phenotype produces dystonia in the typical patient",
+                       "no dystonia from "), numbers)
+
+
+def _coverage(missing: list[str], total: int, all_found: str, missing_prefix: str) -> tuple[str, str]:
+    """Supported when nothing listed is missing, partly when some is, not supported when all is."""
     if not missing:
-        return "supported", "each cause's phenotype produces dystonia in the typical patient", numbers
-    if len(missing) < len(produces):
-        return "partly supported", "no dystonia from " + ", ".join(missing), numbers
-    return "not supported", "none of the causes produces dystonia in the model", numbers
+        return "supported", all_found
+    return ("partly supported" if len(missing) < total else "not supported"), missing_prefix + ", ".join(missing)
 
 
 def counterexample(rule: spec.Counterexample, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:

@@ -48,6 +48,14 @@ class Spread(BaseModel):
             raise ValueError(f"{self.distribution} spread needs {', '.join(missing)}")
         return self
 
+    def describe(self) -> str:
+        """Short text for tables: 'lognormal CV 0.5', 'normal SD 2', 'uniform [1, 3]'."""
+        if self.distribution == "lognormal":
+            return f"lognormal CV {self.cv:g}"
+        if self.distribution == "normal":
+            return f"normal SD {self.sd:g}"
+        return f"uniform [{self.low:g}, {self.high:g}]"
+
 
 class Parameter(BaseModel):
     """One registry entry."""

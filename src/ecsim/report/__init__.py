@@ -28,6 +28,19 @@ class ReportInputs:
     claims: list[dict]
     validation: dict                  # the validation snapshot, with "current" added
     manifest: dict = field(default_factory=dict)
+    uncertainty: dict = field(default_factory=dict)   # ecsim.uncertainty.parameter_uncertainty
+
+
+def mic_percent(inp: ReportInputs) -> float | None:
+    """The primary scale's minimal important change as a per cent of the control arm's baseline."""
+    from ..claims import load_claims
+    trial = inp.summary.get("trial") or {}
+    mic = load_claims().minimal_important_change.get(trial.get("primary_scale", ""))
+    control = next((c for c in inp.summary.get("clinical") or [] if c["arm"] == trial.get("control_arm")), None)
+    if mic is None or control is None:
+        return None
+    baseline = control["scales"][trial["primary_scale"]]["mean"][0]
+    return 100.0 * mic.points / baseline if baseline > 0 else None
 
 
 def render_report(inp: ReportInputs) -> str:
@@ -42,5 +55,6 @@ def render_report(inp: ReportInputs) -> str:
         "circuit": figures.circuit_rates(inp.results),
         "symptoms": figures.symptoms_over_time(inp.results),
         "scales": figures.scale_changes(inp.results, scale, refs) if scale else None,
+        "uncertainty": figures.uncertainty(inp.uncertainty, mic_percent(inp)),
     }
     return page(inp, plots, refs)

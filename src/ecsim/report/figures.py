@@ -15,6 +15,10 @@ from ..circuit.scales import SYMPTOMS
 from ..clinical_summary import PRESENT
 from ..simulation import ArmResult
 
+PANELS = (("cbd_plasma_ng_per_ml", "CBD, plasma (ng/mL)"),
+          ("cbd_brain_free_nM", "CBD, free in brain (nM)"),
+          ("cbd7oh_plasma_ng_per_ml", "7-OH-CBD, plasma (ng/mL)"),
+          ("thc_plasma_ng_per_ml", "THC, plasma (ng/mL)"))
 ENGAGEMENT = (("faah_inhibition", "FAAH inhibited"), ("magl_inhibition", "MAGL inhibited"),
               ("fabp_inhibition", "FABP inhibited"), ("cb1_nam_occupancy_cbd", "CB1 modulated by CBD"),
               ("cb1_occupancy_thc", "CB1 occupied by THC"), ("ent1_inhibition", "ENT1 inhibited"),
@@ -44,7 +48,6 @@ def _png(fig) -> bytes:
 
 def drug_levels(results: list[ArmResult]) -> bytes:
     """Plasma CBD, free brain CBD, 7-OH-CBD and THC: median and 5-95 % band of sampled patients."""
-    from ..plots import PANELS
     plt = _plt()
     fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex=True, constrained_layout=True)
     for ax, (name, label) in zip(axes.flat, PANELS):
@@ -175,4 +178,38 @@ def scale_changes(results: list[ArmResult], scale: str, references: list[dict]) 
     ax.set_ylabel(f"{scale}: change from baseline")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def uncertainty(unc: dict, reference_pct: float | None) -> bytes | None:
+    """Left: each CBD arm's answer (primary-region severity vs control, % of control) with its 90 %
+    parameter-uncertainty interval; right: the parameters most correlated with the widest one."""
+    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith("_severity_vs_control_pct")}
+    if not answers:
+        return None
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
+    names = list(answers)
+    y = np.arange(len(names))
+    mid = np.array([answers[k]["median"] for k in names])
+    lo = np.array([answers[k]["p05"] for k in names])
+    hi = np.array([answers[k]["p95"] for k in names])
+    left.errorbar(mid, y, xerr=[mid - lo, hi - mid], fmt="o", color="C0", capsize=4)
+    if reference_pct is not None:
+        left.axvline(-reference_pct, color="C3", ls="--", lw=1)
+        left.text(-reference_pct, len(names) - 0.5, " smallest change\n patients notice", color="C3", fontsize=7, va="top")
+    left.axvline(0, color="0.5", lw=0.6)
+    left.set_yticks(y, [n.split(".")[0] for n in names], fontsize=8)
+    left.set_xlabel("primary region severity vs control (% of control)")
+    left.grid(alpha=0.3)
+    widest = max(names, key=lambda k: answers[k]["p95"] - answers[k]["p05"])
+    drivers = unc.get("drivers", {}).get(widest, [])
+    if drivers:
+        right.barh(range(len(drivers)), [d["score"] for d in drivers], color=["C2" if d["score"] < 0 else "C1" for d in drivers])
+        right.set_yticks(range(len(drivers)), [d["parameter"] for d in drivers], fontsize=8)
+        right.invert_yaxis()
+        right.axvline(0, color="0.5", lw=0.6)
+        right.set_xlim(-1, 1)
+        right.set_xlabel(f"Spearman rho with the answer ({widest.split('.')[0]})", fontsize=8)
+    right.grid(alpha=0.3)
     return _png(fig)

@@ -6,7 +6,7 @@ import base64
 from html import escape
 
 SECTIONS = ("answer", "patients", "trial", "drug-levels", "target-engagement", "tone", "circuit", "symptoms",
-            "scales", "claims", "validation", "parameters", "citations", "provenance")
+            "scales", "uncertainty", "claims", "validation", "parameters", "citations", "provenance")
 
 HEADLINE = {"supported": "Yes, in this model", "partly supported": "Only partly",
             "not supported": "No, not at these doses", "unknown": "We don't know"}
@@ -76,17 +76,62 @@ def answer(inp) -> str:
         rep = a.get("replicate_trials", {})
         share = f"; {rep['share_significant']:.0%} of {rep['replicates']} replicate trials of {rep['patients_per_arm']} per arm significant" if rep else ""
         items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}{e(share)}</li>")
-    mic = (efficacy or {}).get("model", {}).get("numbers", {}).get("minimal_important_change")
-    mic_text = (f" The smallest change patients notice on this scale is about {mic:g} points." if mic else "")
     return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
             f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients per arm "
             f"({e(inp.scenario.population.phenotype)} dystonia). Difference from {e(control)} in {e(scale)} at day "
             f"{day:g}, mean [95 % CI] (negative = better):</p><ul>{''.join(items)}</ul>"
-            f"<p>{e(efficacy['why'] if efficacy else '')}{e(mic_text)}</p>"
-            "<p class='small'>Uncertainty shown: how different patients respond (confidence intervals of the mean "
-            "over simulated patients, and the spread of replicate trials of a realistic size). Uncertainty in the "
-            "model's own parameters is not yet propagated (issue 9), so the intervals are too narrow for the "
-            "question \"how sure is the model\".</p></div>")
+            f"<p>{e(efficacy['why'] if efficacy else '')}</p>"
+            + _answer_uncertainty(inp) + "</div>")
+
+
+def _answer_uncertainty(inp) -> str:
+    unc = inp.uncertainty or {}
+    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith("_severity_vs_control_pct")}
+    text = ("<p class='small'>Two kinds of uncertainty. <strong>How different patients respond</strong>: the "
+            "confidence intervals above (over simulated patients) and the replicate trials. ")
+    if not answers:
+        return text + "How unsure the model is: not computed for this run.</p>"
+    parts = "; ".join(f"{e(k.split('.')[0])} {v['median']:+.3g} % [{v['p05']:+.3g}, {v['p95']:+.3g}]"
+                      for k, v in answers.items())
+    names = ", ".join(f"{e(d['parameter'])} ({e(d['source'])})" for d in _top_drivers(unc))
+    return (text + f"<strong>How unsure the model is</strong> (90 % interval over {unc['draws']} draws of "
+            f"{unc['factors']} drug-layer parameters, typical patient): change in the worst region's severity vs "
+            f"control, per cent: {parts}. The parameters that move it most: {names}. See "
+            "<a href='#uncertainty'>uncertainty</a>.</p>")
+
+
+def _top_drivers(unc: dict, n: int = 3) -> list[dict]:
+    """The answer's most influential parameters, for the arm with the widest interval."""
+    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith("_severity_vs_control_pct")}
+    if not answers:
+        return []
+    widest = max(answers, key=lambda k: answers[k]["p95"] - answers[k]["p05"])
+    return unc.get("drivers", {}).get(widest, [])[:n]
+
+
+def uncertainty_section(inp, png) -> str:
+    unc = inp.uncertainty or {}
+    if not unc:
+        return ('<section id="uncertainty"><h2>How unsure the model is</h2><p class="small">Not computed: the '
+                "run has no CBD arm.</p></section>")
+    rows = "".join(f"<tr><td>{e(k.split('.')[0])}</td><td>{e(k.split('.', 1)[1])}</td><td class='num'>{fmt(v['median'], 4)}</td>"
+                   f"<td class='num'>{fmt(v['p05'], 4)} – {fmt(v['p95'], 4)}</td></tr>" for k, v in unc["intervals"].items())
+    drivers = "".join(f"<li><strong>{e(d['parameter'])}</strong> ({e(d['description'])}; {d['value']:g} {e(d['unit'])}, "
+                      f"uncertainty {e(d['uncertainty'])}): Spearman rho {d['score']:+.2f}. Source: {e(d['citation'])}</li>"
+                      for d in _top_drivers(unc))
+    img = figure("uncertainty-plot", png, "Parameter uncertainty of the answer",
+                 "Left: median and 90 % interval over parameter draws (typical patient); dashed: the primary "
+                 "scale's smallest important change as a per cent of the control arm's baseline score, an "
+                 "approximate yardstick (scale points and region severity are not strictly proportional). "
+                 "Right: rank correlation of each parameter's draw with the answer.") if png else ""
+    return (f'<section id="uncertainty"><h2>How unsure the model is</h2><p>{unc["draws"]} draws of the '
+            f"{unc['factors']} parameters of the drug layers (products, absorption, PK, targets, tone) from their "
+            "registry uncertainty ranges, each applied to the typical patient, so this spread is parameter "
+            "uncertainty only. Circuit and clinical parameters are held at their calibrated values (not yet "
+            "sampled). The parameters whose uncertainty moves the answer most, i.e. what to measure next:</p>"
+            f"<ol>{drivers}</ol>{img}<details><summary>every headline output</summary><table><tr><th>arm</th>"
+            f"<th>output</th><th>median</th><th>90 % interval</th></tr>{rows}</table></details>"
+            "<p class='small'>Full Morris and Sobol analysis: <code>ecsim sensitivity</code>.</p></section>")
 
 
 def patients(inp) -> str:
@@ -178,20 +223,12 @@ def validation_table(snap: dict) -> str:
 def parameters_table(registry) -> str:
     rows = "".join(
         f"<tr><td>{e(p.name)}</td><td class='num'>{p.value:.4g}</td><td>{e(p.unit)}</td><td>{e(p.species)}</td>"
-        f"<td>{e(p.kind)}</td><td>{e(p.source)}</td><td>{e(_spread(p.uncertainty))}</td></tr>"
+        f"<td>{e(p.kind)}</td><td>{e(p.source)}</td><td>{e(p.uncertainty.describe())}</td></tr>"
         for p in registry.parameters.values())
     return (f'<section id="parameters"><h2>Parameters</h2><p>{len(registry.parameters)} parameters, each with unit, '
             f"species, source and uncertainty (parameter set {e(registry.digest())}).</p><details><summary>show all"
             "</summary><table><tr><th>name</th><th>value</th><th>unit</th><th>species</th><th>kind</th><th>source</th>"
             f"<th>uncertainty</th></tr>{rows}</table></details></section>")
-
-
-def _spread(s) -> str:
-    if s.distribution == "lognormal":
-        return f"lognormal CV {s.cv:g}"
-    if s.distribution == "normal":
-        return f"normal SD {s.sd:g}"
-    return f"uniform [{s.low:g}, {s.high:g}]"
 
 
 def citations(inp) -> str:
@@ -239,7 +276,7 @@ def page(inp, plots: dict, refs: list[dict]) -> str:
             f"content='width=device-width, initial-scale=1'><title>{e(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(title)}</h1><p class='sub'>{e(inp.scenario.description or '')}</p><nav>{nav}</nav>"
             + answer(inp) + patients(inp) + trial_table(inp)
-            + "<h2>Plots</h2>" + "".join(figs)
+            + "<h2>Plots</h2>" + "".join(figs) + uncertainty_section(inp, plots.get("uncertainty"))
             + claims_table(inp.claims) + validation_table(inp.validation) + parameters_table(inp.registry)
             + citations(inp) + provenance(inp)
             + "<p class='small'>ecsim is a model, not medical advice.</p></body></html>")

@@ -1,0 +1,114 @@
+"""Parameter uncertainty and global sensitivity (issue 9).
+
+- `parameter_uncertainty`: Monte Carlo over the registry's uncertainty ranges, typical patient per
+  draw: a 90 % interval for each headline output ("how unsure the model is") and a rank-correlation
+  screen of which parameters move the answer. The main job runs it for its report.
+- `sensitivity_analysis`: Morris screening of every drug-layer parameter, then Sobol indices
+  (SALib) for the most influential ones; `ecsim sensitivity` prints it, with "what to measure next".
+
+Between-patient variability is the run's own percentiles; this module never mixes the two.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from ..registry import Registry
+from ..scenario import Scenario
+from .model import HeadlineFunction, cbd_arms
+from .problem import Problem, drug_layer_parameters, from_registry
+from .sensitivity import monte_carlo, morris, ranking, sobol
+
+__all__ = ["parameter_uncertainty", "sensitivity_analysis", "answer_outputs", "parameter_draws"]
+
+
+def answer_outputs(outputs: list[str]) -> list[str]:
+    """The outputs that carry the trial's answer (severity against control), else CB1 signalling."""
+    answer = [o for o in outputs if o.endswith("_severity_vs_control_pct")]
+    return answer or [o for o in outputs if o.endswith("cb1_signal_striatum_gpe_rel")]
+
+
+def _problem(registry: Registry) -> Problem:
+    return from_registry(registry, drug_layer_parameters(registry))
+
+
+def parameter_draws(registry: Registry, draws: int, seed: int) -> tuple[Problem, np.ndarray]:
+    """Monte Carlo draws of every drug-layer parameter from its uncertainty (draws x factors)."""
+    problem = _problem(registry)
+    unit = np.random.default_rng(seed).random((draws, len(problem.factors)))
+    return problem, problem.values(unit)
+
+
+def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 128, seed: int = 1,
+                          top: int = 3) -> dict:
+    """Intervals of every headline output over ``draws`` parameter sets, and for each answer output
+    the ``top`` parameters by |Spearman rho| with it (same draws), with their sources."""
+    problem = _problem(registry)
+    f = HeadlineFunction(scenario, registry, problem.names)
+    if not f.arms:
+        return {}
+    unit = np.random.default_rng(seed).random((draws, len(problem.factors)))
+    values = problem.values(unit)
+    outputs = f(values)
+    intervals = {k: _interval(v) for k, v in outputs.items()}
+    drivers = {k: _correlates(problem, unit, outputs[k], registry, top) for k in answer_outputs(list(outputs))}
+    return {"draws": draws, "seed": seed, "factors": len(problem.factors),
+            "what": "typical patient per draw; registry uncertainty ranges of the drug-layer parameters (L0-L3)",
+            "intervals": intervals, "drivers": drivers}
+
+
+def sensitivity_analysis(scenario: Scenario, registry: Registry, method: str = "sobol", samples: int = 256,
+                         trajectories: int = 20, screen_top: int = 10, seed: int = 1) -> dict:
+    """Morris screening of all drug-layer parameters; with ``method='sobol'``, Sobol indices of the
+    ``screen_top`` most influential (on the answer outputs) from ``samples`` base samples."""
+    problem = _problem(registry)
+    f = HeadlineFunction(scenario, registry, problem.names)
+    if not f.arms:
+        raise ValueError("the scenario has no CBD arm to analyse")
+    screen = morris(problem, f, trajectories, seed)
+    answer = answer_outputs(list(screen["outputs"]))
+    order = _combined_order(screen, answer)
+    doc = {"scenario": scenario.name, "arms": f.arms, "answer_outputs": answer, "morris": screen}
+    if method == "sobol":
+        chosen = order[:screen_top]
+        sub = Problem(tuple(fa for fa in problem.factors if fa.name in chosen))
+        g = HeadlineFunction(scenario, registry, sub.names, f.arms)
+        doc["sobol"] = sobol(sub, lambda x: g(x), samples, seed)
+    best = doc.get("sobol", screen)
+    doc["measure_next"] = {o: [_described(registry, name, score, best["method"]) for name, score in ranking(best, o)[:5]]
+                           for o in answer}
+    return doc
+
+
+def _combined_order(screen: dict, outputs: list[str]) -> list[str]:
+    """Factors taken in turn from each answer output's Morris ranking (mu*), so that every arm's
+    most influential parameters reach the Sobol stage."""
+    rankings = [[name for name, _ in ranking(screen, o)] for o in outputs]
+    order: list[str] = []
+    for rank in range(len(screen["factors"])):
+        for r in rankings:
+            if r[rank] not in order:
+                order.append(r[rank])
+    return order
+
+
+def _interval(v: np.ndarray) -> dict:
+    lo, mid, hi = np.percentile(v, [5, 50, 95])
+    return {"median": float(f"{mid:.4g}"), "p05": float(f"{lo:.4g}"), "p95": float(f"{hi:.4g}")}
+
+
+def _correlates(problem: Problem, unit: np.ndarray, y: np.ndarray, registry: Registry, top: int) -> list[dict]:
+    if np.ptp(y) == 0:
+        return []
+    rho = np.array([stats.spearmanr(unit[:, j], y).statistic for j in range(unit.shape[1])])
+    order = np.argsort(-np.abs(np.nan_to_num(rho)))[:top]
+    return [_described(registry, problem.names[j], float(rho[j]), "spearman") for j in order]
+
+
+def _described(registry: Registry, name: str, score: float, method: str) -> dict:
+    p = registry[name]
+    ref = registry.references.get(p.source)
+    return {"parameter": name, "score": float(f"{score:.4g}"), "score_kind": method, "value": p.value, "unit": p.unit,
+            "description": p.description, "uncertainty": p.uncertainty.model_dump(exclude_none=True),
+            "source": p.source, "citation": ref.citation if ref else p.reason or "assumption"}

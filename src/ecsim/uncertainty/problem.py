@@ -1,0 +1,77 @@
+"""Uncertain parameters as factors: each registry parameter's `uncertainty` (how unsure we are of its
+value, not how patients differ) becomes an inverse CDF from the unit interval, so any sampler on
+[0, 1]^D (SALib's Saltelli and Morris designs, plain Monte Carlo) gives parameter values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtri
+
+from ..registry import Registry
+
+EPS = 1e-6   # keeps unit samples off 0 and 1, where normal and lognormal quantiles are infinite
+# Parameters read from per-patient values (layers L0-L3: products, absorption, PK, targets, tone),
+# which a batch can vary patient by patient. Circuit and clinical parameters are read from the
+# registry as scalars and are not factors yet (docs/uncertainty.md).
+L0_L3_PREFIXES = ("cbd_f_", "cbd_food_factor", "cbd_fed_rate", "cbd_sedds", "cbd_ka_", "thc_f", "thc_food",
+                  "thc_fed", "full_spectrum_", "broad_spectrum_")
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One uncertain input: its distribution around ``center`` (the registry value)."""
+
+    name: str
+    distribution: str          # lognormal | normal | uniform
+    center: float
+    spread: tuple[float, ...]  # lognormal: (cv,), normal: (sd,), uniform: (low, high)
+    unit: str = ""
+    source: str = ""
+
+    def quantile(self, u: np.ndarray) -> np.ndarray:
+        u = np.clip(u, EPS, 1 - EPS)
+        if self.distribution == "lognormal":
+            return self.center * np.exp(np.sqrt(np.log1p(self.spread[0] ** 2)) * ndtri(u))
+        if self.distribution == "normal":
+            return self.center + self.spread[0] * ndtri(u)
+        low, high = self.spread
+        return low + (high - low) * u
+
+
+@dataclass(frozen=True)
+class Problem:
+    factors: tuple[Factor, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.factors]
+
+    def salib(self) -> dict:
+        """SALib's problem on the unit hypercube; `values` maps its samples to parameter values."""
+        return {"num_vars": len(self.factors), "names": self.names, "bounds": [[0.0, 1.0]] * len(self.factors)}
+
+    def values(self, unit: np.ndarray) -> np.ndarray:
+        return np.column_stack([f.quantile(unit[:, j]) for j, f in enumerate(self.factors)])
+
+
+def from_registry(registry: Registry, names: list[str]) -> Problem:
+    """Factors for the named parameters, skipping any whose uncertainty has zero width."""
+    factors = []
+    for name in names:
+        p = registry[name]
+        u = p.uncertainty
+        spread = {"lognormal": (u.cv,), "normal": (u.sd,), "uniform": (u.low, u.high)}[u.distribution]
+        if not spread or any(s is None for s in spread) or (len(spread) == 1 and spread[0] <= 0) or \
+                (len(spread) == 2 and spread[1] <= spread[0]):
+            continue
+        factors.append(Factor(name, u.distribution, p.value, tuple(float(s) for s in spread), p.unit, p.source))
+    return Problem(tuple(factors))
+
+
+def drug_layer_parameters(registry: Registry) -> list[str]:
+    """The parameters of layers L0-L3 that vary per patient in a batch (see L0_L3_PREFIXES)."""
+    from ..chain import full_model
+    names = set(full_model().parameters) | {n for n in registry.parameters if n.startswith(L0_L3_PREFIXES)}
+    return sorted(n for n in names if n in registry.parameters)
