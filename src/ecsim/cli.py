@@ -167,6 +167,24 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to liste
     run_server(host, port, data_dir, max_patients, max_jobs)
 
 
+@app.command()
+def bench(patients: int = typer.Option(1000, "--patients", help="patients for ecsim (libroadrunner times the "
+                                       "first 50, SciPy the first 5)"),
+          as_json: bool = typer.Option(False, "--json", help="print the result as JSON only"),
+          reference_patients: int = typer.Option(3, "--reference-patients",
+                                                 help="patients solved at rtol 1e-10 for the error"),
+          days: float = typer.Option(14.0, "--days", help="regimen length; the published figures use 14")) -> None:
+    """ecsim against libroadrunner (CVODE) and SciPy on the full model: patients per second, ratio, error
+    (see benchmarks/README.md)."""
+    from .bench import check_options, print_bench, run_bench
+    check_options(patients, reference_patients, days)
+    result = run_bench(patients, reference_patients=reference_patients, days=days)
+    if as_json:
+        print(json.dumps(result.as_json()))
+        return
+    print_bench(result)
+
+
 def _spread(s) -> str:
     if s.distribution == "lognormal":
         return f"lognormal CV {s.cv:g}"

@@ -31,8 +31,11 @@ class VectorFunction:
         return cls(tuple(free), sp.lambdify(args, exprs, modules="numpy", cse=True))
 
     def __call__(self, values: dict[str, np.ndarray], batch: int) -> np.ndarray:
-        out = self.fn(*(values[n] for n in self.names))
-        return np.stack([np.broadcast_to(np.asarray(o, dtype=float), (batch,)) for o in out], axis=-1)
+        results = self.fn(*(values[n] for n in self.names))
+        out = np.empty((batch, len(results)))
+        for i, r in enumerate(results):
+            out[:, i] = r   # constants (often 0) broadcast on assignment
+        return out
 
 
 @dataclass(frozen=True)
@@ -41,14 +44,16 @@ class LinearBlock:
 
     name: str
     states: tuple[str, ...]
-    matrix: VectorFunction      # A, flattened row-major
-    offset: VectorFunction      # b
-    upstream: tuple[str, ...]   # states of earlier blocks that A or b read
+    coefficients: VectorFunction  # A flattened row-major, then b: one function, shared terms computed once
+    upstream: tuple[str, ...]     # states of earlier blocks that A or b read
+    diagonal: bool = False        # A is diagonal whatever the values: the states are uncoupled
+    homogeneous: bool = False     # b is identically zero
 
     def evaluate(self, values: dict[str, np.ndarray], batch: int) -> tuple[np.ndarray, np.ndarray]:
         """A (batch, n, n) and b (batch, n) at the given parameter and upstream-state values."""
         n = len(self.states)
-        return self.matrix(values, batch).reshape(batch, n, n), self.offset(values, batch)
+        both = self.coefficients(values, batch)
+        return both[:, :n * n].reshape(batch, n, n), both[:, n * n:]
 
 
 def linear_block(model: Model, sub: Submodel) -> LinearBlock:
@@ -61,8 +66,9 @@ def linear_block(model: Model, sub: Submodel) -> LinearBlock:
         raise ModelError(f"submodel {sub.name} is not linear in its own states")
     b = f.xreplace({xi: 0 for xi in x})  # exact: f is affine in x when its Jacobian is free of x
     upstream = sorted({str(s) for e in list(A) + list(b) for s in e.free_symbols} & set(model.states))
-    return LinearBlock(sub.name, tuple(sub.states), VectorFunction.build(list(A)),
-                       VectorFunction.build(list(b)), tuple(upstream))
+    diagonal = all(A[i, j] == 0 for i in range(A.rows) for j in range(A.cols) if i != j)
+    return LinearBlock(sub.name, tuple(sub.states), VectorFunction.build(list(A) + list(b)), tuple(upstream),
+                       diagonal, all(e == 0 for e in b))
 
 
 @lru_cache(maxsize=8)

@@ -1,0 +1,91 @@
+"""Run `ecsim bench` at several population sizes; keep the results with the machine description.
+
+    .venv/bin/python benchmarks/run_bench.py                      # 10^3, 10^4, 10^5 patients
+    .venv/bin/python benchmarks/run_bench.py --sizes 1000 1000000 # any sizes
+
+Each size runs in its own process (`ecsim bench --patients N --json`), so `peak_rss_mb` is that
+run's own peak. Writes `benchmarks/results/<date>-<machine>.json` (machine, every run's JSON) and
+`benchmarks/results/scaling.png` (wall seconds against patients, log-log, with a linear reference).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+ECSIM = [sys.executable, "-m", "ecsim"]
+
+
+def run_size(patients: int, reference_patients: int) -> dict:
+    """One `ecsim bench --json` run in a fresh process, with its total wall time."""
+    started = time.perf_counter()
+    done = subprocess.run([*ECSIM, "bench", "--patients", str(patients), "--reference-patients",
+                           str(reference_patients), "--json"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"ecsim bench --patients {patients} failed:\n{done.stderr}")
+    doc = json.loads(done.stdout)
+    doc["process_wall_s"] = time.perf_counter() - started
+    print(f"{patients:>9} patients: ecsim {doc['ecsim_patients_per_s']:.0f}/s, libroadrunner "
+          f"{doc['roadrunner_patients_per_s']:.1f}/s, ratio {doc['ratio_vs_roadrunner']:.1f}, "
+          f"error {doc['max_rel_error_vs_reference']:.1e}, peak RSS {doc['peak_rss_mb']:.0f} MiB", flush=True)
+    return doc
+
+
+def machine_slug(machine: dict) -> str:
+    cpu = re.sub(r"\(r\)|\(tm\)|cpu|processor|@.*", "", machine["cpu"].lower())
+    return "-".join(re.findall(r"[a-z0-9]+", cpu)[:4] + [f"{machine['usable_cores']}core"])
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    """Wall seconds of each contender against patients, log-log, with a line of slope 1 through the
+    smallest ecsim run; libroadrunner and SciPy extrapolated from their fastest measured rate."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    n = [r["patients"] for r in runs]
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    ax.loglog(n, [p / r["ecsim_patients_per_s"] for p, r in zip(n, runs)], "o-", label="ecsim (measured)")
+    for key, label in (("roadrunner_patients_per_s", "libroadrunner CVODE"), ("scipy_patients_per_s", "SciPy LSODA")):
+        rate = max(r[key] for r in runs)
+        ax.loglog(n, [p / rate for p in n], "--", label=f"{label} ({rate:.3g}/s, extrapolated)")
+    first = n[0] / runs[0]["ecsim_patients_per_s"]
+    ax.loglog(n, [first * p / n[0] for p in n], ":", color="grey", label="linear in patients")
+    ax.set_xlabel("patients (14 days, twice-daily doses, hourly outputs)")
+    ax.set_ylabel("wall time, one thread (s)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument("--reference-patients", type=int, default=3)
+    parser.add_argument("--plot-only", type=Path, help="redraw scaling.png from a results file")
+    args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.plot_only.read_text())["runs"], RESULTS / "scaling.png")
+        return
+    runs = [run_size(n, args.reference_patients) for n in sorted(args.sizes)]
+    machine = runs[-1]["machine"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{datetime.date.today().isoformat()}-{machine_slug(machine)}.json"
+    doc = {"command": "ecsim bench --patients N --json", "machine": machine,
+           "runs": [{k: v for k, v in r.items() if k != "machine"}
+                    | {"load_average_1min": r["machine"]["load_average_1min"]} for r in runs]}
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    plot(runs, RESULTS / "scaling.png")
+    print(f"wrote {path.relative_to(HERE.parent)} and benchmarks/results/scaling.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,368 @@
+"""`ecsim bench`: the engine against libroadrunner (CVODE) and SciPy on the same patients.
+
+Workload (fixed, so numbers compare across machines and versions): the full ODE model,
+`ecsim.chain.full_model()` (28 states: CBD, 7-OH- and 7-COOH-CBD, THC and 11-OH-THC, clobazam and
+N-desmethylclobazam with CBD inhibiting CYP3A4 and CYP2C19, CB1 tolerance at four synapse classes;
+endocannabinoid tone and transmitter release are algebraic in these states), exactly what
+`ecsim export-sbml` writes. The circuit and clinical layers (L4-L6) are algebraic steady states
+evaluated at visits, not ODEs, so they are not part of it. Regimen `REGIMEN`: a full-spectrum oil,
+300 mg CBD (with its THC, 2.5 % median) orally, fasted, at 08:00 and 20:00, plus clobazam 10 mg at
+the same times, for 14 days; output every hour (337 times); default population (seed 1), so every
+patient has their own weight, CYP2C19 phenotype, clearances, bioavailability and label content.
+
+Contenders, each producing the same `COMPARED` outputs at the same hourly times for the same
+patients, single-threaded:
+- ecsim: `ecsim.engine.integrate` over chunks of `simulation.CHUNK` patients (the chunk size of
+  `ecsim run`), population draws and boluses included in its time, outputs reduced per chunk;
+- libroadrunner: the exported SBML, CVODE at rtol `RTOL`, atol `ATOL`, one patient at a time:
+  reset, set the patient's varying parameters and covariates, integrate from dose to dose and add
+  each dose to its state. Its faster setting on this model: Adams (`stiff = False`), about
+  20 % faster than BDF here. Timed before and after ecsim, the faster of the two kept, so a
+  busy machine during one of them does not count against it;
+- SciPy: `solve_ivp` LSODA with the symbolic Jacobian on the declared right-hand side
+  (`ecsim.reference.integrate_reference`) at the same tolerances, dose to dose.
+Model loading and code generation (SymPy lambdify, libroadrunner's LLVM JIT) are done before timing.
+The reference is the same SciPy solver at rtol 1e-10, atol 1e-14 on the first patients.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .engine import Bolus, Grid, integrate
+from .errors import InputError
+from .model.compile import VectorFunction
+from .model.declaration import Model, symbols
+
+RTOL, ATOL = 1e-6, 1e-9
+REF_RTOL, REF_ATOL = 1e-10, 1e-14
+DAYS = 14
+REGIMEN = """
+name: bench
+duration_days: {days}
+output_step_h: 1
+population: {{n: {n}, seed: 1}}
+arms:
+  - name: full_spectrum_300mg_bid_with_clobazam
+    product: full_spectrum
+    route: oral
+    food: fasted
+    cbd:
+      - {{dose: 300 mg, times_h: [8, 20]}}
+    comedication:
+      - {{drug: clobazam, steps: [{{dose: 10 mg, times_h: [8, 20]}}]}}
+"""
+COMPARED = ("cbd_plasma_ng_per_ml", "cbd7oh_plasma_ng_per_ml", "thc_plasma_ng_per_ml", "thc11oh_plasma_ng_per_ml",
+            "clobazam_plasma_ng_per_ml", "nclb_plasma_ng_per_ml", "aea_fold_brain",
+            "cb1_surface_shift_glu_corticostriatal", "cb1_signal_glu_corticostriatal_rel",
+            "release_gaba_striatum_to_gpi_snr_rel")   # outputs, and one state: CB1 tolerance, as a deviation
+KEYS = ("patients", "ecsim_patients_per_s", "roadrunner_patients_per_s", "scipy_patients_per_s",
+        "ratio_vs_roadrunner", "max_rel_error_vs_reference", "peak_rss_mb")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The benchmark's scenario, arm, registry, model and output grid."""
+
+    scenario: object
+    registry: object
+    model: Model
+
+    @classmethod
+    def build(cls, patients: int, days: float = DAYS) -> "Workload":
+        from .chain import full_model
+        from .registry import default_registry
+        from .scenario import parse_scenario
+        scenario = parse_scenario(REGIMEN.format(days=days, n=patients), "bench regimen")
+        return cls(scenario, default_registry().with_overrides(scenario.parameters), full_model())
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.scenario.duration_days * 24.0, self.scenario.output_step_h)
+
+    def patients(self, start: int, stop: int) -> tuple[dict[str, np.ndarray], list[Bolus]]:
+        """Values and boluses of patients [start, stop), made exactly as `ecsim run` makes them."""
+        from .simulation import patient_inputs
+        return patient_inputs(self.scenario, self.scenario.arms[0], start, stop, self.registry)
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One contender's wall time over `patients` patients and its outputs for the first ones."""
+
+    name: str
+    patients: int
+    seconds: float
+    outputs: np.ndarray   # (patients kept, times, len(COMPARED))
+
+    @property
+    def per_s(self) -> float:
+        return self.patients / self.seconds
+
+
+@lru_cache(maxsize=4)
+def _output_function(model: Model, names: tuple[str, ...]) -> VectorFunction:
+    return VectorFunction.build([model.outputs[n] if n in model.outputs else symbols(n)[0] for n in names])
+
+
+def compared_outputs(model: Model, values: dict[str, np.ndarray], states: dict[str, np.ndarray]) -> np.ndarray:
+    """The `COMPARED` outputs or states (batch, times, outputs) from parameter values and state trajectories."""
+    fn = _output_function(model, COMPARED)
+    batch, size = next(iter(states.values())).shape
+    merged = {k: v[:, None] for k, v in values.items() if k in fn.names} | states
+    flat = {k: np.broadcast_to(v, (batch, size)).ravel() for k, v in merged.items() if k in fn.names}
+    return fn(flat, batch * size).reshape(batch, size, -1)
+
+
+def run_ecsim(work: Workload, patients: int, keep: int, chunk: int | None = None) -> Contender:
+    """The engine over all `patients` in chunks; keeps the outputs of the first `keep`."""
+    from threadpoolctl import threadpool_limits
+
+    from .simulation import CHUNK
+    chunk = chunk or CHUNK
+    kept, total = [], 0.0
+    with threadpool_limits(limits=1):
+        started = time.perf_counter()
+        for start in range(0, patients, chunk):
+            stop = min(patients, start + chunk)
+            values, doses = work.patients(start, stop)
+            out = compared_outputs(work.model, values, integrate(work.model, values, doses, work.grid, stop - start))
+            total = total + out.sum(axis=0)   # the population mean, as a run keeps it
+            if start < keep:
+                kept.append(out[: keep - start])
+        seconds = time.perf_counter() - started
+    return Contender("ecsim", patients, seconds, np.concatenate(kept))
+
+
+def roadrunner_model(work: Workload, rtol: float = RTOL, atol: float = ATOL):
+    """The exported SBML loaded in libroadrunner, CVODE at the given tolerances."""
+    import roadrunner
+
+    from .model.sbml import to_sbml
+    rr = roadrunner.RoadRunner(to_sbml(work.model, work.registry))
+    rr.setIntegrator("cvode")
+    rr.integrator.stiff = False
+    rr.integrator.relative_tolerance = rtol
+    rr.integrator.absolute_tolerance = atol
+    rr.timeCourseSelections = list(COMPARED)
+    return rr
+
+
+def run_roadrunner(work: Workload, patients: int, rr=None) -> Contender:
+    """libroadrunner (`rr`, default `roadrunner_model(work)`), patient by patient, dose to dose."""
+    rr = rr or roadrunner_model(work)
+    values, doses = work.patients(0, patients)
+    names = [n for n in [*work.model.parameters, *work.model.covariates] if np.any(values[n] != rr[n])]
+    schedule = _schedule(doses, work.grid)
+    started = time.perf_counter()
+    out = np.stack([_roadrunner_patient(rr, values, names, schedule, work.grid, i) for i in range(patients)])
+    return Contender("libroadrunner", patients, time.perf_counter() - started, out)
+
+
+def _schedule(doses: list[Bolus], grid: Grid) -> dict[int, list[Bolus]]:
+    """Doses by output-grid index."""
+    out: dict[int, list[Bolus]] = {}
+    for dose in doses:
+        out.setdefault(grid.index(dose.time_h), []).append(dose)
+    return out
+
+
+def _roadrunner_patient(rr, values, names, schedule, grid: Grid, i: int) -> np.ndarray:
+    rr.reset()
+    for name in names:
+        rr.setValue(name, float(values[name][i]))
+    out = np.empty((grid.size, len(COMPARED)))
+    stops = sorted(set(schedule) | {0, grid.size - 1})
+    for k0, k1 in zip(stops, stops[1:]):
+        for dose in schedule.get(k0, []):
+            rr.setValue(dose.state, rr.getValue(dose.state) + float(dose.amount[i]))
+        out[k0:k1 + 1] = rr.simulate(grid.times[k0], grid.times[k1], k1 - k0 + 1)
+    return out
+
+
+def run_scipy(work: Workload, patients: int, rtol: float = RTOL, atol: float = ATOL, name: str = "scipy") -> Contender:
+    """SciPy LSODA with the symbolic Jacobian on the declared model, patient by patient."""
+    from .reference import integrate_reference
+    values, doses = work.patients(0, patients)
+    outs = []
+    started = time.perf_counter()
+    for i in range(patients):
+        states = integrate_reference(work.model, values, doses, work.grid, i, rtol=rtol, atol=atol)
+        one = {k: v[i:i + 1] for k, v in values.items()}
+        outs.append(compared_outputs(work.model, one, {k: v[None, :] for k, v in states.items()})[0])
+    return Contender(name, patients, time.perf_counter() - started, np.stack(outs))
+
+
+def max_rel_error(ours: np.ndarray, reference: np.ndarray) -> float:
+    """max over patients, outputs and times of |ours - ref| / max over time of |ref| (per patient and output)."""
+    n = min(len(ours), len(reference))
+    scale = np.abs(reference[:n]).max(axis=1, keepdims=True)
+    return float((np.abs(ours[:n] - reference[:n]) / np.where(scale > 0, scale, 1.0)).max())
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Every contender, the reference, and what the JSON reports."""
+
+    ecsim: Contender
+    roadrunner: Contender
+    scipy: Contender
+    reference: Contender
+
+    def errors(self) -> dict[str, float]:
+        """Each contender's `max_rel_error` against the reference, on the reference's patients."""
+        contenders = (self.ecsim, self.roadrunner, self.scipy)
+        return {c.name: max_rel_error(c.outputs, self.reference.outputs) for c in contenders}
+
+    def as_json(self) -> dict:
+        """The keys of issue 6, then `machine` and `definitions`."""
+        errors = self.errors()
+        return {"patients": self.ecsim.patients,
+                "ecsim_patients_per_s": self.ecsim.per_s,
+                "roadrunner_patients_per_s": self.roadrunner.per_s,
+                "scipy_patients_per_s": self.scipy.per_s,
+                "ratio_vs_roadrunner": self.ecsim.per_s / self.roadrunner.per_s,
+                "max_rel_error_vs_reference": errors["ecsim"],
+                "peak_rss_mb": peak_rss_mb(),
+                "machine": machine(),
+                "definitions": self.definitions(errors)}
+
+    def definitions(self, errors: dict[str, float]) -> dict[str, str]:
+        e, rr, sp, ref = self.ecsim, self.roadrunner, self.scipy, self.reference
+        return {
+            "workload": f"ecsim.chain.full_model() (28 ODE states, the model `ecsim export-sbml` writes), "
+                        f"{self.ecsim.outputs.shape[1] - 1} h of a full-spectrum oil (300 mg CBD with its THC) "
+                        f"plus clobazam 10 mg, both orally at 08:00 and 20:00, fasted; compared every hour "
+                        f"(outputs, and one state): " + ", ".join(COMPARED),
+            "ecsim_patients_per_s": f"{e.patients} patients / wall seconds of population draws, boluses, "
+                                    f"ecsim.engine.integrate and the compared outputs, in chunks, one thread "
+                                    f"({e.seconds:.3g} s)",
+            "roadrunner_patients_per_s": f"libroadrunner CVODE (Adams, its faster setting here) at rtol {RTOL:g}, "
+                                         f"atol {ATOL:g}, one patient at a time (reset, set varying parameters, "
+                                         f"dose to dose), on the first {rr.patients} patients ({rr.seconds:.3g} s; "
+                                         f"the faster of a run before and one after ecsim's), one thread",
+            "scipy_patients_per_s": f"scipy.integrate.solve_ivp LSODA with the symbolic Jacobian at rtol {RTOL:g}, "
+                                    f"atol {ATOL:g}, dose to dose, measured on the first {sp.patients} patients "
+                                    f"({sp.seconds:.3g} s), one thread",
+            "ratio_vs_roadrunner": "ecsim_patients_per_s / roadrunner_patients_per_s",
+            "max_rel_error_vs_reference": "ecsim's max over the reference patients, compared outputs and hourly "
+                                          "times of |ecsim - reference| / max over time of |reference|",
+            "reference": f"solve_ivp LSODA with the symbolic Jacobian at rtol {REF_RTOL:g}, atol {REF_ATOL:g} on the "
+                         f"first {ref.patients} patients; same measure for libroadrunner "
+                         f"{errors['libroadrunner']:.2g}, SciPy at the benchmark tolerances {errors['scipy']:.2g}",
+            "peak_rss_mb": "peak resident memory of the whole process (getrusage ru_maxrss), MiB",
+        }
+
+
+def run_bench(patients: int, *, reference_patients: int = 3, roadrunner_patients: int = 50,
+              scipy_patients: int = 5, days: float = DAYS) -> BenchResult:
+    """Run every contender on the same patients (libroadrunner and SciPy on the first ones)."""
+    from threadpoolctl import threadpool_limits
+    work = Workload.build(patients, days)
+    reference_patients = min(reference_patients, patients)
+    _warm_up(work)
+    with threadpool_limits(limits=1):
+        model = roadrunner_model(work)
+        before = run_roadrunner(work, min(roadrunner_patients, patients), model)
+        ecsim = run_ecsim(work, patients, keep=reference_patients)
+        after = run_roadrunner(work, min(roadrunner_patients, patients), model)
+        rr = max(before, after, key=lambda c: c.per_s)
+        sp = run_scipy(work, min(scipy_patients, patients))
+        ref = run_scipy(work, reference_patients, REF_RTOL, REF_ATOL, name="reference")
+    return BenchResult(ecsim, rr, sp, ref)
+
+
+def _warm_up(work: Workload) -> None:
+    """Generate code (SymPy lambdify) before anything is timed."""
+    from .model.compile import full_jacobian, full_rhs
+    values, doses = work.patients(0, 1)
+    compared_outputs(work.model, values, integrate(work.model, values, doses, work.grid, 1))
+    full_rhs(work.model)
+    full_jacobian(work.model)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine() -> dict:
+    """CPU, cores, memory, OS, Python and library versions."""
+    import numpy
+    import scipy
+    import sympy
+
+    from . import __version__
+    info = {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+            "memory_gb": _memory_gb(), "os": platform.platform(), "python": platform.python_version(),
+            "ecsim": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__,
+            "load_average_1min": os.getloadavg()[0]}
+    try:
+        import roadrunner
+        info["libroadrunner"] = roadrunner.__version__
+    except ImportError:
+        info["libroadrunner"] = None
+    return info
+
+
+def _cpu_model() -> str:
+    for line in _read_lines("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def _memory_gb() -> float | None:
+    for line in _read_lines("/proc/meminfo"):
+        if line.startswith("MemTotal:"):
+            return round(int(line.split()[1]) / 1024**2, 1)
+    return None
+
+
+def _read_lines(path: str) -> list[str]:
+    try:
+        return Path(path).read_text().splitlines()
+    except OSError:
+        return []
+
+
+def check_options(patients: int, reference_patients: int, days: float) -> None:
+    """One-line errors for impossible options or a missing libroadrunner."""
+    from .scenario import MAX_PATIENTS
+    if not 1 <= patients <= MAX_PATIENTS:
+        raise InputError("--patients", patients, f"1 to {MAX_PATIENTS}")
+    if not 1 <= reference_patients <= min(patients, 50):
+        raise InputError("--reference-patients", reference_patients, "1 to min(--patients, 50)")
+    if not 0 < days <= 730 or (days * 24) % 1:
+        raise InputError("--days", days, "a whole number of hours, over 0 and up to 730 days")
+    try:
+        import roadrunner  # noqa: F401
+    except ImportError:
+        raise InputError("libroadrunner", "not installed",
+                         "pip install 'libroadrunner>=2.6' (in the test extra)") from None
+
+
+def print_bench(result: BenchResult) -> None:
+    """The contenders side by side, the ratios and the errors."""
+    from rich.console import Console
+    from rich.table import Table
+    doc, errors = result.as_json(), result.errors()
+    title = (f"ecsim bench: {doc['patients']} patients, full model, {result.ecsim.outputs.shape[1] - 1} h, "
+             "hourly outputs, one thread")
+    table = Table("contender", "timed", "seconds", "patients/s", "ecsim x", "max rel. error", title=title)
+    for c in (result.ecsim, result.roadrunner, result.scipy):
+        table.add_row(c.name, str(c.patients), f"{c.seconds:.3g}", f"{c.per_s:.4g}",
+                      f"{result.ecsim.per_s / c.per_s:.3g}", f"{errors[c.name]:.2g}")
+    console = Console()
+    console.print(table)
+    console.print(f"reference: {doc['definitions']['reference']}")
+    console.print(f"peak RSS {doc['peak_rss_mb']:.0f} MiB; {doc['machine']['cpu']}, "
+                  f"{doc['machine']['usable_cores']} cores, load average {doc['machine']['load_average_1min']:.2f}")

@@ -1,0 +1,58 @@
+"""`ecsim bench`: the three contenders solve the same patients to the same answer, and the JSON has
+its keys. A correctness test only: wall-clock times are measured by the benchmark, never asserted."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from .test_scenario import run_cli
+
+pytest.importorskip("roadrunner")
+
+from ecsim.bench import COMPARED, KEYS, max_rel_error, run_bench  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def result():
+    return run_bench(4, reference_patients=2, roadrunner_patients=4, scipy_patients=2, days=2)
+
+
+def test_json_has_the_keys(result):
+    doc = json.loads(json.dumps(result.as_json(), allow_nan=False))
+    assert set(doc) == set(KEYS) | {"machine", "definitions"}
+    assert doc["patients"] == 4
+    assert math.isfinite(doc["ratio_vs_roadrunner"]) and doc["ratio_vs_roadrunner"] > 0
+    assert doc["peak_rss_mb"] > 0 and doc["machine"]["usable_cores"] >= 1
+    assert set(KEYS[1:]) <= set(doc["definitions"])
+
+
+def test_contenders_agree_on_the_same_patients(result):
+    """Against the tight-tolerance reference, relative to each output's peak over time: ecsim within
+    2e-4 (the engine's stated accuracy at a 1 h step, tests/test_engine.py; measured 7.8e-5, in the CB1
+    tolerance state), libroadrunner and SciPy at rtol 1e-6 within 1e-4 (measured 1.4e-6 and 4e-7)."""
+    for c in (result.ecsim, result.roadrunner, result.scipy, result.reference):
+        assert c.outputs.shape[1:] == (49, len(COMPARED)) and np.all(np.isfinite(c.outputs)), c.name
+    errors = result.errors()
+    assert errors["ecsim"] < 2e-4
+    assert errors["libroadrunner"] < 1e-4 and errors["scipy"] < 1e-4
+    assert max_rel_error(result.ecsim.outputs, result.roadrunner.outputs) < 2e-4
+    assert np.all(result.reference.outputs.max(axis=1) > 0), "every compared output moves"
+
+
+def test_max_rel_error_is_relative_to_each_peak():
+    ref = np.zeros((1, 3, 2))
+    ref[0, :, 0], ref[0, :, 1] = [0.0, 10.0, 5.0], [0.0, 1e-3, 0.0]
+    ours = ref.copy()
+    ours[0, 2, 0] += 0.1
+    ours[0, 1, 1] += 1e-6
+    assert max_rel_error(ours, ref) == pytest.approx(1e-2)
+
+
+def test_cli_json_and_bad_option():
+    res = run_cli("bench", "--patients", "2", "--reference-patients", "1", "--days", "1", "--json")
+    assert res.returncode == 0, res.stderr
+    assert set(KEYS) <= set(json.loads(res.stdout))
+    bad = run_cli("bench", "--patients", "3", "--reference-patients", "9")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--reference-patients" in bad.stderr
