@@ -21,10 +21,20 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         out: Path = typer.Option(Path("results/run"), "--out", help="output folder"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
         patients: Optional[int] = typer.Option(None, "--patients", help="override population size"),
-        seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed")) -> None:
+        seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed"),
+        workers: Optional[int] = typer.Option(None, "--workers", help="simulate on a local Dask cluster of N "
+                                              "worker processes (same numbers as without)"),
+        scheduler: Optional[str] = typer.Option(None, "--scheduler", help="simulate on an existing Dask cluster: "
+                                                "its scheduler's address, e.g. tcp://host:8786")) -> None:
     """Run a scenario's population through its regimens; write Parquet, manifest, summary and plot."""
+    from .distributed import ClusterError
     from .runjob import run_job
-    summary = run_job(scenario, out, patients=patients, seed=seed, quiet=as_json)
+    try:
+        summary = run_job(scenario, out, patients=patients, seed=seed, quiet=as_json, workers=workers,
+                          scheduler=scheduler)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(summary))
 

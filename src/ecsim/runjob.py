@@ -7,17 +7,22 @@ from pathlib import Path
 from .outputs import check_out, write_run
 from .scenario import Scenario, load_scenario
 from .claims.context import DOSE_PATIENTS
+from .distributed import check_cluster_options
 from .simulation import Simulation
 
 
 def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int | None = None,
             seed: int | None = None, quiet: bool = False, progress=None, report: bool = True,
-            claims_patients: int = DOSE_PATIENTS, uncertainty_draws: int = 128) -> dict:
+            claims_patients: int = DOSE_PATIENTS, uncertainty_draws: int = 128, workers: int | None = None,
+            scheduler: str | None = None) -> dict:
     """Simulate a scenario (a file, a validated `Scenario`, or None for the default) and write its
     folder; with ``report``, also check the article's claims (simulating ``claims_patients`` per
     tested dose), propagate parameter uncertainty (``uncertainty_draws`` parameter sets; 0 skips it)
     and write report.html. ``progress(done, total)``, if given, is called as patients ×
-    arms complete (the web page uses it); otherwise a progress bar is shown unless ``quiet``."""
+    arms complete (the web page uses it); otherwise a progress bar is shown unless ``quiet``. The
+    patients are simulated on a local Dask cluster of ``workers`` processes, or on the cluster whose
+    scheduler is at ``scheduler``, if given (same numbers); claims, uncertainty and report stay here."""
+    check_cluster_options(workers, scheduler)
     if not isinstance(scenario_path, Scenario):
         scenario = prepared_scenario(scenario_path, patients, seed)
     else:
@@ -25,7 +30,7 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     check_out(out)
     sim = Simulation(scenario)
     with _Progress(scenario, quiet, progress) as advance:
-        results = sim.run(progress=advance)
+        results = sim.run(progress=advance, workers=workers, scheduler=scheduler)
     claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet) if report else None
     unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
     summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc)

@@ -1,14 +1,18 @@
 """`Simulation`: joins scenario, registry, model, population and engine; nothing else.
 
 `simulate_chunk` runs one arm for patients [start, stop) and returns full trajectories;
-`Simulation.run` walks the population in chunks and keeps what the outputs need (per-patient
-exposure metrics, a sample of trajectories, the population mean), so memory stays bounded.
+`summarize_chunk` reduces them, where the chunk ran, to what the outputs need (per-patient exposure
+metrics and visits, a sample of trajectories, sums over patients); `Simulation.run` walks arms ×
+chunks, here or on Dask workers (`ecsim.distributed`), and adds the summaries into `ArmResult`s,
+so memory stays bounded. Sums over patients follow a fixed binary tree over patient numbers: they
+have the same bits whatever the chunking, the order in which chunks finish, or the workers.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -38,9 +42,89 @@ class Chunk:
     clinical: ClinicalTrajectory | None = None
 
 
+class ChunkTask(NamedTuple):
+    """One unit of work: arm number ``arm`` of the scenario, patients [start, stop)."""
+
+    arm: int
+    start: int
+    stop: int
+
+
+Blocks = list[tuple[int, int, np.ndarray]]   # (level, index, sum over patients [index 2^level, (index+1) 2^level))
+
+
+@dataclass(frozen=True)
+class ChunkSummary:
+    """What an `ArmResult` keeps of one chunk: small enough to send back from a Dask worker."""
+
+    start: int
+    n: int
+    sums: dict[str, Blocks]                       # per output: block sums of trajectories over patients
+    sample: dict[str, np.ndarray]                 # trajectories of the chunk's patients below SAMPLE
+    exposure: dict[str, np.ndarray]               # per patient
+    visit_days: np.ndarray | None = None
+    clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
+    severity: Blocks = field(default_factory=list)                  # block sums of region severity
+    unconverged: int = 0
+
+
+def summarize_chunk(chunk: Chunk, start: int) -> ChunkSummary:
+    """Reduce a chunk of patients [start, start + n) to its `ChunkSummary`."""
+    n = len(chunk.values["body_weight_kg"])
+    keep = min(n, SAMPLE - start)
+    summary = ChunkSummary(start, n, {name: block_sums(t, start) for name, t in chunk.outputs.items()},
+                           {name: t[:keep].copy() for name, t in chunk.outputs.items()} if keep > 0 else {},
+                           {k: np.array(v) for k, v in exposure_metrics(chunk.times_h, chunk.outputs,
+                                                                       chunk.values).items()})
+    c = chunk.clinical
+    if c is None:
+        return summary
+    return replace(summary, visit_days=c.visit_days, unconverged=int((~c.converged).sum()),
+                   clinical={name: v.astype(np.float32) for name, v in (c.totals | c.symptoms).items()},
+                   severity=block_sums(c.regions["severity"], start))
+
+
+def block_sums(x: np.ndarray, start: int) -> Blocks:
+    """Sums over axis 0 (patients start, start + 1, ...) of the largest aligned blocks of 2^level
+    patients that tile the chunk, each summed as a fixed binary tree (pairs, pairs of pairs, ...):
+    a block's bits do not depend on the chunk it was computed in."""
+    blocks, a, stop = [], start, start + len(x)
+    while a < stop:
+        level = min(((a & -a) or 1 << 62).bit_length(), (stop - a).bit_length()) - 1
+        part = x[a - start: a - start + (1 << level)]
+        while len(part) > 1:
+            part = part[0::2] + part[1::2]
+        blocks.append((level, a >> level, part[0].copy()))
+        a += 1 << level
+    return blocks
+
+
+class TreeSum:
+    """Sum over patients from `block_sums` of any chunking: sibling blocks merge (left + right) as
+    they arrive, then the blocks left, which depend only on the number of patients, add in order."""
+
+    def __init__(self):
+        self.blocks: dict[tuple[int, int], np.ndarray] = {}
+
+    def add(self, blocks: Blocks) -> None:
+        for level, index, value in blocks:
+            while (level, index ^ 1) in self.blocks:
+                other = self.blocks.pop((level, index ^ 1))
+                value = other + value if index & 1 else value + other
+                level, index = level + 1, index >> 1
+            self.blocks[(level, index)] = value
+
+    def total(self) -> np.ndarray | None:
+        parts = [self.blocks[k] for k in sorted(self.blocks, key=lambda k: k[1] << k[0])]
+        total = parts[0] if parts else None
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+
 @dataclass
 class ArmResult:
-    """What a run keeps of one arm."""
+    """What a run keeps of one arm: `add_summary` each chunk (in any order), then `finish`."""
 
     name: str
     times_h: np.ndarray
@@ -52,28 +136,37 @@ class ArmResult:
     clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
     region_severity_sum: np.ndarray | None = None                   # visits x regions, summed over patients
     unconverged: int = 0                                            # patient-visits whose circuit did not settle
+    _sums: dict[str, TreeSum] = field(default_factory=dict, init=False, repr=False)
+    _severity: TreeSum = field(default_factory=TreeSum, init=False, repr=False)
+    _parts: list[ChunkSummary] = field(default_factory=list, init=False, repr=False)
 
-    def add(self, chunk: Chunk, start: int) -> None:
-        n = len(chunk.values["body_weight_kg"])
-        for name, traj in chunk.outputs.items():
-            total = self.mean.get(name, 0.0) * self.n + traj.sum(axis=0)
-            self.mean[name] = total / (self.n + n)
-            if start < SAMPLE:
-                self.sample.setdefault(name, []).append(traj[: SAMPLE - start])
-        for name, metric in exposure_metrics(chunk.times_h, chunk.outputs, chunk.values).items():
-            self.exposure[name] = np.concatenate([self.exposure.get(name, np.empty(0)), metric])
-        if chunk.clinical is not None:
-            self._add_clinical(chunk.clinical)
-        self.n += n
+    def add_summary(self, s: ChunkSummary) -> None:
+        for name, blocks in s.sums.items():
+            self._sums.setdefault(name, TreeSum()).add(blocks)
+        self._severity.add(s.severity)
+        self._parts.append(replace(s, sums={}, severity=[]))
+        self.n += s.n
+        self.unconverged += s.unconverged
+        self.visit_days = s.visit_days if s.visit_days is not None else self.visit_days
 
-    def _add_clinical(self, c: ClinicalTrajectory) -> None:
-        self.visit_days = c.visit_days
-        for name, values in (c.totals | c.symptoms).items():
-            part = values.astype(np.float32)
-            self.clinical[name] = part if name not in self.clinical else np.concatenate([self.clinical[name], part])
-        self.unconverged += int((~c.converged).sum())
-        severity = c.regions["severity"].sum(axis=0)
-        self.region_severity_sum = severity if self.region_severity_sum is None else self.region_severity_sum + severity
+    def finish(self) -> None:
+        """Per-patient arrays in patient order; means and region severity sums from the trees."""
+        parts = sorted(self._parts, key=lambda s: s.start)
+        self.exposure = _joined(self.exposure, [s.exposure for s in parts])
+        self.clinical = _joined(self.clinical, [s.clinical for s in parts])
+        for s in parts:
+            for name, traj in s.sample.items():
+                self.sample.setdefault(name, []).append(traj)
+        self.mean = {name: tree.total() / self.n for name, tree in self._sums.items()}
+        self.region_severity_sum = self._severity.total()
+        self._parts = []
+
+
+def _joined(done: dict[str, np.ndarray], parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """``done`` followed by the parts, per name (patients on axis 0)."""
+    names = dict.fromkeys([*done, *(name for part in parts for name in part)])
+    return {name: np.concatenate(([done[name]] if name in done else []) + [p[name] for p in parts if name in p])
+            for name in names}
 
 
 def grid_for(scenario: Scenario) -> Grid:
@@ -149,19 +242,32 @@ class Simulation:
         self.chunk = chunk
         self.timings: dict[str, float] = {}
 
-    def run(self, progress=None) -> list[ArmResult]:
+    def run(self, progress=None, *, workers: int | None = None, scheduler: str | None = None
+            ) -> list[ArmResult]:
+        """Every arm, chunk by chunk: in this process, on a local Dask cluster of ``workers``
+        processes, or on the Dask scheduler at ``scheduler``; the same numbers in every case.
+        ``progress(arm_name, patients)`` is called as chunks finish."""
+        from .distributed import chunk_executor
         started = time.perf_counter()
-        results = [self._run_arm(arm, progress) for arm in self.scenario.arms]
+        results = [ArmResult(arm.name, grid_for(self.scenario).times) for arm in self.scenario.arms]
+        with chunk_executor(self.scenario, self.registry, workers=workers, scheduler=scheduler) as executor:
+            for task, summary in executor.map(self.tasks()):
+                results[task.arm].add_summary(summary)
+                if progress is not None:
+                    progress(results[task.arm].name, task.stop - task.start)
+        for result in results:
+            result.finish()
         self.timings["simulate_s"] = time.perf_counter() - started
         return results
 
-    def _run_arm(self, arm: Arm, progress) -> ArmResult:
+    def tasks(self) -> list[ChunkTask]:
         n = self.scenario.population.n
-        result = ArmResult(arm.name, grid_for(self.scenario).times)
-        for start in range(0, n, self.chunk):
-            stop = min(n, start + self.chunk)
-            chunk = simulate_chunk(self.scenario, arm, start, stop, registry=self.registry, model=self.model)
-            result.add(chunk, start)
-            if progress is not None:
-                progress(arm.name, stop - start)
-        return result
+        return [ChunkTask(i, start, min(n, start + self.chunk))
+                for i in range(len(self.scenario.arms)) for start in range(0, n, self.chunk)]
+
+
+def summarize_task(scenario: Scenario, registry: Registry, task: ChunkTask) -> ChunkSummary:
+    """Simulate and reduce one task, wherever it runs (registry: with the scenario's overrides)."""
+    chunk = simulate_chunk(scenario, scenario.arms[task.arm], task.start, task.stop, registry=registry,
+                           model=full_model())
+    return summarize_chunk(chunk, task.start)
