@@ -49,3 +49,12 @@ def typical_values(registry, n=1, **covariates):
     values |= {k: np.full(n, v) for k, v in typical_covariates(registry).items()}
     values |= {k: np.full(n, float(v)) for k, v in covariates.items()}
     return values
+
+
+@pytest.fixture(scope="session")
+def default_report_run(tmp_path_factory):
+    """The default scenario, small (30 patients per arm), with its report: (folder, summary, html)."""
+    from ecsim.runjob import run_job
+    out = tmp_path_factory.mktemp("report") / "run"
+    summary = run_job(None, out, patients=30, quiet=True, claims_patients=20, uncertainty_draws=24)
+    return out, summary, (out / "report.html").read_text()

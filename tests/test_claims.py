@@ -72,6 +72,7 @@ def engagement_rule(scale="fraction", direction="increase"):
     (0.01, 0.05, "fraction", "not supported"),
     (1.0, 0.7, "fold", "not supported"),      # moves the other way
     (1.3, 1.5, "fold", "supported"),
+    (0.2, 0.2, "fraction", "supported"),      # exactly at the relevant change
 ])
 def test_engagement_verdicts(low, high, scale, verdict, registry):
     cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
@@ -79,6 +80,19 @@ def test_engagement_verdicts(low, high, scale, verdict, registry):
     got, reason, numbers = rules.engagement(engagement_rule(scale), ctx_with(low, high, registry), cf)
     assert got == verdict, reason
     assert set(numbers["by_dose"]) == set(CLASSES)
+
+
+def test_engagement_takes_the_quantity_that_moves_the_claimed_way(registry):
+    """Anandamide up 25 %, 2-AG down 30 %: 'endocannabinoids rise' is met by anandamide."""
+    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
+                         claims=load_claims().claims)
+    doses = {arm: {"aea": np.full(9, 1.25), "twoag": np.full(9, 0.7)} for arm in ("low", "high")}
+    rule = spec.Engagement(kind="engagement", quantities=["aea", "twoag"], scale="fold", direction="increase",
+                           relevant=0.2, reason="t")
+    verdict, reason, _ = rules.engagement(rule, ClaimsContext(registry, doses, 9), cf)
+    assert verdict == "supported" and "other way" not in reason
+    falls = rule.model_copy(update={"direction": "decrease"})
+    assert rules.engagement(falls, ClaimsContext(registry, doses, 9), cf)[0] == "supported"   # 2-AG falls 30 %
 
 
 def test_parameter_uncertainty_can_turn_a_no_into_we_dont_know(registry):
@@ -92,18 +106,38 @@ def test_parameter_uncertainty_can_turn_a_no_into_we_dont_know(registry):
     assert verdict == "unknown" and "parameter uncertainty" in reason
     ctx.parameter_spread = {"high": {"x": {"median": 0.05, "p05": 0.01, "p95": 0.1}}}
     verdict, reason, _ = rules.engagement(engagement_rule(), ctx, cf)
-    assert verdict == "not supported" and "robust" in reason
+    assert verdict == "not supported" and "holds within parameter uncertainty" in reason
 
 
 @pytest.mark.parametrize("mean,ci,mic,verdict", [
     (-5.0, (-7.0, -3.5), 3.0, "supported"),
-    (-1.0, (-1.8, -0.2), 3.0, "partly supported"),   # real but too small to notice
+    (-2.0, (-3.5, -0.5), 3.0, "partly supported"),   # real, and a noticeable size is still possible
+    (-1.0, (-1.8, -0.2), 3.0, "not supported"),      # real but too small to notice
     (-0.1, (-0.8, 0.6), 3.0, "not supported"),       # a 3-point benefit is ruled out
     (-1.0, (-4.0, 2.0), 3.0, "unknown"),             # too imprecise to tell
     (-1.0, (-4.0, 2.0), None, "unknown"),
+    (-1.0, (-1.5, -0.5), None, "partly supported"),  # significant, importance unknown
+    (1.0, (0.5, 1.5), None, "not supported"),        # significant harm
+    (-1.0, None, 3.0, "unknown"),                    # one patient: no CI
 ])
 def test_trial_arm_verdicts(mean, ci, mic, verdict):
-    assert rules.arm_verdict({"mean": mean, "ci95": list(ci)}, mic) == verdict
+    assert rules.arm_verdict({"mean": mean, "ci95": list(ci) if ci else None}, mic) == verdict
+
+
+@pytest.mark.parametrize("mean", [-6.0, -2.0, -0.11, 0.5])
+def test_a_bigger_trial_never_makes_a_verdict_more_favourable(mean):
+    """The same mean effect with ever narrower CIs (more patients): once the model has said yes,
+    partly or no, more patients never move it up the support scale."""
+    rank = {"supported": 3, "partly supported": 2, "not supported": 0}
+    decided = None
+    for half in (5.0, 2.0, 0.7, 0.07, 0.007):
+        got = rules.arm_verdict({"mean": mean, "ci95": [mean - half, mean + half]}, 3.0)
+        if got == "unknown":
+            assert decided is None, (mean, half)     # once decided, never back to unknown
+            continue
+        if decided is not None:
+            assert rank[got] <= rank[decided], (mean, half, got, decided)
+        decided = got
 
 
 def ev(bearing, quality="moderate", doses=None):
@@ -117,14 +151,25 @@ def test_evidence_grading():
     assert rules.evidence_verdict([ev("supports"), ev("contradicts", "high")], 50)[0] == "partly supported"
     verdict, reason = rules.evidence_verdict([ev("supports", doses=(300, 600))], 50)
     assert verdict == "partly supported" and "300 mg/day" in reason
+    verdict, reason = rules.evidence_verdict([ev("supports", doses=(600, 600)), ev("mixed", doses=(300, 300))], 50)
+    assert verdict == "partly supported" and "300 mg/day" in reason
 
 
 def test_combining_model_and_evidence():
     assert rules.combine("unknown", "not supported")[0] == "not supported"
     assert rules.combine("supported", "unknown")[0] == "supported"
     assert rules.combine("supported", "not supported")[0] == "unknown"
-    assert rules.combine("not supported", "partly supported")[0] == "partly supported"
+    assert rules.combine("not supported", "partly supported")[0] == "not supported"
     assert rules.combine("partly supported", "partly supported")[0] == "partly supported"
+
+
+def test_combining_is_monotone():
+    """Stronger support from either side never gives a weaker final verdict (unknowns aside)."""
+    support = {"not supported": 0, "partly supported": 1, "supported": 2}
+    for fixed in support:
+        for seq in ([rules.combine(v, fixed)[0] for v in support], [rules.combine(fixed, v)[0] for v in support]):
+            known = [support[f] for f in seq if f != "unknown"]
+            assert known == sorted(known), (fixed, seq)
 
 
 def test_prevalence_arithmetic_matches_the_published_rates(registry, claims_file):
@@ -143,8 +188,10 @@ def test_trial_rule_needs_a_trial(registry, claims_file):
     stats = {"primary_scale": "twstrs_total", "primary_day": 28.0, "control_arm": "placebo",
              "arms": {"cbd": {"difference_vs_control": {"mean": -6.0, "ci95": [-8.0, -4.0]}}}}
     ctx = ctx_with(0, 0, registry)
-    ctx.trial = TrialEvidence("t", "cervical", stats, ["cbd"])
+    ctx.trial = TrialEvidence("t", "cervical", stats, ["cbd"], {"cbd": 40.0})
     assert rules.trial(rule, ctx, claims_file)[0] == "supported"
+    ctx.trial = TrialEvidence("t", "cervical", stats, ["cbd"], {"cbd": 700.0})   # only at Epidiolex-like doses
+    assert rules.trial(rule, ctx, claims_file)[0] == "partly supported"
 
 
 # --- the verdicts follow the mechanism ------------------------------------------------------------
@@ -190,3 +237,14 @@ def test_claims_cli_json(capsys):
     assert rows and all({"claim", "verdict", "evidence", "model"} <= set(r) for r in rows)
     efficacy = next(r for r in rows if r["id"] == "cbd_helps_dystonia")
     assert efficacy["model"]["rule"] == "trial" and efficacy["model"]["numbers"]["arms"]
+
+
+def test_faah_ic50_override_reaches_the_model(registry):
+    """The species IC50 is read through a covariate; overriding it per patient must change FAAH inhibition."""
+    from ecsim.scenario import load_scenario
+    from ecsim.simulation import simulate_chunk
+    sc = load_scenario("claims-doses")
+    arm = sc.arms[-1]
+    base = simulate_chunk(sc, arm, 0, 2, registry=registry)
+    potent = simulate_chunk(sc, arm, 0, 2, registry=registry, overrides={"cbd_faah_ic50_human": np.full(2, 1.0)})
+    assert potent.outputs["faah_inhibition"][:, -1].mean() > 100 * base.outputs["faah_inhibition"][:, -1].mean()

@@ -14,10 +14,8 @@ from ecsim.validation.snapshot import load_snapshot
 
 
 @pytest.fixture(scope="module")
-def trial_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("report") / "run"
-    summary = run_job(None, out, patients=30, quiet=True, claims_patients=20, uncertainty_draws=24)
-    return out, summary, (out / "report.html").read_text()
+def trial_run(default_report_run):
+    return default_report_run
 
 
 def test_report_has_every_section(trial_run):
@@ -75,7 +73,34 @@ def test_report_names_the_parameters_that_matter(trial_run):
     unc = json.loads((out / "uncertainty.json").read_text())
     answer = html[html.index('id="answer"'):html.index('id="patients"')]
     assert "How unsure the model is" in answer
-    widest = max((k for k in unc["intervals"] if k.endswith("_severity_vs_control_pct")),
+    widest = max((k for k in unc["intervals"] if k.endswith(".severity_vs_control_pct")),
                  key=lambda k: unc["intervals"][k]["p95"] - unc["intervals"][k]["p05"])
     for d in unc["drivers"][widest][:3]:
         assert d["parameter"] in answer and d["source"] in answer
+
+
+def test_report_escapes_scenario_text_and_survives_odd_trials(tmp_path):
+    """A hostile name and description are shown as text; a trial with no control arm, and one with a
+    single patient (no confidence intervals), still give a complete report."""
+    from ecsim.scenario import Scenario
+    data = json.loads(json.dumps(prepared(None).model_dump(mode="json")))
+    data["name"] = "x<script>alert(1)</script>"
+    data["description"] = "<img src=x onerror=alert(1)>"
+    data["duration_days"] = 14
+    data["trial"]["primary_day"] = 14
+    data["arms"] = [a for a in data["arms"] if a["name"] in ("placebo", "isolate_300mg_day")]
+    for n, control in ((1, "placebo"), (6, None)):
+        data["population"]["n"] = n
+        data["trial"]["control_arm"] = control
+        out = tmp_path / f"run{n}"
+        run_job(Scenario.model_validate(data), out, quiet=True, claims_patients=5, uncertainty_draws=4)
+        html = (out / "report.html").read_text()
+        assert "<script" not in html and "<img src=x" not in html
+        assert "&lt;script&gt;" in html
+        for section in SECTIONS:
+            assert f'id="{section}"' in html, (n, section)
+
+
+def prepared(path):
+    from ecsim.runjob import prepared_scenario
+    return prepared_scenario(path, 6, None)

@@ -17,6 +17,7 @@ from ecsim.server import create_app
 
 CHROMIUM = Path(os.environ.get("ECSIM_CHROMIUM", "/usr/bin/chromium"))
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "screenshots" / "page.png"
+REPORT_SCREENSHOT = SCREENSHOT.with_name("report.png")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 RESULT_TIMEOUT_MS = 120_000
@@ -118,3 +119,28 @@ def _save_screenshot(page) -> None:
     if not SCREENSHOT.is_file() or SCREENSHOT.read_bytes() != png:
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
         SCREENSHOT.write_bytes(png)
+
+
+def test_report_renders_in_the_browser(chromium, default_report_run, tmp_path):
+    """The default scenario's report opens from disk with nothing missing; saves
+    docs/screenshots/report.png (its top: answer, plain words, trial table) when it looks different."""
+    from playwright.sync_api import sync_playwright
+    out, _, _ = default_report_run
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(chromium), headless=True, args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 900}, device_scale_factor=1)
+        page = browser.new_page()
+        problems = []
+        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on("requestfailed", lambda r: problems.append(r.url))
+        page.goto((out / "report.html").as_uri())
+        page.wait_for_function("() => [...document.images].every(img => img.complete && img.naturalWidth > 0)")
+        assert page.locator("img").count() == 7
+        assert "Can CBD help with dystonia?" in page.inner_text("#answer")
+        assert not problems, problems
+        png = page.screenshot(clip={"x": 0, "y": 0, "width": 1200, "height": 2200}, full_page=True,
+                              animations="disabled")
+        browser.close()
+    if not REPORT_SCREENSHOT.is_file() or REPORT_SCREENSHOT.read_bytes() != png:
+        REPORT_SCREENSHOT.write_bytes(png)

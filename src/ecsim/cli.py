@@ -52,7 +52,7 @@ def params(as_json: bool = typer.Option(False, "--json")) -> None:
     from rich.table import Table
     table = Table("name", "value", "unit", "species", "kind", "source", "uncertainty")
     for p in reg.parameters.values():
-        table.add_row(p.name, f"{p.value:.4g}", p.unit, p.species, p.kind, p.source, _spread(p.uncertainty))
+        table.add_row(p.name, f"{p.value:.4g}", p.unit, p.species, p.kind, p.source, p.uncertainty.describe())
     Console().print(table)
 
 
@@ -148,13 +148,44 @@ def claims(as_json: bool = typer.Option(False, "--json"),
     sim = Simulation(scenario)
     spec = load_claims(sim.registry.references)
     trial = trial_evidence(scenario, run_summary(scenario, sim.run(), sim.registry))
-    ctx = claims_context(sim.registry, trial, patients=min(patients or 200, 200), seed=seed)
+    ctx = claims_context(sim.registry, trial, patients=min(patients or 200, 200), seed=seed, spec=spec)
     rows = check_claims(ctx, spec)
     if as_json:
         print(json.dumps(rows, allow_nan=False))
         return
     from .report_text import print_claims
     print_claims(rows)
+
+
+@app.command()
+def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
+                method: str = typer.Option("sobol", "--method", help="sobol (after a Morris screen) or morris"),
+                samples: int = typer.Option(256, "--samples", help="Sobol base samples (a power of 2)"),
+                trajectories: int = typer.Option(20, "--trajectories", help="Morris trajectories"),
+                top: int = typer.Option(10, "--top", help="parameters kept from the Morris screen for Sobol"),
+                seed: int = typer.Option(1, "--seed"),
+                as_json: bool = typer.Option(False, "--json")) -> None:
+    """Which uncertain parameters decide the answer: Morris screening of every drug-layer parameter,
+    then Sobol indices of the most influential, and what to measure next."""
+    from .registry import default_registry
+    from .scenario import load_scenario
+    from .uncertainty import sensitivity_analysis
+    if method not in ("sobol", "morris"):
+        raise InputError("--method", method, "sobol or morris")
+    if samples < 8 or samples & (samples - 1):
+        raise InputError("--samples", samples, "a power of 2, at least 8")
+    if not 2 <= trajectories <= 1000:
+        raise InputError("--trajectories", trajectories, "2 to 1000")
+    if not 1 <= top <= 50:
+        raise InputError("--top", top, "1 to 50")
+    sc = load_scenario(scenario)
+    reg = default_registry().with_overrides(sc.parameters)
+    doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed)
+    if as_json:
+        print(json.dumps(doc, allow_nan=False))
+        return
+    from .report_text import print_sensitivity
+    print_sensitivity(doc)
 
 
 @app.command("export-sbml")
@@ -193,14 +224,6 @@ def bench(patients: int = typer.Option(1000, "--patients", help="patients for ec
         print(json.dumps(result.as_json()))
         return
     print_bench(result)
-
-
-def _spread(s) -> str:
-    if s.distribution == "lognormal":
-        return f"lognormal CV {s.cv:g}"
-    if s.distribution == "normal":
-        return f"normal SD {s.sd:g}"
-    return f"uniform [{s.low:g}, {s.high:g}]"
 
 
 def _nan_to_none(x):

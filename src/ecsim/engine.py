@@ -118,18 +118,21 @@ def _advance(block: LinearBlock, values, upstream: "_Upstream", kicks, grid: Gri
 def expm(M: np.ndarray, order: int = 14) -> np.ndarray:
     """Matrix exponentials of a batch of small matrices (..., n, n), vectorised over the batch.
 
-    Scaling and squaring with a truncated Taylor series: M is scaled by 2^-s so that its largest
-    1-norm in the batch is at most 1/2, where the order-14 remainder is below 0.5^15/15! < 1e-16,
-    then squared s times (Higham 2005, doi:10.1137/04061101X, section 2). SciPy's expm loops over a
-    batch matrix by matrix in Python, which cost 60 µs per 5 x 5 matrix here. The polynomial is
-    evaluated by Paterson-Stockmeyer (Higham 2008, Functions of Matrices, section 4.2): 6 matrix
-    products for order 14 instead of 14.
+    Scaling and squaring with a truncated Taylor series: each matrix is scaled by its own 2^-s so
+    that its 1-norm is at most 1/2, where the order-14 remainder is below 0.5^15/15! < 1e-16, then
+    squared s times (Higham 2005, doi:10.1137/04061101X, section 2). Scaling per matrix, not by the
+    batch's largest norm, makes every result independent of the other matrices in the batch, so a
+    patient's numbers do not depend on how patients are chunked. SciPy's expm loops over a batch
+    matrix by matrix in Python, which cost 60 µs per 5 x 5 matrix here. The polynomial is evaluated
+    by Paterson-Stockmeyer (Higham 2008, Functions of Matrices, section 4.2): 6 matrix products for
+    order 14 instead of 14.
     """
-    norm = float(np.max(np.abs(M).sum(axis=-2), initial=0.0))
-    s = max(0, int(np.ceil(np.log2(norm / 0.5)))) if norm > 0.5 else 0
-    result = _taylor(M / (2.0**s), order)
-    for _ in range(s):
-        result = result @ result
+    norm = np.abs(M).sum(axis=-2).max(axis=-1, initial=0.0)
+    s = np.where(norm > 0.5, np.ceil(np.log2(np.maximum(norm, 0.5) / 0.5)), 0.0).astype(int)
+    result = _taylor(M / (2.0 ** s)[..., None, None], order)
+    for k in range(int(s.max(initial=0))):
+        squared = result @ result
+        result = np.where((s > k)[..., None, None], squared, result)
     return result
 
 

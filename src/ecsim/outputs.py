@@ -69,7 +69,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
         })
     doc = {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
-           "note": "between-patient spread (5th-95th percentile); parameter uncertainty not yet propagated"}
+           "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)"}
     clinical = clinical_summary(results)
     if clinical is not None:
         t = scenario.trial
@@ -146,6 +146,7 @@ def _report(scenario, results, summ, registry, claims, meta, uncertainty) -> str
     from .validation.snapshot import is_current, load_snapshot
     snap = load_snapshot()
     snap["current"] = is_current(snap)
+    snap["run_overrides"] = len(scenario.parameters)
     return render_report(ReportInputs(scenario, results, summ, registry, claims, snap, meta, uncertainty or {}))
 
 

@@ -93,6 +93,12 @@ def patient_values(registry: Registry, names: list[str], demo: Demographics, pro
     bsv_f = registry["cbd_bsv_f_fasted" if food is Food.fasted else "cbd_bsv_f_fed"].value
     values["cbd_f_oral_eta"] = np.exp(_sigma(bsv_f) * z["cbd_f_oral"])
     values["label_content_factor"] = _label_factor(registry, product, z)
+    if demo.typical:
+        # the categorical draws have no median patient (z = 0 would land in one category):
+        # the typical patient is a normal metaboliser taking a product that holds what its label says
+        values["label_content_factor"] = np.ones(n)
+        if demo.cyp2c19 is CYP2C19.population:
+            values["cyp2c19_activity"] = np.ones(n)
     return values
 
 

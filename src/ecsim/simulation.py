@@ -206,7 +206,9 @@ def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry
                        arm.food, scenario.population.seed, start, stop)
     p |= {name: np.asarray(v, dtype=float) for name, v in (overrides or {}).items()}
     p |= arm_covariates(arm, p)
-    p["cbd_faah_ic50_uM"] = np.full(stop - start, registry[f"cbd_faah_ic50_{scenario.species}"].value)
+    species_ic50 = f"cbd_faah_ic50_{scenario.species}"
+    p["cbd_faah_ic50_uM"] = np.asarray(p[species_ic50] if species_ic50 in p else registry[species_ic50].value
+                                       ) * np.ones(stop - start)
     p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
     return p, arm_boluses(arm, p, grid_for(scenario))
 

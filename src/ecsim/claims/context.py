@@ -28,6 +28,7 @@ class TrialEvidence:
     phenotype: str
     statistics: dict
     cbd_arms: list[str]
+    mg_per_day: dict[str, float] = field(default_factory=dict)   # CBD arm -> largest daily dose (mg)
 
 
 @dataclass
@@ -79,10 +80,12 @@ def trial_evidence(scenario: Scenario, summary: dict) -> TrialEvidence | None:
     trial = summary.get("trial")
     if not trial or not trial.get("control_arm"):
         return None
-    cbd = [a.name for a in scenario.arms if a.cbd and a.name != trial["control_arm"]]
+    cbd = [a for a in scenario.arms if a.cbd and a.name != trial["control_arm"]]
     if not cbd:
         return None
-    return TrialEvidence(scenario.name, scenario.population.phenotype, trial, cbd)
+    weight = scenario.population.weight_mean_kg
+    doses = {a.name: max(len(s.times_h) * (s.dose.mg + s.dose.mg_per_kg * weight) for s in a.cbd) for a in cbd}
+    return TrialEvidence(scenario.name, scenario.population.phenotype, trial, [a.name for a in cbd], doses)
 
 
 _SPREAD_CACHE: dict[tuple, dict] = {}
@@ -101,14 +104,14 @@ def dose_parameter_spread(registry: Registry, arms: list[str], quantities: list[
 
 def _spread(registry: Registry, arms: list[str], quantities: list[str], draws: int, seed: int) -> dict:
     from ..uncertainty import parameter_draws
-    from ..uncertainty.model import HeadlineFunction
+    from ..uncertainty.model import HeadlineFunction, split_key
     scenario = load_scenario(DOSES_SCENARIO)
     problem, values = parameter_draws(registry, draws, seed)
     f = HeadlineFunction(scenario, registry, problem.names, arms, levels={q: f"{q}.avg" for q in quantities})
     out = f(values)
     spread = {}
     for key, v in out.items():
-        arm, q = key.split(".", 1)
+        arm, q = split_key(key)
         lo, mid, hi = np.percentile(v, [5, 50, 95])
         spread.setdefault(arm, {})[q] = {"median": float(f"{mid:.4g}"), "p05": float(f"{lo:.4g}"),
                                          "p95": float(f"{hi:.4g}")}

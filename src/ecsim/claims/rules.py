@@ -31,18 +31,21 @@ def _spread(values: np.ndarray) -> dict:
 # --- engagement: a target or tone quantity at the article's dose classes -------------------------
 
 def class_effects(rule: spec.Engagement, ctx: ClaimsContext, classes: dict[str, spec.DoseClass]) -> dict:
-    """Per dose class, the arm and quantity with the largest median effect in the claimed direction."""
+    """Per dose class, the arm and quantity with the largest median effect in the claimed direction
+    (negative when every arm and quantity moves the other way). ``effect`` is unrounded: verdicts
+    compare it with thresholds; only the displayed percentiles are rounded."""
     sign = 1.0 if rule.direction == "increase" else -1.0
     out = {}
     for key, dc in classes.items():
-        best = None
+        best = worst = None
         for arm in dc.arms:
             for q in rule.quantities:
                 values = ctx.doses[arm][q]
-                effect = sign * (np.median(values) - (1.0 if rule.scale == "fold" else 0.0))
-                if best is None or abs(effect) > abs(best["effect"]):
-                    best = {"arm": arm, "quantity": q, "effect": _q(effect), **_spread(values)}
-        out[key] = best
+                effect = float(sign * (np.median(values) - (1.0 if rule.scale == "fold" else 0.0)))
+                entry = {"arm": arm, "quantity": q, "effect": effect, **_spread(values)}
+                best = entry if best is None or effect > best["effect"] else best
+                worst = entry if worst is None or effect < worst["effect"] else worst
+        out[key] = best | {"most_opposite": worst}
     return out
 
 
@@ -74,8 +77,10 @@ def engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFil
                                for k in could),
                 numbers)
     if verdict == "not supported":
-        top = max(v["largest_effect"] for v in spread.values())
-        return verdict, reason + f"; robust to parameter uncertainty (at most {top:.2g} at the 90 % bounds)", numbers
+        nominal = max(e["effect"] for e in numbers["by_dose"].values())   # in the claimed direction
+        top = max([v["largest_effect"] for v in spread.values()] + [nominal])
+        return (verdict, reason + f"; holds within parameter uncertainty (largest change at the 90 % bounds "
+                f"or at the nominal values: {top:.2g})", numbers)
     return verdict, reason, numbers
 
 
@@ -85,6 +90,7 @@ def _engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFi
     numbers = {"relevant_change": rule.relevant, "scale": rule.scale, "by_dose": effects}
     reached = [k for k, e in effects.items() if e["effect"] >= rule.relevant]
     opposite = [k for k, e in effects.items() if e["effect"] <= -rule.relevant]
+    against = [k for k, e in effects.items() if e["most_opposite"]["effect"] <= -rule.relevant]
     largest = max(effects.values(), key=lambda e: e["effect"])
     if "consumer" in reached:
         return "supported", f"reaches the relevant change ({rule.relevant:g}) already at {labels['consumer']}", numbers
@@ -95,8 +101,12 @@ def _engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFi
         k = opposite[-1]
         return ("not supported", f"the model moves it the other way: {_describe(effects[k], rule)} at "
                 f"{labels[k]}", numbers)
-    return ("not supported", f"largest change {_describe(largest, rule)} (at {largest['arm']}), below the "
-            f"relevant {rule.relevant:g} at every dose tested", numbers)
+    text = (f"largest change {_describe(largest, rule)} (at {largest['arm']}), below the relevant "
+            f"{rule.relevant:g} at every dose tested")
+    if against:
+        k = against[-1]
+        text += f"; it moves the other way at {labels[k]}: {_describe(effects[k]['most_opposite'], rule)}"
+    return "not supported", text, numbers
 
 
 def _describe(e: dict, rule: spec.Engagement) -> str:
@@ -108,15 +118,20 @@ def _describe(e: dict, rule: spec.Engagement) -> str:
 # --- trial: CBD arms against control on the primary scale ----------------------------------------
 
 def arm_verdict(diff: dict, mic: float | None) -> str:
-    """Negative differences are improvements. With a minimal important change (MIC): supported if
-    the CI excludes 0 and the mean reaches the MIC; ruled out if the CI's best end misses the MIC."""
-    mean, (low, high) = diff["mean"], diff["ci95"]
-    if high < 0 and (mic is None or mean <= -mic):
+    """Negative differences are improvements. Supported: the CI excludes 0 and the mean reaches the
+    minimal important change (MIC). Not supported: significant harm, or even the CI's best end
+    misses the MIC (a bigger trial can only narrow the CI, never promote a too-small effect).
+    Partly: a significant benefit whose size is uncertain against the MIC, or with no MIC known."""
+    mean, ci = diff.get("mean"), diff.get("ci95")
+    if mean is None or ci is None or None in ci:
+        return "unknown"
+    low, high = ci
+    if high < 0 and mic is not None and mean <= -mic:
         return "supported"
+    if low > 0 or (mic is not None and low > -mic):
+        return "not supported"
     if high < 0:
         return "partly supported"
-    if mic is not None and low > -mic:
-        return "not supported"
     return "unknown"
 
 
@@ -132,15 +147,24 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
         arms[name] = {"difference_vs_control": diff, "verdict": arm_verdict(diff, mic.points if mic else None),
                       "share_of_replicate_trials_significant":
                           stats["arms"][name].get("replicate_trials", {}).get("share_significant")}
-    best = min(arms, key=lambda a: (RANK[arms[a]["verdict"]], arms[a]["difference_vs_control"]["mean"]))
+    for name, dose in ctx.trial.mg_per_day.items():
+        arms[name]["cbd_mg_per_day"] = _q(dose)
+        if arms[name]["verdict"] == "supported" and dose > claims.consumer_max_mg_per_day:
+            arms[name]["verdict"] = "partly supported"      # helps, but only above the article's doses
+    best = min(arms, key=lambda a: (RANK[arms[a]["verdict"]], arms[a]["difference_vs_control"]["mean"] or 0.0))
     numbers = {"scenario": ctx.trial.scenario, "phenotype": ctx.trial.phenotype, "scale": scale,
                "day": stats["primary_day"], "minimal_important_change": mic.points if mic else None, "arms": arms}
-    listed = "; ".join(f"{a} {v['difference_vs_control']['mean']:+.2f} [{v['difference_vs_control']['ci95'][0]:+.2f}, "
-                       f"{v['difference_vs_control']['ci95'][1]:+.2f}]" for a, v in arms.items())
+    listed = "; ".join(f"{a} {_diff_text(v['difference_vs_control'])}" for a, v in arms.items())
     text = f"{scale} change vs {stats['control_arm']} at day {stats['primary_day']:g} (95 % CI): {listed}"
     if mic is None:
         return arms[best]["verdict"], text + "; no minimal important change is known for this scale", numbers
     return arms[best]["verdict"], text + f"; the smallest change that matters is {mic.points:g} points", numbers
+
+
+def _diff_text(d: dict) -> str:
+    if d.get("ci95") is None or None in d["ci95"]:
+        return f"{d['mean']:+.2f} (no CI: too few patients)"
+    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
 
 
 # --- threshold: a per-patient exposure against a published threshold ----------------------------
@@ -234,7 +258,7 @@ def counterexample(rule: spec.Counterexample, ctx: ClaimsContext, claims: spec.C
             f"{after:g} after 4 weeks ({reduction:.0%} fewer points)")
     if reduction >= rule.near_complete:
         return "partly supported", text + ": one form responds almost completely", numbers
-    return "supported", text + ": no form responds almost completely", numbers
+    return "supported", text + ": this form does not respond almost completely", numbers
 
 
 # --- validation: how well the model reproduces the studies behind a claim -----------------------
@@ -274,8 +298,9 @@ def evidence_verdict(items: list[spec.Evidence], consumer_max: float) -> tuple[s
     if not strong:
         return "unknown", "only low-quality evidence"
     high_dose = [e for e in sup if e.doses_mg_per_day and e.doses_mg_per_day[0] > consumer_max]
-    dose_note = (f"support found only at {min(e.doses_mg_per_day[0] for e in high_dose):g} mg/day or more"
-                 if sup and len(high_dose) == len(sup) else "")
+    dosed = [e.doses_mg_per_day[0] for e in sup + mixed if e.doses_mg_per_day]
+    dose_note = (f"benefit found only at {min(dosed):g} mg/day or more"
+                 if sup and len(high_dose) == len(sup) and min(dosed) > consumer_max else "")
     if sup and not con and not mixed:
         if dose_note:
             return "partly supported", dose_note
@@ -290,15 +315,22 @@ def evidence_verdict(items: list[spec.Evidence], consumer_max: float) -> tuple[s
     return "partly supported", "; ".join(parts)
 
 
+SUPPORT = {"not supported": 0, "partly supported": 1, "supported": 2}
+
+
 def combine(model: str, evidence: str) -> tuple[str, str]:
-    """The final verdict: where one side is unknown the other decides; where they agree, that; a
-    flat contradiction is unknown; anything else is partly supported."""
+    """The final verdict, monotone in both inputs: where one side cannot grade the claim (unknown)
+    the other decides; where they agree, that; one step apart, the more cautious (less supportive);
+    supported against not supported is unknown."""
+    if model == "unknown" and evidence == "unknown":
+        return "unknown", "neither the model nor the evidence can grade it"
     if model == "unknown":
-        return evidence, "evidence decides (the model does not grade this claim)"
+        return evidence, "the evidence decides (the model cannot grade this claim)"
     if evidence == "unknown":
         return model, "the model decides (the evidence is too weak to grade it)"
     if model == evidence:
         return model, "model and evidence agree"
-    if {model, evidence} == {"supported", "not supported"}:
+    if abs(SUPPORT[model] - SUPPORT[evidence]) == 2:
         return "unknown", "model and evidence disagree"
-    return "partly supported", "model and evidence agree only in part"
+    cautious = min(model, evidence, key=SUPPORT.get)
+    return cautious, "model and evidence differ by one step: the more cautious verdict"

@@ -46,8 +46,7 @@ class TrialRule(_Strict):
 class Threshold(_Strict):
     kind: Literal["threshold"]
     quantity: Literal["thc_single_dose_mg"]
-    threshold: float = Field(gt=0)
-    threshold_param: str
+    threshold_param: str = Field(description="the registry parameter holding the threshold")
     claim_holds_when: Literal["below", "above"]
     arms: list[str] = Field(min_length=1)
     reason: str

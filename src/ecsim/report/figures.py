@@ -14,6 +14,7 @@ from ..circuit.regions import REGIONS
 from ..circuit.scales import SYMPTOMS
 from ..clinical_summary import PRESENT
 from ..simulation import ArmResult
+from ..uncertainty.model import split_key
 
 PANELS = (("cbd_plasma_ng_per_ml", "CBD, plasma (ng/mL)"),
           ("cbd_brain_free_nM", "CBD, free in brain (nM)"),
@@ -167,7 +168,7 @@ def scale_changes(results: list[ArmResult], scale: str, references: list[dict]) 
     for r in arms:
         change = r.clinical[scale] - r.clinical[scale][:, :1]
         mean = change.mean(axis=0)
-        half = 1.96 * change.std(axis=0, ddof=1) / np.sqrt(max(len(change), 1))
+        half = 1.96 * change.std(axis=0, ddof=1) / np.sqrt(len(change)) if len(change) > 1 else 0.0 * mean
         line, = ax.plot(r.visit_days, mean, lw=1.5, label=r.name)
         ax.fill_between(r.visit_days, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
     for ref in references:
@@ -184,7 +185,7 @@ def scale_changes(results: list[ArmResult], scale: str, references: list[dict]) 
 def uncertainty(unc: dict, reference_pct: float | None) -> bytes | None:
     """Left: each CBD arm's answer (primary-region severity vs control, % of control) with its 90 %
     parameter-uncertainty interval; right: the parameters most correlated with the widest one."""
-    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith("_severity_vs_control_pct")}
+    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith(".severity_vs_control_pct")}
     if not answers:
         return None
     plt = _plt()
@@ -199,8 +200,8 @@ def uncertainty(unc: dict, reference_pct: float | None) -> bytes | None:
         left.axvline(-reference_pct, color="C3", ls="--", lw=1)
         left.text(-reference_pct, len(names) - 0.5, " smallest change\n patients notice", color="C3", fontsize=7, va="top")
     left.axvline(0, color="0.5", lw=0.6)
-    left.set_yticks(y, [n.split(".")[0] for n in names], fontsize=8)
-    left.set_xlabel("primary region severity vs control (% of control)")
+    left.set_yticks(y, [split_key(n)[0] for n in names], fontsize=8)
+    left.set_xlabel("affected regions' severity vs control (% of control)")
     left.grid(alpha=0.3)
     widest = max(names, key=lambda k: answers[k]["p95"] - answers[k]["p05"])
     drivers = unc.get("drivers", {}).get(widest, [])
@@ -210,6 +211,6 @@ def uncertainty(unc: dict, reference_pct: float | None) -> bytes | None:
         right.invert_yaxis()
         right.axvline(0, color="0.5", lw=0.6)
         right.set_xlim(-1, 1)
-        right.set_xlabel(f"Spearman rho with the answer ({widest.split('.')[0]})", fontsize=8)
+        right.set_xlabel(f"Spearman rho with the answer ({split_key(widest)[0]})", fontsize=8)
     right.grid(alpha=0.3)
     return _png(fig)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from ..uncertainty.model import split_key
+
 SECTIONS = ("answer", "patients", "trial", "drug-levels", "target-engagement", "tone", "circuit", "symptoms",
             "scales", "uncertainty", "claims", "validation", "parameters", "citations", "provenance")
 
@@ -42,6 +44,8 @@ def fmt(x, digits: int = 3) -> str:
 
 
 def ci(d: dict) -> str:
+    if d.get("ci95") is None or None in d["ci95"]:
+        return f"{d['mean']:+.2f} (no CI: too few patients)"
     return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
 
 
@@ -86,23 +90,26 @@ def answer(inp) -> str:
 
 def _answer_uncertainty(inp) -> str:
     unc = inp.uncertainty or {}
-    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith("_severity_vs_control_pct")}
+    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith(".severity_vs_control_pct")}
     text = ("<p class='small'>Two kinds of uncertainty. <strong>How different patients respond</strong>: the "
             "confidence intervals above (over simulated patients) and the replicate trials. ")
     if not answers:
         return text + "How unsure the model is: not computed for this run.</p>"
-    parts = "; ".join(f"{e(k.split('.')[0])} {v['median']:+.3g} % [{v['p05']:+.3g}, {v['p95']:+.3g}]"
+    parts = "; ".join(f"{e(split_key(k)[0])} {v['median']:+.3g} % [{v['p05']:+.3g}, {v['p95']:+.3g}]"
                       for k, v in answers.items())
-    names = ", ".join(f"{e(d['parameter'])} ({e(d['source'])})" for d in _top_drivers(unc))
-    return (text + f"<strong>How unsure the model is</strong> (90 % interval over {unc['draws']} draws of "
-            f"{unc['factors']} drug-layer parameters, typical patient): change in the worst region's severity vs "
-            f"control, per cent: {parts}. The parameters that move it most: {names}. See "
+    names = ", ".join(f"{e(d['parameter'])} ({e(d['source'])}, rho {d['score']:+.2f})" for d in _top_drivers(unc))
+    if unc.get("rho_noise_level"):
+        names += f"; |rho| under about {unc['rho_noise_level']:.2f} is within sampling noise at this many draws"
+    return (text + f"<strong>How unsure the model is about its drug layers</strong> (90 % interval over "
+            f"{unc['draws']} draws of {unc['factors']} drug-layer parameters, typical patient; the circuit and "
+            f"clinical parameters that turn CB1 signalling into symptoms are not sampled yet): change in the "
+            f"affected regions' severity vs control, per cent: {parts}. The parameters that move it most: {names}. See "
             "<a href='#uncertainty'>uncertainty</a>.</p>")
 
 
 def _top_drivers(unc: dict, n: int = 3) -> list[dict]:
     """The answer's most influential parameters, for the arm with the widest interval."""
-    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith("_severity_vs_control_pct")}
+    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith(".severity_vs_control_pct")}
     if not answers:
         return []
     widest = max(answers, key=lambda k: answers[k]["p95"] - answers[k]["p05"])
@@ -112,17 +119,18 @@ def _top_drivers(unc: dict, n: int = 3) -> list[dict]:
 def uncertainty_section(inp, png) -> str:
     unc = inp.uncertainty or {}
     if not unc:
-        return ('<section id="uncertainty"><h2>How unsure the model is</h2><p class="small">Not computed: the '
-                "run has no CBD arm.</p></section>")
-    rows = "".join(f"<tr><td>{e(k.split('.')[0])}</td><td>{e(k.split('.', 1)[1])}</td><td class='num'>{fmt(v['median'], 4)}</td>"
+        return ('<section id="uncertainty"><h2>How unsure the model is</h2><p class="small">Not computed for this '
+                "run (no CBD arm, or no parameter draws requested).</p></section>")
+    rows = "".join(f"<tr><td>{e(split_key(k)[0])}</td><td>{e(split_key(k)[1])}</td><td class='num'>{fmt(v['median'], 4)}</td>"
                    f"<td class='num'>{fmt(v['p05'], 4)} – {fmt(v['p95'], 4)}</td></tr>" for k, v in unc["intervals"].items())
     drivers = "".join(f"<li><strong>{e(d['parameter'])}</strong> ({e(d['description'])}; {d['value']:g} {e(d['unit'])}, "
                       f"uncertainty {e(d['uncertainty'])}): Spearman rho {d['score']:+.2f}. Source: {e(d['citation'])}</li>"
                       for d in _top_drivers(unc))
     img = figure("uncertainty-plot", png, "Parameter uncertainty of the answer",
-                 "Left: median and 90 % interval over parameter draws (typical patient); dashed: the primary "
+                 "Left: median and 90 % interval over parameter draws (typical patient) of the severity summed "
+                 "over the affected body regions, as a per cent of the control arm's at the primary visit; dashed: the primary "
                  "scale's smallest important change as a per cent of the control arm's baseline score, an "
-                 "approximate yardstick (scale points and region severity are not strictly proportional). "
+                 "approximate yardstick (scale points and severity are not strictly proportional). "
                  "Right: rank correlation of each parameter's draw with the answer.") if png else ""
     return (f'<section id="uncertainty"><h2>How unsure the model is</h2><p>{unc["draws"]} draws of the '
             f"{unc['factors']} parameters of the drug layers (products, absorption, PK, targets, tone) from their "
@@ -135,29 +143,64 @@ def uncertainty_section(inp, png) -> str:
 
 
 def patients(inp) -> str:
-    """A plain-language summary built from the same numbers."""
-    trial = inp.summary.get("trial")
-    faah = _claim(inp.claims, "cbd_lowers_faah")
-    thc = _claim(inp.claims, "non_psychoactive")
+    """A plain-language summary, every sentence chosen by a verdict or built from a number."""
     parts = ["<p><strong>This is a computer model, not medical advice.</strong> Do not start, stop or change a "
              "treatment because of it; talk to your neurologist. CBD can change the levels of other medicines "
              "(for example clobazam) in your blood.</p>"]
-    if trial:
-        control = trial["control_arm"]
-        diffs = {a: v["difference_vs_control"]["mean"] for a, v in trial["arms"].items() if "difference_vs_control" in v}
-        best = min(diffs, key=diffs.get)
-        parts.append(f"<p>We simulated {inp.scenario.population.n} people in each group for "
-                     f"{inp.scenario.duration_days / 7:g} weeks. Compared with a dummy treatment ({e(control)}), the "
-                     f"largest improvement was in <strong>{e(best)}</strong>: {abs(diffs[best]):.1f} points on the "
-                     f"{e(trial['primary_scale'])} scale. " + ", ".join(
-                         f"{e(a)}: {abs(d):.1f} points {'better' if d < 0 else 'worse'}" for a, d in diffs.items())
-                     + ".</p>")
-    if faah:
-        parts.append(f"<p>The article says CBD blocks the enzymes that break down the body's own cannabinoids. In the "
-                     f"model, at the doses people take, it hardly touches them: {e(faah['model']['reason'])}.</p>")
-    if thc:
-        parts.append(f"<p>About THC in full-spectrum oils: {e(thc['model']['reason'])}.</p>")
+    parts += [p for p in (_plain_trial(inp), _plain_enzymes(inp), _plain_thc(inp)) if p]
     return f'<div class="box warn" id="patients"><h2>In plain words</h2>{"".join(parts)}</div>'
+
+
+def _plain_trial(inp) -> str:
+    trial = inp.summary.get("trial")
+    efficacy = _claim(inp.claims, "cbd_helps_dystonia")
+    if not trial or not trial.get("control_arm"):
+        return ""
+    numbers = (efficacy or {}).get("model", {}).get("numbers", {})
+    mic, cbd = numbers.get("minimal_important_change"), numbers.get("arms", {})
+    diffs = {a: v["difference_vs_control"]["mean"] for a, v in trial["arms"].items() if "difference_vs_control" in v}
+    text = (f"<p>We simulated {inp.scenario.population.n} people in each group for {inp.scenario.duration_days / 7:g} "
+            f"weeks and compared each group with a dummy treatment ({e(trial['control_arm'])}) on the "
+            f"{e(trial['primary_scale'])} scale. ")
+    if mic:
+        text += f"A change of about {mic:g} points is the smallest that patients notice. "
+    if cbd:
+        helped = [a for a, v in cbd.items() if v["verdict"] in ("supported", "partly supported")]
+        if not helped:
+            text += "In this model, <strong>none of the CBD products improved symptoms by an amount patients would notice</strong>. "
+        else:
+            text += "In this model, " + ", ".join(e(a) for a in helped) + " improved symptoms. "
+    text += "; ".join(f"{e(a)}: {abs(d):.1f} points {'better' if d < 0 else 'worse'} than the dummy treatment"
+                      for a, d in diffs.items()) + ".</p>"
+    return text
+
+
+def _plain_enzymes(inp) -> str:
+    faah, magl = _claim(inp.claims, "cbd_lowers_faah"), _claim(inp.claims, "cbd_lowers_magl")
+    if not faah or not magl:
+        return ""
+    share = {n: c["model"]["numbers"].get("by_dose", {}).get("consumer", {}).get("median") for n, c in
+             (("FAAH", faah), ("MAGL", magl))}
+    if None in share.values():
+        return ""
+    blocked = faah["model"]["verdict"] == "supported" or magl["model"]["verdict"] == "supported"
+    amounts = " and ".join(f"{100 * v:.2g} % of {n}" for n, v in share.items())
+    return ("<p>The article says CBD blocks the enzymes (FAAH and MAGL) that break down the body's own cannabinoids. "
+            + ("In the model it does, at the doses people take: " if blocked else
+               "In the model, at the doses people take (10-50 mg a day), CBD blocks only ")
+            + f"{amounts}; a noticeable effect would need about half.</p>")
+
+
+def _plain_thc(inp) -> str:
+    thc = _claim(inp.claims, "non_psychoactive")
+    if not thc:
+        return ""
+    n = thc["model"]["numbers"]
+    worst = min(a["fraction_claim_holds"] for a in n["by_arm"].values())
+    return (f"<p>Full-spectrum oils contain some THC. At the consumer doses tested, one dose carries less than "
+            f"{n['threshold']:g} mg of THC (the smallest amount with a measurable effect on the mind) for at least "
+            f"{100 * worst:.0f} % of people; a typical full-spectrum oil reaches that amount at about "
+            f"{n['cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio']:.0f} mg of CBD per dose.</p>")
 
 
 def trial_table(inp) -> str:
@@ -203,9 +246,12 @@ def _numbers(numbers: dict) -> str:
 
 
 def validation_table(snap: dict) -> str:
-    status = ("matches the current parameter set and case files" if snap.get("current") else
-              "<strong>does not match the current parameters or case files: rerun "
+    status = ("matches the current default parameter set and case files" if snap.get("current") else
+              "<strong>does not match the current default parameters or case files: rerun "
               "<code>python -m ecsim.validation.snapshot</code></strong>")
+    if snap.get("run_overrides"):
+        status += (f"; this run overrides {snap['run_overrides']} parameter(s), so its own model differs from the one "
+                   "validated here")
     by_kind = {k: [r for r in snap["results"] if r["kind"] == k] for k in ("calibration", "validation")}
     counts = "; ".join(f"{k}: {sum(r['passed'] for r in v)} of {len(v)} within tolerance" for k, v in by_kind.items())
     rows = "".join(

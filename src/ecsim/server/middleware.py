@@ -11,8 +11,9 @@ from ..errors import InputError
 PAGE_CSP = ("default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
             "frame-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
             "frame-ancestors 'none'")
-# Run files (the HTML report) may carry inline styles and scripts of their own, but nothing from elsewhere.
-RUN_FILE_CSP = "default-src 'self' data: 'unsafe-inline'; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+# Run files (the HTML report) may carry inline styles but no scripts, and nothing from elsewhere.
+RUN_FILE_CSP = ("default-src 'self' data: 'unsafe-inline'; script-src 'none'; object-src 'none'; base-uri 'none'; "
+                "frame-ancestors 'self'")
 
 
 class ApiError(HTTPException):

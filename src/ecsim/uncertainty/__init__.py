@@ -25,7 +25,7 @@ __all__ = ["parameter_uncertainty", "sensitivity_analysis", "answer_outputs", "p
 
 def answer_outputs(outputs: list[str]) -> list[str]:
     """The outputs that carry the trial's answer (severity against control), else CB1 signalling."""
-    answer = [o for o in outputs if o.endswith("_severity_vs_control_pct")]
+    answer = [o for o in outputs if o.endswith(".severity_vs_control_pct")]
     return answer or [o for o in outputs if o.endswith("cb1_signal_striatum_gpe_rel")]
 
 
@@ -36,7 +36,7 @@ def _problem(registry: Registry) -> Problem:
 def parameter_draws(registry: Registry, draws: int, seed: int) -> tuple[Problem, np.ndarray]:
     """Monte Carlo draws of every drug-layer parameter from its uncertainty (draws x factors)."""
     problem = _problem(registry)
-    unit = np.random.default_rng(seed).random((draws, len(problem.factors)))
+    unit = _unit(seed, draws, len(problem.factors))
     return problem, problem.values(unit)
 
 
@@ -48,12 +48,13 @@ def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 1
     f = HeadlineFunction(scenario, registry, problem.names)
     if not f.arms:
         return {}
-    unit = np.random.default_rng(seed).random((draws, len(problem.factors)))
+    unit = _unit(seed, draws, len(problem.factors))
     values = problem.values(unit)
     outputs = f(values)
     intervals = {k: _interval(v) for k, v in outputs.items()}
     drivers = {k: _correlates(problem, unit, outputs[k], registry, top) for k in answer_outputs(list(outputs))}
     return {"draws": draws, "seed": seed, "factors": len(problem.factors),
+            "rho_noise_level": round(3.0 / np.sqrt(draws - 1), 3) if draws > 1 else None,
             "what": "typical patient per draw; registry uncertainty ranges of the drug-layer parameters (L0-L3)",
             "intervals": intervals, "drivers": drivers}
 
@@ -65,7 +66,8 @@ def sensitivity_analysis(scenario: Scenario, registry: Registry, method: str = "
     problem = _problem(registry)
     f = HeadlineFunction(scenario, registry, problem.names)
     if not f.arms:
-        raise ValueError("the scenario has no CBD arm to analyse")
+        from ..errors import InputError
+        raise InputError("SCENARIO", scenario.name, "a scenario with at least one CBD arm")
     screen = morris(problem, f, trajectories, seed)
     answer = answer_outputs(list(screen["outputs"]))
     order = _combined_order(screen, answer)
@@ -79,6 +81,13 @@ def sensitivity_analysis(scenario: Scenario, registry: Registry, method: str = "
     doc["measure_next"] = {o: [_described(registry, name, score, best["method"]) for name, score in ranking(best, o)[:5]]
                            for o in answer}
     return doc
+
+
+STREAM = 9001   # parameter draws get their own random stream, apart from patients' (seed, block)
+
+
+def _unit(seed: int, draws: int, factors: int) -> np.ndarray:
+    return np.random.default_rng([seed, STREAM]).random((draws, factors))
 
 
 def _combined_order(screen: dict, outputs: list[str]) -> list[str]:

@@ -7,15 +7,15 @@ batch axis: K sets cost one chunked simulation of K patients per arm.
 
 Headline outputs per CBD arm (last-day averages): plasma CBD, free brain CBD, FAAH inhibition,
 brain anandamide fold, CB1 signal and GABA release at the striatal output synapse; with a phenotype,
-the primary region's severity against the control arm at the trial's primary day (per cent of the
-control's; negative is better) and the GPi rate difference (Hz).
+the severity summed over the affected body regions against the control arm at the trial's primary
+day (per cent of the control's; negative is better) and the GPi rate difference (Hz). Keys are
+``<arm>.<output>``; split them with `split_key` (arm names may contain dots).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..circuit.regions import REGIONS
 from ..registry import Registry
 from ..scenario import Scenario
 from ..simulation import simulate_chunk
@@ -73,14 +73,27 @@ class HeadlineFunction:
         return result
 
     def _versus_control(self, arm: str, c, control) -> dict[str, np.ndarray]:
+        """Severity summed over the affected regions, as a per cent of the control arm's sum at the
+        primary visit; the GPi rate difference in Hz. Affected: at baseline, at least half as severe
+        as the worst region (the neck in cervical dystonia; every limb when all are alike). Regions
+        left at the model's sub-clinical floor are excluded: their tiny severities would dominate a
+        relative change while no scale or symptom registers them."""
         visit = int(np.argmin(np.abs(c.clinical.visit_days - self.day)))
-        severity, ref = c.clinical.regions["severity"], control.clinical.regions["severity"]
-        region = int(np.argmax(ref[0, 0]))        # the phenotype's worst region at baseline
-        change = 100.0 * (severity[:, visit, region] - ref[:, visit, region]) / ref[:, visit, region]
-        return {f"{arm}.{REGIONS[region]}_severity_vs_control_pct": change,
+        base = control.clinical.regions["severity"][0, 0]
+        affected = base >= 0.5 * base.max()
+        total = c.clinical.regions["severity"][:, visit][:, affected].sum(axis=1)
+        ref = control.clinical.regions["severity"][:, visit][:, affected].sum(axis=1)
+        change = 100.0 * (total - ref) / np.where(ref > 0, ref, np.nan)
+        return {f"{arm}.severity_vs_control_pct": change,
                 f"{arm}.gpi_hz_vs_control": c.clinical.totals["gpi_hz"][:, visit] - control.clinical.totals["gpi_hz"][:, visit]}
 
 
 def _exposure(chunk) -> dict[str, np.ndarray]:
     from ..exposure import exposure_metrics
     return exposure_metrics(chunk.times_h, chunk.outputs, chunk.values)
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """``'<arm>.<output>'`` -> (arm, output); outputs have no dots, arm names may."""
+    arm, _, output = key.rpartition(".")
+    return arm, output

@@ -12,6 +12,7 @@ from scipy.special import ndtri
 from ..registry import Registry
 
 EPS = 1e-6   # keeps unit samples off 0 and 1, where normal and lognormal quantiles are infinite
+LOG_UNIFORM_RATIO = 3.0
 # Parameters read from per-patient values (layers L0-L3: products, absorption, PK, targets, tone),
 # which a batch can vary patient by patient. Circuit and clinical parameters are read from the
 # registry as scalars and are not factors yet (docs/uncertainty.md).
@@ -31,12 +32,18 @@ class Factor:
     source: str = ""
 
     def quantile(self, u: np.ndarray) -> np.ndarray:
+        """Values at probabilities ``u``. Normal draws of a positive parameter are truncated at zero;
+        uniform ranges wider than LOG_UNIFORM_RATIO (high/low) are taken as log-uniform, so that a
+        reported range of potencies spanning decades is not dominated by its upper end."""
         u = np.clip(u, EPS, 1 - EPS)
         if self.distribution == "lognormal":
             return self.center * np.exp(np.sqrt(np.log1p(self.spread[0] ** 2)) * ndtri(u))
         if self.distribution == "normal":
-            return self.center + self.spread[0] * ndtri(u)
+            q = self.center + self.spread[0] * ndtri(u)
+            return np.maximum(q, 0.0) if self.center > 0 else q
         low, high = self.spread
+        if low > 0 and high / low > LOG_UNIFORM_RATIO:
+            return low * (high / low) ** u
         return low + (high - low) * u
 
 
@@ -74,4 +81,5 @@ def drug_layer_parameters(registry: Registry) -> list[str]:
     """The parameters of layers L0-L3 that vary per patient in a batch (see L0_L3_PREFIXES)."""
     from ..chain import full_model
     names = set(full_model().parameters) | {n for n in registry.parameters if n.startswith(L0_L3_PREFIXES)}
+    names.add("cbd_faah_ic50_human")     # the model reads it through the species covariate cbd_faah_ic50_uM
     return sorted(n for n in names if n in registry.parameters)

@@ -24,6 +24,10 @@ def sobol(problem: Problem, f: Function, n: int, seed: int) -> dict:
     outputs = f(problem.values(unit))
     result = {}
     for name, y in outputs.items():
+        if np.ptp(y) == 0:      # no factor moves this output: every index is zero (SALib would divide by 0)
+            zeros = [0.0] * len(problem.factors)
+            result[name] = {"S1": zeros, "S1_conf": zeros, "ST": zeros, "ST_conf": zeros, "variance": 0.0}
+            continue
         s = analyze.analyze(problem.salib(), np.asarray(y, float), calc_second_order=False, seed=seed)
         result[name] = {"S1": s["S1"].tolist(), "S1_conf": s["S1_conf"].tolist(),
                         "ST": s["ST"].tolist(), "ST_conf": s["ST_conf"].tolist(),
@@ -38,7 +42,7 @@ def morris(problem: Problem, f: Function, trajectories: int, seed: int, levels: 
     from SALib.analyze import morris as analyze
     from SALib.sample import morris as sample
     unit = sample.sample(problem.salib(), trajectories, num_levels=levels, seed=seed)
-    outputs = f(problem.values(unit))
+    outputs = f(problem.values(bin_centres(unit, levels)))
     result = {}
     for name, y in outputs.items():
         s = analyze.analyze(problem.salib(), unit, np.asarray(y, float), num_levels=levels, seed=seed)
@@ -46,6 +50,12 @@ def morris(problem: Problem, f: Function, trajectories: int, seed: int, levels: 
                         "sigma": np.asarray(s["sigma"]).tolist()}
     return {"method": "morris", "trajectories": trajectories, "evaluations": len(unit), "factors": problem.names,
             "outputs": result}
+
+
+def bin_centres(unit: np.ndarray, levels: int) -> np.ndarray:
+    """Morris grid levels 0, 1/(L-1), ..., 1 moved to the centres of L equal-probability bins, so the
+    end levels are the 1/(2L) and 1 - 1/(2L) quantiles, not the distributions' far tails."""
+    return (unit * (levels - 1) + 0.5) / levels
 
 
 def ranking(result: dict, output: str) -> list[tuple[str, float]]:
