@@ -142,3 +142,18 @@ def test_sobol_stage_gets_every_arms_leading_parameters():
     screen = {"method": "morris", "factors": ["a", "b", "c", "d"],
               "outputs": {"arm1": {"mu_star": [9.0, 8.0, 0.1, 0.0]}, "arm2": {"mu_star": [0.0, 0.0, 0.02, 0.01]}}}
     assert _combined_order(screen, ["arm1", "arm2"])[:2] == ["a", "c"]
+
+
+def test_clinical_parameters_one_at_a_time(short_trial, registry):
+    """A basal-ganglia weight (Girard 2008) moves CBD's effect on severity; the toxin's ED50 cannot,
+    in an arm without toxin; the sweep reports both ends for each."""
+    from ecsim.uncertainty.model import clinical_one_at_a_time, clinical_parameters
+    names = clinical_parameters(registry)
+    assert "cbg_w_gpe_stn" in names and "cbd_cb1_nam_kb" not in names
+    r = clinical_one_at_a_time(short_trial, registry, "isolate_300mg_day",
+                               names=["bont_ed50_dysport_units", "cbg_w_gpe_stn"])
+    rows = {x["parameter"]: x for x in r["factors"]}
+    toxin, weight = rows["bont_ed50_dysport_units"], rows["cbg_w_gpe_stn"]
+    assert toxin["answer_low"] == toxin["answer_high"] == r["baseline"]
+    assert weight["answer_low"] != weight["answer_high"]
+    assert r["factors"][0]["parameter"] == "cbg_w_gpe_stn"

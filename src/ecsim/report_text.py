@@ -127,6 +127,15 @@ def print_sensitivity(doc: dict) -> None:
             else:
                 t.add_row(best["factors"][i], f"{r['mu_star'][i]:.3g}", f"{r['sigma'][i]:.3g}")
         console.print(t)
+    oat = doc.get("clinical_one_at_a_time")
+    if oat:
+        t = Table("parameter", "5th pct", "95th pct", "answer at 5th", "answer at 95th", "source",
+                  title=f"{oat['output']}: circuit and clinical parameters one at a time (typical patient; "
+                        f"at the registry values {oat['baseline']:+.3g} %)")
+        for r in oat["factors"][:10]:
+            t.add_row(r["parameter"], f"{r['low']:.3g}", f"{r['high']:.3g}", f"{r['answer_low']:+.3g} %",
+                      f"{r['answer_high']:+.3g} %", r["source"])
+        console.print(t)
     console.print("[bold]What to measure next[/] (parameters whose uncertainty moves the answer most):")
     for output, rows in doc["measure_next"].items():
         console.print(f" {output}:")

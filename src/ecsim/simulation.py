@@ -192,11 +192,18 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
     out = outputs(model, p, states)
     clinical = None
     if scenario.population.phenotype is not None:
-        days = visit_days(scenario)
-        clinical = assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype,
-                          days, visit_drivers(grid.times, out, days), arm_course(arm, scenario),
-                          scenario.population.seed, start, stop, typical=scenario.population.typical)
+        clinical = assess_chunk(scenario, arm, grid.times, out, start, stop, registry)
     return Chunk(grid.times, out, p, states, clinical)
+
+
+def assess_chunk(scenario: Scenario, arm: Arm, times_h: np.ndarray, out: dict[str, np.ndarray], start: int,
+                 stop: int, registry: Registry) -> ClinicalTrajectory:
+    """The clinical layers (circuit, motor output, scales) at the scenario's visits, driven by the
+    drug-layer outputs ``out`` of patients [start, stop). Re-run alone to vary clinical parameters."""
+    days = visit_days(scenario)
+    return assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype, days,
+                  visit_drivers(times_h, out, days), arm_course(arm, scenario), scenario.population.seed, start,
+                  stop, typical=scenario.population.typical)
 
 
 def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry: Registry,

@@ -135,8 +135,9 @@ def uncertainty_section(inp, png) -> str:
     return (f'<section id="uncertainty"><h2>How unsure the model is</h2><p>{unc["draws"]} draws of the '
             f"{unc['factors']} parameters of the drug layers (products, absorption, PK, targets, tone) from their "
             "registry uncertainty ranges, each applied to the typical patient, so this spread is parameter "
-            "uncertainty only. Circuit and clinical parameters are held at their calibrated values (not yet "
-            "sampled). The parameters whose uncertainty moves the answer most, i.e. what to measure next:</p>"
+            "uncertainty only. Circuit and clinical parameters are held at their calibrated values here; "
+            "<code>ecsim sensitivity</code> varies them one at a time (docs/uncertainty.md). The parameters "
+            "whose uncertainty moves the answer most, i.e. what to measure next:</p>"
             f"<ol>{drivers}</ol>{img}<details><summary>every headline output</summary><table><tr><th>arm</th>"
             f"<th>output</th><th>median</th><th>90 % interval</th></tr>{rows}</table></details>"
             "<p class='small'>Full Morris and Sobol analysis: <code>ecsim sensitivity</code>.</p></section>")

@@ -4,7 +4,9 @@
   draw: a 90 % interval for each headline output ("how unsure the model is") and a rank-correlation
   screen of which parameters move the answer. The main job runs it for its report.
 - `sensitivity_analysis`: Morris screening of every drug-layer parameter, then Sobol indices
-  (SALib) for the most influential ones; `ecsim sensitivity` prints it, with "what to measure next".
+  (SALib) for the most influential ones, and a one-at-a-time sweep of every circuit and clinical
+  parameter (5th and 95th percentile) for the strongest CBD arm; `ecsim sensitivity` prints it,
+  with "what to measure next".
 
 Between-patient variability is the run's own percentiles; this module never mixes the two.
 """
@@ -16,7 +18,7 @@ from scipy import stats
 
 from ..registry import Registry
 from ..scenario import Scenario
-from .model import HeadlineFunction, cbd_arms
+from .model import HeadlineFunction, cbd_arms, clinical_one_at_a_time
 from .problem import Problem, drug_layer_parameters, from_registry
 from .sensitivity import monte_carlo, morris, ranking, sobol
 
@@ -77,10 +79,20 @@ def sensitivity_analysis(scenario: Scenario, registry: Registry, method: str = "
         sub = Problem(tuple(fa for fa in problem.factors if fa.name in chosen))
         g = HeadlineFunction(scenario, registry, sub.names, f.arms)
         doc["sobol"] = sobol(sub, lambda x: g(x), samples, seed)
+    if scenario.population.phenotype and scenario.trial.control_arm:
+        strongest = max(f.arms, key=lambda a: _daily_mg(scenario, a))
+        doc["clinical_one_at_a_time"] = clinical_one_at_a_time(scenario, registry, strongest)
     best = doc.get("sobol", screen)
     doc["measure_next"] = {o: [_described(registry, name, score, best["method"]) for name, score in ranking(best, o)[:5]]
                            for o in answer}
     return doc
+
+
+def _daily_mg(scenario: Scenario, arm: str) -> float:
+    """An arm's largest daily CBD dose in mg (weight-based doses at the population's mean weight)."""
+    a = next(x for x in scenario.arms if x.name == arm)
+    w = scenario.population.weight_mean_kg
+    return max((len(s.times_h) * (s.dose.mg + s.dose.mg_per_kg * w) for s in a.cbd), default=0.0)
 
 
 STREAM = 9001   # parameter draws get their own random stream, apart from patients' (seed, block)

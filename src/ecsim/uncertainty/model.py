@@ -69,23 +69,25 @@ class HeadlineFunction:
             metrics = _exposure(chunks[arm])
             result |= {f"{arm}.{label}": metrics[key] for label, key in self.levels.items()}
             if self.control:
-                result |= self._versus_control(arm, chunks[arm], chunks[self.control])
+                result |= versus_control(arm, chunks[arm].clinical, chunks[self.control].clinical, self.day)
         return result
 
-    def _versus_control(self, arm: str, c, control) -> dict[str, np.ndarray]:
-        """Severity summed over the affected regions, as a per cent of the control arm's sum at the
-        primary visit; the GPi rate difference in Hz. Affected: at baseline, at least half as severe
-        as the worst region (the neck in cervical dystonia; every limb when all are alike). Regions
-        left at the model's sub-clinical floor are excluded: their tiny severities would dominate a
-        relative change while no scale or symptom registers them."""
-        visit = int(np.argmin(np.abs(c.clinical.visit_days - self.day)))
-        base = control.clinical.regions["severity"][0, 0]
-        affected = base >= 0.5 * base.max()
-        total = c.clinical.regions["severity"][:, visit][:, affected].sum(axis=1)
-        ref = control.clinical.regions["severity"][:, visit][:, affected].sum(axis=1)
-        change = 100.0 * (total - ref) / np.where(ref > 0, ref, np.nan)
-        return {f"{arm}.severity_vs_control_pct": change,
-                f"{arm}.gpi_hz_vs_control": c.clinical.totals["gpi_hz"][:, visit] - control.clinical.totals["gpi_hz"][:, visit]}
+
+def versus_control(arm: str, c, control, day: float) -> dict[str, np.ndarray]:
+    """Severity summed over the affected regions, as a per cent of the control arm's sum at the
+    visit nearest ``day``; the GPi rate difference in Hz. ``c`` and ``control`` are clinical
+    trajectories. Affected: at baseline, at least half as severe as the worst region (the neck in
+    cervical dystonia; every limb when all are alike). Regions left at the model's sub-clinical
+    floor are excluded: their tiny severities would dominate a relative change while no scale or
+    symptom registers them."""
+    visit = int(np.argmin(np.abs(c.visit_days - day)))
+    base = control.regions["severity"][0, 0]
+    affected = base >= 0.5 * base.max()
+    total = c.regions["severity"][:, visit][:, affected].sum(axis=1)
+    ref = control.regions["severity"][:, visit][:, affected].sum(axis=1)
+    change = 100.0 * (total - ref) / np.where(ref > 0, ref, np.nan)
+    return {f"{arm}.severity_vs_control_pct": change,
+            f"{arm}.gpi_hz_vs_control": c.totals["gpi_hz"][:, visit] - control.totals["gpi_hz"][:, visit]}
 
 
 def _exposure(chunk) -> dict[str, np.ndarray]:
@@ -97,3 +99,49 @@ def split_key(key: str) -> tuple[str, str]:
     """``'<arm>.<output>'`` -> (arm, output); outputs have no dots, arm names may."""
     arm, _, output = key.rpartition(".")
     return arm, output
+
+
+CLINICAL_FILES = ("circuit.yaml", "motor.yaml", "phenotypes.yaml", "treatments.yaml", "fitted.yaml")
+
+
+def clinical_parameters(registry: Registry) -> list[str]:
+    """Parameters of the circuit and clinical layers (L4-L7), read as scalars from the registry."""
+    from importlib import resources
+
+    import yaml
+
+    from .problem import drug_layer_parameters
+    folder = resources.files("ecsim.registry").joinpath("parameters")
+    names = set()
+    for f in CLINICAL_FILES:
+        names |= set(yaml.safe_load(folder.joinpath(f).read_text())["parameters"])
+    return sorted(names - set(drug_layer_parameters(registry)))
+
+
+def clinical_one_at_a_time(scenario: Scenario, registry: Registry, arm: str, quantiles=(0.05, 0.95),
+                           names: list[str] | None = None) -> dict:
+    """The typical patient's answer for ``arm`` with each circuit or clinical parameter set, one at a
+    time, to the given quantiles of its uncertainty (the drug layers are simulated once and only the
+    clinical layers re-run). Sorted by how far the answer moves."""
+    from ..simulation import assess_chunk
+    from .problem import from_registry
+    sc = typical(scenario)
+    control = scenario.trial.control_arm
+    day = scenario.trial.primary_day if scenario.trial.primary_day is not None else scenario.duration_days
+    arms = {a.name: a for a in sc.arms}
+    drug = {name: simulate_chunk(sc, arms[name], 0, 1, registry=registry) for name in (arm, control)}
+    key = f"{arm}.severity_vs_control_pct"
+
+    def answer(reg: Registry) -> float:
+        clin = {name: assess_chunk(sc, arms[name], c.times_h, c.outputs, 0, 1, reg) for name, c in drug.items()}
+        return float(versus_control(arm, clin[arm], clin[control], day)[key][0])
+
+    base = answer(registry)
+    rows = []
+    for f in from_registry(registry, names or clinical_parameters(registry)).factors:
+        lo, hi = (float(f.quantile(np.array([q]))[0]) for q in quantiles)
+        a_lo, a_hi = answer(registry.with_overrides({f.name: lo})), answer(registry.with_overrides({f.name: hi}))
+        rows.append({"parameter": f.name, "low": lo, "high": hi, "answer_low": a_lo, "answer_high": a_hi,
+                     "source": f.source, "unit": f.unit})
+    rows.sort(key=lambda r: -max(abs(r["answer_low"] - base), abs(r["answer_high"] - base)))
+    return {"arm": arm, "output": key, "baseline": base, "quantiles": list(quantiles), "factors": rows}
