@@ -230,3 +230,12 @@ def test_openapi_describes_the_form():
     assert "normal" not in body["phenotype"]["enum"]
     post = doc["paths"]["/api/runs"]["post"]["responses"]
     assert {"202", "413", "422", "429"} <= set(post)
+
+
+def test_runs_of_earlier_sessions_are_cleared_at_start(tmp_path):
+    """A folder left by an earlier server (finished or half-written) would never be evicted."""
+    runs = tmp_path / "runs"
+    (runs / "0123abcd").mkdir(parents=True)
+    (runs / ".0123abcd.partial-77").mkdir()
+    create_app(tmp_path, max_patients=10, max_jobs=1, report=False)
+    assert list(runs.iterdir()) == []

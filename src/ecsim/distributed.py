@@ -29,7 +29,7 @@ IN_FLIGHT_PER_THREAD = 2
 
 
 class ClusterError(RuntimeError):
-    """A chunk failed on a Dask worker (the message is one line)."""
+    """A chunk failed on a Dask worker, or the cluster stopped answering (the message is one line)."""
 
 
 def check_cluster_options(workers: int | None, scheduler: str | None) -> None:
@@ -80,11 +80,17 @@ class DaskExecutor:
     def __init__(self, client, job: Job):
         self.client = client
         self.job = job
-        self.in_flight = max(2, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+        try:
+            self.in_flight = max(2, IN_FLIGHT_PER_THREAD * sum(client.nthreads().values()))
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"the Dask cluster stopped answering ({type(exc).__name__})") from None
 
     def map(self, tasks: Iterable[ChunkTask]) -> Iterator[tuple[ChunkTask, ChunkSummary]]:
         from distributed import as_completed
-        job = self.client.scatter(self.job, broadcast=True, hash=False)
+        try:
+            job = self.client.scatter(self.job, broadcast=True, hash=False)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"could not send the run to the Dask workers ({type(exc).__name__})") from None
         tasks = iter(tasks)
         submitted = {}
         finished = as_completed()

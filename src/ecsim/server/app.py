@@ -123,7 +123,10 @@ def _api(jobs: Jobs, RunRequest: type, max_patients: int) -> APIRouter:
         files = run.files()
         if name not in files:
             raise ApiError(404, InputError("name", name, "one of the run's files: " + ", ".join(files)))
-        return FileResponse(run.folder / name, media_type=_media_type(name))
+        path = run.folder / name
+        if not path.is_file():          # evicted between the listing and now
+            raise ApiError(404, InputError("run_id", run_id, "a run the server still keeps"))
+        return FileResponse(path, media_type=_media_type(name))
 
     @api.get("/health", response_model=m.Health, summary="Liveness and limits")
     def health() -> m.Health:

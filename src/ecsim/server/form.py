@@ -46,9 +46,9 @@ def scenario_dict(req: RunRequestBase) -> dict:
 def product_arm(req: RunRequestBase) -> dict:
     """The CBD arm: product, route, meal, fixed daily schedule and optional clobazam."""
     arm = {"name": arm_name(req), "product": req.product.value, "route": req.route, "food": req.food.value,
-           "cbd": [{"dose": f"{req.dose:g} {req.dose_unit}", "times_h": DOSE_TIMES_H[req.doses_per_day]}]}
+           "cbd": [{"dose": f"{req.dose!r} {req.dose_unit}", "times_h": DOSE_TIMES_H[req.doses_per_day]}]}
     if req.comedication == "clobazam":
-        half = f"{req.clobazam_mg_per_day / 2:g} mg"
+        half = f"{req.clobazam_mg_per_day / 2!r} mg"
         arm["comedication"] = [{"drug": "clobazam", "steps": [{"dose": half, "times_h": DOSE_TIMES_H[2]}]}]
     return arm
 

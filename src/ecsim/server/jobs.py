@@ -2,7 +2,8 @@
 
 At most ``max_jobs`` runs are queued or running at once (more are refused, not queued), each in
 its own worker process and its own folder ``<data_dir>/runs/<run id>``; ids are uuid4 hex made
-here, so no request ever names a path. Finished runs beyond ``max_kept`` are deleted, oldest first.
+here, so no request ever names a path. Finished runs beyond ``max_kept`` are deleted, oldest first,
+with any half-written folder they left; the runs folder is emptied when the server starts.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Jobs:
         self.root = Path(data_dir) / "runs"
         self.report = report
         self.root.mkdir(parents=True, exist_ok=True)
+        _clear(self.root)   # runs of earlier sessions are not in the table, so they could never be evicted
         self.max_jobs = max_jobs
         self.max_kept = max_kept
         self._runs: dict[str, Run] = {}
@@ -155,6 +157,15 @@ class Jobs:
         for run in finished[:max(0, len(self._runs) - self.max_kept)]:
             del self._runs[run.id]
             shutil.rmtree(run.folder, ignore_errors=True)
+            for partial in self.root.glob(f".{run.id}.*"):      # left by a run that failed while writing
+                shutil.rmtree(partial, ignore_errors=True)
+
+
+def _clear(root: Path) -> None:
+    """Delete every run folder (finished or half-written) under ``root``."""
+    for entry in root.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _nan_to_none(x):
