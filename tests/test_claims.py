@@ -109,6 +109,19 @@ def test_parameter_uncertainty_can_turn_a_no_into_we_dont_know(registry):
     assert verdict == "not supported" and "holds within parameter uncertainty" in reason
 
 
+def test_parameter_uncertainty_can_turn_a_yes_into_we_dont_know(registry):
+    """Reached by the median patient only at the high dose, but its lower 90 % parameter bound there
+    is below the relevant change: partly supported becomes unknown; a firm bound keeps it."""
+    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
+                         claims=load_claims().claims)
+    ctx = ctx_with(0.01, 0.5, registry)
+    ctx.parameter_spread = {"high": {"x": {"median": 0.5, "p05": 0.05, "p95": 0.8}}}
+    verdict, reason, _ = rules.engagement(engagement_rule(), ctx, cf)
+    assert verdict == "unknown" and "could stay below" in reason
+    ctx.parameter_spread = {"high": {"x": {"median": 0.5, "p05": 0.3, "p95": 0.8}}}
+    assert rules.engagement(engagement_rule(), ctx, cf)[0] == "partly supported"
+
+
 @pytest.mark.parametrize("mean,ci,mic,verdict", [
     (-5.0, (-7.0, -3.5), 3.0, "supported"),
     (-2.0, (-3.5, -0.5), 3.0, "partly supported"),   # real, and a noticeable size is still possible

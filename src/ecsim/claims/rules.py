@@ -51,16 +51,19 @@ def class_effects(rule: spec.Engagement, ctx: ClaimsContext, classes: dict[str, 
 
 def parameter_effects(rule: spec.Engagement, ctx: ClaimsContext, classes: dict[str, spec.DoseClass]) -> dict:
     """Per dose class, at its highest-exposure arm (listed last): the largest effect in the claimed
-    direction that parameter uncertainty allows (90 % interval, typical patient)."""
+    direction that parameter uncertainty allows, and the smallest one it guarantees (the best
+    quantity's lower 90 % bound; typical patient)."""
     sign = 1.0 if rule.direction == "increase" else -1.0
     base = 1.0 if rule.scale == "fold" else 0.0
     out = {}
     for key, dc in classes.items():
         arm = dc.arms[-1]
         spread = ctx.parameter_spread.get(arm, {})
-        ends = [sign * (spread[q][end] - base) for q in rule.quantities if q in spread for end in ("p05", "p95")]
+        ends = {q: sorted(sign * (spread[q][end] - base) for end in ("p05", "p95")) for q in rule.quantities if q in spread}
         if ends:
-            out[key] = {"arm": arm, "largest_effect": _q(max(ends)), **{q: spread[q] for q in rule.quantities if q in spread}}
+            out[key] = {"arm": arm, "largest_effect": _q(max(e[1] for e in ends.values())),
+                        "smallest_effect": _q(max(e[0] for e in ends.values())),
+                        **{q: spread[q] for q in rule.quantities if q in spread}}
     return out
 
 
@@ -81,6 +84,11 @@ def engagement(rule: spec.Engagement, ctx: ClaimsContext, claims: spec.ClaimsFil
         top = max([v["largest_effect"] for v in spread.values()] + [nominal])
         return (verdict, reason + f"; holds within parameter uncertainty (largest change at the 90 % bounds "
                 f"or at the nominal values: {top:.2g})", numbers)
+    reached = [k for k, e in numbers["by_dose"].items() if e["effect"] >= rule.relevant and k in spread]
+    if reached and all(spread[k]["smallest_effect"] < rule.relevant for k in reached):
+        return ("unknown", reason + "; but within parameter uncertainty it could stay below the relevant change "
+                "(lower 90 % bound " + ", ".join(f"{spread[k]['smallest_effect']:.2g} at {spread[k]['arm']}"
+                                                  for k in reached) + ")", numbers)
     return verdict, reason, numbers
 
 
