@@ -56,6 +56,12 @@ CLASSES = {"consumer": spec.DoseClass(label="low", arms=["low"]),
            "pharmaceutical": spec.DoseClass(label="high", arms=["high"])}
 
 
+def toy_claims_file() -> spec.ClaimsFile:
+    """The real claims with two toy dose classes (arms 'low' = consumer, 'high')."""
+    return spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
+                           claims=load_claims().claims)
+
+
 def ctx_with(low: float, high: float, registry) -> ClaimsContext:
     doses = {"low": {"x": np.full(50, low)}, "high": {"x": np.full(50, high)}}
     return ClaimsContext(registry, doses, 50)
@@ -75,8 +81,7 @@ def engagement_rule(scale="fraction", direction="increase"):
     (0.2, 0.2, "fraction", "supported"),      # exactly at the relevant change
 ])
 def test_engagement_verdicts(low, high, scale, verdict, registry):
-    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
-                         claims=load_claims().claims)
+    cf = toy_claims_file()
     got, reason, numbers = rules.engagement(engagement_rule(scale), ctx_with(low, high, registry), cf)
     assert got == verdict, reason
     assert set(numbers["by_dose"]) == set(CLASSES)
@@ -84,8 +89,7 @@ def test_engagement_verdicts(low, high, scale, verdict, registry):
 
 def test_engagement_takes_the_quantity_that_moves_the_claimed_way(registry):
     """Anandamide up 25 %, 2-AG down 30 %: 'endocannabinoids rise' is met by anandamide."""
-    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
-                         claims=load_claims().claims)
+    cf = toy_claims_file()
     doses = {arm: {"aea": np.full(9, 1.25), "twoag": np.full(9, 0.7)} for arm in ("low", "high")}
     rule = spec.Engagement(kind="engagement", quantities=["aea", "twoag"], scale="fold", direction="increase",
                            relevant=0.2, reason="t")
@@ -98,8 +102,7 @@ def test_engagement_takes_the_quantity_that_moves_the_claimed_way(registry):
 def test_parameter_uncertainty_can_turn_a_no_into_we_dont_know(registry):
     """Below the relevant change for the median patient, but the 90 % parameter-uncertainty bound
     crosses it: the model cannot say no."""
-    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
-                         claims=load_claims().claims)
+    cf = toy_claims_file()
     ctx = ctx_with(0.01, 0.05, registry)
     ctx.parameter_spread = {"high": {"x": {"median": 0.05, "p05": 0.01, "p95": 0.3}}}
     verdict, reason, numbers = rules.engagement(engagement_rule(), ctx, cf)
@@ -112,8 +115,7 @@ def test_parameter_uncertainty_can_turn_a_no_into_we_dont_know(registry):
 def test_parameter_uncertainty_can_turn_a_yes_into_we_dont_know(registry):
     """Reached by the median patient only at the high dose, but its lower 90 % parameter bound there
     is below the relevant change: partly supported becomes unknown; a firm bound keeps it."""
-    cf = spec.ClaimsFile(consumer_max_mg_per_day=50, dose_classes=CLASSES, minimal_important_change={},
-                         claims=load_claims().claims)
+    cf = toy_claims_file()
     ctx = ctx_with(0.01, 0.5, registry)
     ctx.parameter_spread = {"high": {"x": {"median": 0.5, "p05": 0.05, "p95": 0.8}}}
     verdict, reason, _ = rules.engagement(engagement_rule(), ctx, cf)
