@@ -6,7 +6,7 @@ import pytest
 
 from ecsim.distributed import ClusterError, DaskExecutor, Job
 from ecsim.errors import InputError
-from ecsim.exposure import exposure_metrics
+from ecsim.exposure import REPORTED, exposure_metrics
 from ecsim.runjob import prepared_scenario
 from ecsim.scenario import Scenario
 from ecsim.simulation import SAMPLE, ArmResult, ChunkTask, Simulation, TreeSum, block_sums, simulate_chunk, \
@@ -54,11 +54,12 @@ def test_tree_sums_do_not_depend_on_chunking_or_order():
 
 
 def _previous_add(r: ArmResult, chunk, start: int) -> None:
-    """`ArmResult.add` as it was before the summary split (running mean, concatenation)."""
+    """`ArmResult.add` as it was before the summary split (running mean, concatenation); the
+    sample now keeps the reported outputs only."""
     n = len(chunk.values["body_weight_kg"])
     for name, traj in chunk.outputs.items():
         r.mean[name] = (r.mean.get(name, 0.0) * r.n + traj.sum(axis=0)) / (r.n + n)
-        if start < SAMPLE:
+        if start < SAMPLE and name in REPORTED:
             r.sample.setdefault(name, []).append(traj[: SAMPLE - start])
     for name, metric in exposure_metrics(chunk.times_h, chunk.outputs, chunk.values).items():
         r.exposure[name] = np.concatenate([r.exposure.get(name, np.empty(0)), metric])

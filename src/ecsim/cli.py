@@ -18,21 +18,31 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 @app.command()
 def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
-        out: Path = typer.Option(Path("results/run"), "--out", help="output folder"),
+        out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: results/run]"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
         patients: Optional[int] = typer.Option(None, "--patients", help="override population size"),
         seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed"),
         workers: Optional[int] = typer.Option(None, "--workers", help="simulate on a local Dask cluster of N "
                                               "worker processes (same numbers as without)"),
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="simulate on an existing Dask cluster: "
-                                                "its scheduler's address, e.g. tcp://host:8786")) -> None:
+                                                "its scheduler's address, e.g. tcp://host:8786"),
+        chunk: Optional[int] = typer.Option(None, "--chunk", help="patients simulated (and checkpointed) "
+                                            "together [default: 500]; memory and granularity only, never the numbers"),
+        report: Optional[bool] = typer.Option(None, "--report/--no-report", help="also check the claims, propagate "
+                                              "parameter uncertainty and write report.html [default: report]"),
+        resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run that was "
+                                              "writing to this folder (its scenario and options are stored)")) -> None:
     """Run a scenario's population through its regimens; write Parquet, manifest, summary and plot."""
     from .distributed import ClusterError
+    from .faults import AllPatientsFaulted
     from .runjob import run_job
+    if resume is not None and out is not None and out != resume:
+        raise InputError("--out", str(out), f"left out with --resume (the run writes to {resume})")
     try:
-        summary = run_job(scenario, out, patients=patients, seed=seed, quiet=as_json, workers=workers,
-                          scheduler=scheduler)
-    except ClusterError as exc:
+        summary = run_job(scenario, resume or out or Path("results/run"), patients=patients, seed=seed,
+                          quiet=as_json, workers=workers, scheduler=scheduler, chunk=chunk, report=report,
+                          resume=resume is not None)
+    except (ClusterError, AllPatientsFaulted) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     if as_json:
@@ -237,7 +247,7 @@ def _nan_to_none(x):
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line and exit status 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)   # click returns an Exit's code here
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -252,4 +262,4 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    return 0
+    return rc if isinstance(rc, int) else 0

@@ -16,14 +16,18 @@ PRESENT = 0.1   # a symptom score above this counts as present
 
 def clinical_table(results: list[ArmResult]) -> pd.DataFrame:
     """Long table: one row per arm, patient and visit, with every scale, rate and symptom score."""
+    from .outputs import faulted_rows, in_patient_order
     frames = []
     for r in results:
         if not r.clinical:
             continue
         n, visits = next(iter(r.clinical.values())).shape
-        base = {"arm": r.name, "patient": np.repeat(np.arange(n), visits), "day": np.tile(r.visit_days, n)}
+        base = {"arm": r.name, "patient": np.repeat(r.patients, visits), "day": np.tile(r.visit_days, n),
+                "fault": None}
         frames.append(pd.DataFrame(base | {k: v.reshape(-1) for k, v in r.clinical.items()}))
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if r.faults:
+            frames.append(faulted_rows(r, r.clinical, r.visit_days))
+    return in_patient_order(pd.concat(frames, ignore_index=True), results) if frames else pd.DataFrame()
 
 
 def _mean_ci(x: np.ndarray) -> dict:

@@ -16,6 +16,7 @@ import pandas as pd
 from . import __version__
 from .errors import InputError
 from .exposure import REPORTED
+from .faults import fault_summary
 from .registry import Registry
 from .scenario import Scenario
 from .clinical_summary import clinical_summary, clinical_table, primary_scale, trial_statistics
@@ -26,8 +27,39 @@ SUMMARY_TARGETS = ("faah_inhibition", "magl_inhibition", "aea_fold_brain", "twoa
 
 
 def exposure_table(results: list[ArmResult]) -> pd.DataFrame:
-    frames = [pd.DataFrame({"arm": r.name, "patient": np.arange(r.n)} | r.exposure) for r in results]
-    return pd.concat(frames, ignore_index=True)
+    """One row per arm and patient; a faulted patient's row has empty values and its reason."""
+    frames = []
+    for r in results:
+        frames.append(pd.DataFrame({"arm": r.name, "patient": r.patients, "fault": None} | r.exposure))
+        if r.faults:
+            frames.append(faulted_rows(r, r.exposure))
+    return in_patient_order(pd.concat(frames, ignore_index=True), results)
+
+
+def faulted_rows(r: ArmResult, columns: dict[str, np.ndarray], repeat: np.ndarray | None = None) -> pd.DataFrame:
+    """Rows for ``r``'s faulted patients: the reason, and NaN (written as null) in every column of
+    ``columns`` (per-patient arrays of the sound patients, for names and types);
+    ``repeat`` adds a column per extra key (e.g. visit days) with one row per value."""
+    ids = np.array(sorted(r.faults))
+    base = {"arm": r.name, "patient": ids, "fault": [r.faults[i] for i in ids]}
+    if repeat is not None:
+        k = len(repeat)
+        base = {"arm": r.name, "patient": np.repeat(ids, k), "day": np.tile(repeat, len(ids)),
+                "fault": np.repeat(base["fault"], k)}
+    rows = len(base["patient"])
+    return pd.DataFrame(base | {c: np.full(rows, np.nan, dtype=v.dtype) for c, v in columns.items()})
+
+
+def in_patient_order(table: pd.DataFrame, results: list[ArmResult]) -> pd.DataFrame:
+    """Faulted rows moved to their patients' places (arms in run order; patients, then days); the
+    fault column typed as text even when it is empty."""
+    table["fault"] = table["fault"].astype("string")
+    if not any(r.faults for r in results):
+        return table
+    order = {r.name: i for i, r in enumerate(results)}
+    keys = [k for k in ("arm", "patient", "day") if k in table]
+    return table.sort_values(keys, kind="stable", key=lambda c: c.map(order) if c.name == "arm" else c
+                             ).reset_index(drop=True)
 
 
 def band_table(results: list[ArmResult]) -> pd.DataFrame:
@@ -36,7 +68,7 @@ def band_table(results: list[ArmResult]) -> pd.DataFrame:
     for r in results:
         for name in REPORTED:
             sample = np.concatenate(r.sample[name])
-            q = np.percentile(sample, [5, 50, 95], axis=0)
+            q = np.percentile(sample, [5, 50, 95], axis=0) if len(sample) else np.full((3, len(r.times_h)), np.nan)
             rows.append(pd.DataFrame({"arm": r.name, "output": name, "time_h": r.times_h, "mean": r.mean[name],
                                       "p05": q[0], "p50": q[1], "p95": q[2]}))
     return pd.concat(rows, ignore_index=True)
@@ -57,7 +89,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
         e = r.exposure
         threshold = registry["thc_impairment_threshold_mg"].value
         arms.append({
-            "arm": r.name, "patients": r.n,
+            "arm": r.name, "patients": r.n, "patients_faulted": len(r.faults),
             "cbd_plasma_cavg_ng_per_ml": interval(e["cbd_plasma_ng_per_ml.cavg"]),
             "cbd_plasma_cmax_ng_per_ml": interval(e["cbd_plasma_ng_per_ml.cmax"]),
             "cbd_brain_free_cavg_nM": interval(e["cbd_brain_free_nM.cavg"]),
@@ -69,7 +101,8 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
         })
     doc = {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
-           "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)"}
+           "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)",
+           "faults": fault_summary({r.name: r.faults for r in results}, {r.name: r.n_simulated for r in results})}
     clinical = clinical_summary(results)
     if clinical is not None:
         t = scenario.trial
@@ -82,13 +115,16 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
     return doc
 
 
-def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[str]) -> dict:
+def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[str],
+             execution: dict | None = None) -> dict:
+    """Everything needed to rerun: scenario, seed, version, parameter digest; and how it ran."""
     return {
         "ecsim_version": __version__,
         "scenario": scenario.model_dump(mode="json"),
         "parameter_set_sha256_16": registry.digest(),
         "seed": scenario.population.seed,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "execution": execution or {},
         "python": sys.version.split()[0], "platform": platform.platform(),
         "machine": {"cpus": os.cpu_count(), "processor": platform.machine()},
         "files": files,
@@ -111,11 +147,13 @@ def check_out(out: Path) -> Path:
 
 
 def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
-              timings: dict, claims: list[dict] | None = None, uncertainty: dict | None = None) -> dict:
-    """Write every file into a temporary sibling folder, then rename it to ``out``. With ``claims``
-    (the claims checker's rows) the folder also gets claims.json and the HTML report."""
+              timings: dict, claims: list[dict] | None = None, uncertainty: dict | None = None, *,
+              execution: dict | None = None, staging: Path | None = None) -> dict:
+    """Write every file into ``staging`` (default: a temporary sibling folder), then rename it to
+    ``out``. With ``claims`` (the claims checker's rows) the folder also gets claims.json and the
+    HTML report."""
     out = check_out(out)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    tmp = staging or out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     summ = summary(scenario, results, registry)
@@ -130,7 +168,7 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
     files = sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]
     if claims is not None:
         files = sorted(files + ["claims.json", "report.html"] + (["uncertainty.json"] if uncertainty else []))
-    meta = manifest(scenario, registry, timings, files)
+    meta = manifest(scenario, registry, timings, files, execution)
     if claims is not None:
         (tmp / "claims.json").write_text(json.dumps(claims, indent=1, allow_nan=False))
         if uncertainty:

@@ -4,43 +4,92 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .outputs import check_out, write_run
-from .scenario import Scenario, load_scenario
+from .checkpoint import Checkpoint, identity, stored_run
 from .claims.context import DOSE_PATIENTS
 from .distributed import check_cluster_options
-from .simulation import Simulation
+from .errors import InputError
+from .outputs import check_out, write_run
+from .scenario import Scenario, load_scenario
+from .simulation import CHUNK, Simulation
 
 
 def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int | None = None,
-            seed: int | None = None, quiet: bool = False, progress=None, report: bool = True,
+            seed: int | None = None, quiet: bool = False, progress=None, report: bool | None = None,
             claims_patients: int = DOSE_PATIENTS, uncertainty_draws: int = 128, workers: int | None = None,
-            scheduler: str | None = None) -> dict:
+            scheduler: str | None = None, chunk: int | None = None, resume: bool = False) -> dict:
     """Simulate a scenario (a file, a validated `Scenario`, or None for the default) and write its
     folder; with ``report``, also check the article's claims (simulating ``claims_patients`` per
     tested dose), propagate parameter uncertainty (``uncertainty_draws`` parameter sets; 0 skips it)
     and write report.html. ``progress(done, total)``, if given, is called as patients ×
     arms complete (the web page uses it); otherwise a progress bar is shown unless ``quiet``. The
-    patients are simulated on a local Dask cluster of ``workers`` processes, or on the cluster whose
-    scheduler is at ``scheduler``, if given (same numbers); claims, uncertainty and report stay here."""
+    patients are simulated ``chunk`` at a time on a local Dask cluster of ``workers`` processes, or
+    on the cluster whose scheduler is at ``scheduler``, if given (same numbers); claims, uncertainty
+    and report stay here. Finished chunks are checkpointed (`ecsim.checkpoint`); ``resume``
+    continues the interrupted run that was writing to ``out``, with its own scenario and options."""
     check_cluster_options(workers, scheduler)
-    if not isinstance(scenario_path, Scenario):
+    out = check_out(out)
+    if resume:
+        scenario, report, claims_patients, uncertainty_draws, chunk = _interrupted_run(
+            out, {"SCENARIO": scenario_path, "--patients": patients, "--seed": seed, "--chunk": chunk,
+                  "--report/--no-report": report})
+    elif not isinstance(scenario_path, Scenario):
         scenario = prepared_scenario(scenario_path, patients, seed)
     else:
         scenario = _with_population(scenario_path, patients, seed)
-    check_out(out)
-    sim = Simulation(scenario)
-    with _Progress(scenario, quiet, progress) as advance:
-        results = sim.run(progress=advance, workers=workers, scheduler=scheduler)
-    claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet) if report else None
-    unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
-    summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc)
+    report = True if report is None else report
+    chunk = CHUNK if chunk is None else _checked_chunk(chunk)
+    sim = Simulation(scenario, chunk=chunk)
+    options = {"report": report, "claims_patients": claims_patients, "uncertainty_draws": uncertainty_draws}
+    ident = identity(scenario.model_dump(mode="json"), sim.registry.digest(), chunk, options)
+    with Checkpoint(out, ident, resume=resume) as checkpoint:
+        with _Progress(scenario, quiet, progress) as advance:
+            results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint)
+        claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet) if report else None
+        unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
+        summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
+                            execution=sim.execution, staging=checkpoint.staging)
+        checkpoint.remove()
     if not quiet:
-        if "clinical" in summary:
-            from .report_text import print_clinical
-            print_clinical(summary)
-        names = sorted(p.name for p in out.iterdir())
-        print(f"wrote {out}/ ({', '.join(names)})")
+        _print_outcome(summary, out, sim.execution)
     return summary
+
+
+def _interrupted_run(out: Path, flags: dict):
+    """The scenario and options stored by the interrupted run in ``out``'s checkpoint; ``flags``
+    (name -> value given) must all be None."""
+    given = [flag for flag, v in flags.items() if v is not None]
+    if given:
+        raise InputError("--resume", str(out), f"alone: the interrupted run's scenario is stored with it "
+                         f"(drop {', '.join(given)})")
+    from pydantic import ValidationError
+    doc = stored_run(out)
+    try:
+        scenario = Scenario.model_validate(doc["scenario"])
+    except ValidationError:
+        raise InputError("--resume", str(out), "a checkpoint whose scenario this ecsim can read") from None
+    o = doc["options"]
+    return scenario, o["report"], o["claims_patients"], o["uncertainty_draws"], doc["chunk_patients"]
+
+
+def _checked_chunk(chunk) -> int:
+    if isinstance(chunk, bool) or not isinstance(chunk, int) or not 1 <= chunk <= 100_000:
+        raise InputError("--chunk", chunk, "a whole number of patients per chunk from 1 to 100000")
+    return chunk
+
+
+def _print_outcome(summary: dict, out: Path, execution: dict) -> None:
+    if "clinical" in summary:
+        from .report_text import print_clinical
+        print_clinical(summary)
+    faults = summary["faults"]
+    if faults["patients_faulted"]:
+        reasons = ", ".join(f"{k} {v}" for k, v in faults["by_reason"].items())
+        print(f"warning: {faults['patients_faulted']} patients left out as numerical faults ({reasons}); "
+              "see summary.json 'faults'")
+    if execution.get("chunks_resumed"):
+        print(f"resumed: {execution['chunks_resumed']} of {execution['chunks']} chunks came from the checkpoint")
+    names = sorted(p.name for p in out.iterdir())
+    print(f"wrote {out}/ ({', '.join(names)})")
 
 
 def _claims(scenario, results, sim, patients: int, draws: int, quiet: bool) -> list[dict]:

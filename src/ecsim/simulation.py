@@ -19,7 +19,8 @@ import numpy as np
 from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, ClinicalTrajectory, assess
 from .engine import Bolus, Grid, integrate, outputs
 from .treatments.course import Course
-from .exposure import exposure_metrics
+from .exposure import REPORTED, exposure_metrics
+from .faults import AllPatientsFaulted, patient_faults
 from .model.declaration import Model
 from .chain import full_model
 from .population import Demographics, patient_values
@@ -55,33 +56,51 @@ Blocks = list[tuple[int, int, np.ndarray]]   # (level, index, sum over patients 
 
 @dataclass(frozen=True)
 class ChunkSummary:
-    """What an `ArmResult` keeps of one chunk: small enough to send back from a Dask worker."""
+    """What an `ArmResult` keeps of one chunk: small enough to send back from a Dask worker or to
+    checkpoint. Faulted patients (`ecsim.faults`) are left out of every array and sum."""
 
     start: int
-    n: int
-    sums: dict[str, Blocks]                       # per output: block sums of trajectories over patients
-    sample: dict[str, np.ndarray]                 # trajectories of the chunk's patients below SAMPLE
-    exposure: dict[str, np.ndarray]               # per patient
+    n: int                                        # patients simulated, faulted ones included
+    sums: dict[str, Blocks]                       # per output: block sums of trajectories over sound patients
+    sample: dict[str, np.ndarray]                 # reported trajectories of sound patients numbered below SAMPLE
+    exposure: dict[str, np.ndarray]               # per sound patient
     visit_days: np.ndarray | None = None
-    clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
+    clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per sound patient x visit (float32)
     severity: Blocks = field(default_factory=list)                  # block sums of region severity
     unconverged: int = 0
+    faults: dict[int, str] = field(default_factory=dict)            # patient number -> `faults.REASONS` key
+
+    @property
+    def sound(self) -> np.ndarray:
+        """Numbers of the patients that are not faults, in order."""
+        ids = np.arange(self.start, self.start + self.n)
+        return ids[~np.isin(ids, list(self.faults))] if self.faults else ids
 
 
 def summarize_chunk(chunk: Chunk, start: int) -> ChunkSummary:
     """Reduce a chunk of patients [start, start + n) to its `ChunkSummary`."""
-    n = len(chunk.values["body_weight_kg"])
-    keep = min(n, SAMPLE - start)
-    summary = ChunkSummary(start, n, {name: block_sums(t, start) for name, t in chunk.outputs.items()},
-                           {name: t[:keep].copy() for name, t in chunk.outputs.items()} if keep > 0 else {},
-                           {k: np.array(v) for k, v in exposure_metrics(chunk.times_h, chunk.outputs,
-                                                                       chunk.values).items()})
+    fault = patient_faults(chunk.values, chunk.outputs, chunk.clinical)
+    sound = fault == ""
+    n = len(sound)
+    keep = max(0, min(n, SAMPLE - start))
+    exposure = exposure_metrics(chunk.times_h, chunk.outputs, chunk.values)
+    summary = ChunkSummary(start, n, {name: block_sums(_zeroed(t, sound), start) for name, t in chunk.outputs.items()},
+                           {name: chunk.outputs[name][:keep][sound[:keep]] for name in REPORTED} if keep else {},
+                           {k: np.broadcast_to(np.asarray(v, dtype=float), (n,))[sound] for k, v in exposure.items()},
+                           faults={start + int(i): str(fault[i]) for i in np.flatnonzero(~sound)})
     c = chunk.clinical
     if c is None:
         return summary
     return replace(summary, visit_days=c.visit_days, unconverged=int((~c.converged).sum()),
-                   clinical={name: v.astype(np.float32) for name, v in (c.totals | c.symptoms).items()},
-                   severity=block_sums(c.regions["severity"], start))
+                   clinical={name: v[sound].astype(np.float32) for name, v in (c.totals | c.symptoms).items()},
+                   severity=block_sums(_zeroed(c.regions["severity"], sound), start))
+
+
+def _zeroed(x: np.ndarray, sound: np.ndarray) -> np.ndarray:
+    """``x`` with the rows of faulted patients set to zero, so that sums leave them out."""
+    if sound.all():
+        return x
+    return np.where(sound.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0.0)
 
 
 def block_sums(x: np.ndarray, start: int) -> Blocks:
@@ -130,8 +149,11 @@ class ArmResult:
     times_h: np.ndarray
     exposure: dict[str, np.ndarray] = field(default_factory=dict)   # per patient
     sample: dict[str, list[np.ndarray]] = field(default_factory=dict)  # trajectories, first patients
-    mean: dict[str, np.ndarray] = field(default_factory=dict)       # over all patients
-    n: int = 0
+    mean: dict[str, np.ndarray] = field(default_factory=dict)       # over sound patients
+    n: int = 0                                                      # sound patients (statistics use these)
+    n_simulated: int = 0                                            # sound and faulted
+    patients: np.ndarray | None = None                              # numbers of the sound patients
+    faults: dict[int, str] = field(default_factory=dict)            # patient number -> `faults.REASONS` key
     visit_days: np.ndarray | None = None
     clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
     region_severity_sum: np.ndarray | None = None                   # visits x regions, summed over patients
@@ -145,13 +167,20 @@ class ArmResult:
             self._sums.setdefault(name, TreeSum()).add(blocks)
         self._severity.add(s.severity)
         self._parts.append(replace(s, sums={}, severity=[]))
-        self.n += s.n
+        self.n += s.n - len(s.faults)
+        self.n_simulated += s.n
+        self.faults |= s.faults
         self.unconverged += s.unconverged
         self.visit_days = s.visit_days if s.visit_days is not None else self.visit_days
 
     def finish(self) -> None:
         """Per-patient arrays in patient order; means and region severity sums from the trees."""
         parts = sorted(self._parts, key=lambda s: s.start)
+        if self.n == 0:
+            raise AllPatientsFaulted(f"every patient of arm {self.name!r} is a numerical fault "
+                                     f"({', '.join(sorted(set(self.faults.values())))}); see ecsim.faults.REASONS")
+        self.patients = np.concatenate([s.sound for s in parts])
+        self.faults = dict(sorted(self.faults.items()))
         self.exposure = _joined(self.exposure, [s.exposure for s in parts])
         self.clinical = _joined(self.clinical, [s.clinical for s in parts])
         for s in parts:
@@ -188,11 +217,12 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
     model = model or full_model()
     grid = grid_for(scenario)
     p, doses = patient_inputs(scenario, arm, start, stop, registry, overrides)
-    states = integrate(model, p, doses, grid, stop - start)
-    out = outputs(model, p, states)
-    clinical = None
-    if scenario.population.phenotype is not None:
-        clinical = assess_chunk(scenario, arm, grid.times, out, start, stop, registry)
+    with np.errstate(all="ignore"):   # non-finite numbers are found per patient afterwards (ecsim.faults)
+        states = integrate(model, p, doses, grid, stop - start)
+        out = outputs(model, p, states)
+        clinical = None
+        if scenario.population.phenotype is not None:
+            clinical = assess_chunk(scenario, arm, grid.times, out, start, stop, registry)
     return Chunk(grid.times, out, p, states, clinical)
 
 
@@ -250,20 +280,36 @@ class Simulation:
         self.model = full_model()
         self.chunk = chunk
         self.timings: dict[str, float] = {}
+        self.execution: dict = {}
 
-    def run(self, progress=None, *, workers: int | None = None, scheduler: str | None = None
-            ) -> list[ArmResult]:
+    def run(self, progress=None, *, workers: int | None = None, scheduler: str | None = None,
+            checkpoint=None) -> list[ArmResult]:
         """Every arm, chunk by chunk: in this process, on a local Dask cluster of ``workers``
         processes, or on the Dask scheduler at ``scheduler``; the same numbers in every case.
-        ``progress(arm_name, patients)`` is called as chunks finish."""
+        With a `Checkpoint`, chunks it holds are not simulated again and each new one is saved
+        as it finishes. ``progress(arm_name, patients)`` is called as chunks finish."""
         from .distributed import chunk_executor
         started = time.perf_counter()
         results = [ArmResult(arm.name, grid_for(self.scenario).times) for arm in self.scenario.arms]
-        with chunk_executor(self.scenario, self.registry, workers=workers, scheduler=scheduler) as executor:
-            for task, summary in executor.map(self.tasks()):
-                results[task.arm].add_summary(summary)
-                if progress is not None:
-                    progress(results[task.arm].name, task.stop - task.start)
+        tasks = self.tasks()
+        done = checkpoint.finished(tasks) if checkpoint is not None else {}
+        self.execution = {"workers": workers, "scheduler": scheduler, "chunk_patients": self.chunk,
+                          "chunks": len(tasks), "chunks_resumed": len(done)}
+
+        def add(task: ChunkTask, summary: ChunkSummary) -> None:
+            results[task.arm].add_summary(summary)
+            if progress is not None:
+                progress(results[task.arm].name, task.stop - task.start)
+
+        for task, summary in done.items():
+            add(task, summary)
+        todo = [t for t in tasks if t not in done]
+        if todo:
+            with chunk_executor(self.scenario, self.registry, workers=workers, scheduler=scheduler) as executor:
+                for task, summary in executor.map(todo):
+                    if checkpoint is not None:
+                        checkpoint.save(task, summary)
+                    add(task, summary)
         for result in results:
             result.finish()
         self.timings["simulate_s"] = time.perf_counter() - started

@@ -1,0 +1,146 @@
+"""Numerical faults: a patient whose numbers are unusable is found, named with its reason, kept out
+of every statistic, and written as empty values, while every other patient's numbers stay the same
+bits. Faults are injected where they would arise: a parameter, the drug-level outputs, the circuit."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ecsim.circuit.clinical as clinical_module
+import ecsim.simulation as simulation
+from ecsim.cli import main
+from ecsim.circuit.network import FixedPoint
+from ecsim.faults import AllPatientsFaulted, REASONS, patient_faults
+from ecsim.runjob import run_job
+from ecsim.scenario import Scenario
+
+ARM, BAD = "epidiolex", 3     # the patient to corrupt, in the second arm
+
+
+def small_trial(n: int = 8) -> Scenario:
+    return Scenario.model_validate({
+        "name": "faults", "duration_days": 14, "output_step_h": 2.0, "visit_interval_days": 7,
+        "population": {"n": n, "seed": 11, "phenotype": "cervical"},
+        "trial": {"placebo_response": True, "control_arm": "placebo", "primary_day": 14},
+        "arms": [{"name": "placebo"},
+                 {"name": ARM, "product": "pharmaceutical", "food": "low_fat",
+                  "cbd": [{"dose": "5 mg/kg", "times_h": [8, 20]}]}]})
+
+
+def run(tmp_path, name, chunk=500, n=8):
+    out = tmp_path / name
+    summary = run_job(small_trial(n), out, quiet=True, report=False, chunk=chunk)
+    tables = {k: pd.read_parquet(out / f"{k}.parquet") for k in ("exposure", "clinical")}
+    return summary, tables
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    return run(tmp_path_factory.mktemp("clean"), "run")
+
+
+def corrupt_parameter(monkeypatch, name="cbd_cl", value=np.nan):
+    real = simulation.patient_inputs
+
+    def patched(scenario, arm, start, stop, registry, overrides=None):
+        p, doses = real(scenario, arm, start, stop, registry, overrides)
+        if arm.name == ARM and start <= BAD < stop:
+            p[name] = np.array(p[name], dtype=float)
+            p[name][BAD - start] = value
+        return p, doses
+    monkeypatch.setattr(simulation, "patient_inputs", patched)
+
+
+def corrupt_outputs(monkeypatch):
+    real = simulation.outputs
+    calls = []
+
+    def patched(model, p, states):
+        out = real(model, p, states)
+        calls.append(1)
+        if len(calls) == 2:    # the second arm's only chunk
+            out["faah_inhibition"][BAD, 5:] = np.inf
+        return out
+    monkeypatch.setattr(simulation, "outputs", patched)
+
+
+def unsettled_circuit(monkeypatch):
+    real = clinical_module.fixed_point
+    calls = []
+
+    def patched(inp, p, n, channels, start=None):
+        fp = real(inp, p, n, channels, start=start)
+        calls.append(1)
+        converged = fp.converged.copy()
+        if len(calls) > 3 * 3:     # second arm (3 visits x 3 protocols each arm)
+            converged[BAD] = False
+        return FixedPoint(fp.state, converged, fp.iterations)
+    monkeypatch.setattr(clinical_module, "fixed_point", patched)
+
+
+@pytest.mark.parametrize("inject, reason", [(corrupt_parameter, "parameters"), (corrupt_outputs, "drug_levels"),
+                                            (unsettled_circuit, "circuit")])
+def test_a_faulted_patient_is_named_left_out_and_written_empty(tmp_path, monkeypatch, clean, inject, reason):
+    inject(monkeypatch)
+    summary, tables = run(tmp_path, "faulted")
+    faults = summary["faults"]
+    assert faults["patients_faulted"] == 1 and faults["by_reason"] == {reason: 1}
+    assert faults["arms"][ARM]["first_patients"] == [BAD] and faults["arms"]["placebo"]["patients_faulted"] == 0
+    assert reason in REASONS
+    arm = {a["arm"]: a for a in summary["arms"]}[ARM]
+    assert arm["patients"] == 7 and arm["patients_faulted"] == 1
+
+    clean_summary, clean_tables = clean
+    for name, table in tables.items():
+        ref = clean_tables[name]
+        assert list(table.columns) == list(ref.columns) and len(table) == len(ref)
+        bad = (table["arm"] == ARM) & (table["patient"] == BAD)
+        assert (table.loc[bad, "fault"] == reason).all() and table.loc[~bad, "fault"].isna().all()
+        numbers = table.columns.difference(["arm", "patient", "day", "fault"])
+        assert table.loc[bad, numbers].isna().all().all(), "a faulted patient's values were written as numbers"
+        pd.testing.assert_frame_equal(table.loc[~bad], ref.loc[~bad])   # everyone else: the same bits
+
+    # the trial statistics are those of the seven sound patients of the clean run
+    c = clean_tables["clinical"]
+    arm_rows = c[(c["arm"] == ARM) & (c["patient"] != BAD)]
+    change = (arm_rows[arm_rows["day"] == 14].set_index("patient")["twstrs_total"]
+              - arm_rows[arm_rows["day"] == 0].set_index("patient")["twstrs_total"])
+    assert summary["trial"]["arms"][ARM]["change"]["mean"] == pytest.approx(change.mean(), abs=6e-4)
+    assert summary["trial"]["arms"][ARM]["change"]["mean"] != clean_summary["trial"]["arms"][ARM]["change"]["mean"]
+
+
+def test_faulted_runs_do_not_depend_on_chunking(tmp_path, monkeypatch):
+    corrupt_parameter(monkeypatch, "cbd_cl", np.inf)
+    a, ta = run(tmp_path, "a", chunk=500)
+    b, tb = run(tmp_path, "b", chunk=3)
+    assert a == b
+    for k in ta:
+        pd.testing.assert_frame_equal(ta[k], tb[k])
+
+
+def test_every_patient_faulted_is_one_line_and_no_folder(tmp_path, monkeypatch, capsys):
+    real = simulation.patient_inputs
+
+    def patched(*args, **kw):
+        p, doses = real(*args, **kw)
+        return p | {"cbd_cl": np.full(len(p["body_weight_kg"]), np.nan)}, doses
+    monkeypatch.setattr(simulation, "patient_inputs", patched)
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(small_trial(4).model_dump(mode="json")))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-report", "--json"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: every patient of arm 'placebo' is a numerical fault (parameters)")
+    assert "\n" not in err and not (tmp_path / "out").exists()
+    with pytest.raises(AllPatientsFaulted):
+        run_job(small_trial(4), tmp_path / "again", quiet=True, report=False)
+
+
+def test_patient_faults_checks_every_kind_of_array():
+    out = {"a": np.ones((3, 4))}
+    assert list(patient_faults({"x": np.array([1.0, np.nan, 1.0])}, out)) == ["", "parameters", ""]
+    assert list(patient_faults({"x": 2.0, "i": np.array([1, 2, 3])}, out)) == ["", "", ""]
+    assert list(patient_faults({"x": np.inf}, out)) == ["parameters"] * 3
+    out["a"][2, 3] = -np.inf
+    assert list(patient_faults({}, out)) == ["", "", "drug_levels"]
