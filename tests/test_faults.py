@@ -144,3 +144,28 @@ def test_patient_faults_checks_every_kind_of_array():
     assert list(patient_faults({"x": np.inf}, out)) == ["parameters"] * 3
     out["a"][2, 3] = -np.inf
     assert list(patient_faults({}, out)) == ["", "", "drug_levels"]
+
+
+def test_the_report_says_what_was_left_out(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    from ecsim.report.html import _faults_note
+    corrupt_parameter(monkeypatch)
+    summary, _ = run(tmp_path, "faulted")
+    note = _faults_note(SimpleNamespace(summary=summary, uncertainty={"draws": 128, "draws_faulted": 2}))
+    assert "1 simulated patients were numerical faults (1 a parameter or covariate value is NaN" in note
+    assert "2 of 128 parameter draws gave non-finite answers" in note
+    assert _faults_note(SimpleNamespace(summary={"faults": {"patients_faulted": 0}}, uncertainty={})) == ""
+
+
+def test_parameter_uncertainty_leaves_out_faulted_draws(monkeypatch):
+    import ecsim.uncertainty as uncertainty
+    from ecsim.registry import default_registry
+    real = uncertainty.HeadlineFunction.__call__
+
+    def patched(self, values):
+        out = real(self, values)
+        return {k: np.where(np.arange(len(v)) == 1, np.nan, v) for k, v in out.items()}
+    monkeypatch.setattr(uncertainty.HeadlineFunction, "__call__", patched)
+    doc = uncertainty.parameter_uncertainty(small_trial(2), default_registry(), draws=6, seed=3)
+    assert doc["draws_faulted"] == 1
+    assert all(np.isfinite([v["p05"], v["median"], v["p95"]]).all() for v in doc["intervals"].values())

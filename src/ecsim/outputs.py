@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from .checkpoint import code_digest
 from .errors import InputError
 from .exposure import REPORTED
 from .faults import fault_summary
@@ -122,6 +123,7 @@ def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[
         "ecsim_version": __version__,
         "scenario": scenario.model_dump(mode="json"),
         "parameter_set_sha256_16": registry.digest(),
+        "code_sha256_16": code_digest(),
         "seed": scenario.population.seed,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "execution": execution or {},

@@ -85,7 +85,23 @@ def answer(inp) -> str:
             f"({e(inp.scenario.population.phenotype)} dystonia). Difference from {e(control)} in {e(scale)} at day "
             f"{day:g}, mean [95 % CI] (negative = better):</p><ul>{''.join(items)}</ul>"
             f"<p>{e(efficacy['why'] if efficacy else '')}</p>"
-            + _answer_uncertainty(inp) + "</div>")
+            + _faults_note(inp) + _answer_uncertainty(inp) + "</div>")
+
+
+def _faults_note(inp) -> str:
+    """How many simulated patients and parameter draws were numerical faults (left out), if any."""
+    faults = inp.summary.get("faults", {})
+    draws = (inp.uncertainty or {}).get("draws_faulted", 0)
+    parts = []
+    if faults.get("patients_faulted"):
+        reasons = "; ".join(f"{n} {e(faults['reasons'].get(k, k))}" for k, n in faults["by_reason"].items())
+        parts.append(f"{faults['patients_faulted']} simulated patients were numerical faults ({reasons})")
+    if draws:
+        parts.append(f"{draws} of {inp.uncertainty['draws']} parameter draws gave non-finite answers")
+    if not parts:
+        return ""
+    return (f"<p class='small'><strong>Left out:</strong> {'; '.join(parts)}. They are in no statistic here; "
+            "summary.json lists them (<code>faults</code>).</p>")
 
 
 def _answer_uncertainty(inp) -> str:

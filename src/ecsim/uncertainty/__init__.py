@@ -51,11 +51,14 @@ def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 1
     if not f.arms:
         return {}
     unit = _unit(seed, draws, len(problem.factors))
-    values = problem.values(unit)
-    outputs = f(values)
-    intervals = {k: _interval(v) for k, v in outputs.items()}
-    drivers = {k: _correlates(problem, unit, outputs[k], registry, top) for k in answer_outputs(list(outputs))}
-    return {"draws": draws, "seed": seed, "factors": len(problem.factors),
+    with np.errstate(all="ignore"):
+        outputs = f(problem.values(unit))
+    sound = np.all([np.isfinite(v) for v in outputs.values()], axis=0)   # numerical faults: left out, counted
+    unit, outputs = unit[sound], {k: v[sound] for k, v in outputs.items()}
+    intervals = {k: _interval(v) for k, v in outputs.items()} if sound.any() else {}
+    drivers = {k: _correlates(problem, unit, outputs[k], registry, top) for k in answer_outputs(list(outputs))
+               if sound.sum() > 2}
+    return {"draws": draws, "draws_faulted": int((~sound).sum()), "seed": seed, "factors": len(problem.factors),
             "rho_noise_level": round(3.0 / np.sqrt(draws - 1), 3) if draws > 1 else None,
             "what": "typical patient per draw; registry uncertainty ranges of the drug-layer parameters (L0-L3)",
             "intervals": intervals, "drivers": drivers}
