@@ -128,3 +128,97 @@ def test_no_drug_no_tolerance(make_scenario):
     sc = make_scenario("  - {name: none}", days=3, step=1.0, n=2)
     out = simulate_chunk(sc, sc.arms[0], 0, 2).outputs
     np.testing.assert_allclose(out["cb1_surface_glu_stn_rel"], 1.0, atol=1e-12)
+
+
+def test_reversible_inhibition_acts_on_the_enzyme_that_is_left(registry):
+    """Half the FAAH protein covalently inactivated, CBD at the rat IC50 on the rest: 1 - 0.5 x 0.5."""
+    model = full_model()
+    p = typical_values(registry, cbd_faah_ic50_uM=registry["cbd_faah_ic50_rat"].value,
+                       cbd_fixed_free_nM=1000 * registry["cbd_faah_ic50_rat"].value)
+    states = {s: np.zeros((1, 1)) for s in model.states}
+    states["faah_inactivated_fraction"] = np.full((1, 1), 0.5)
+    out = outputs(model, p, states)
+    assert out["faah_inhibition"][0, 0] == pytest.approx(0.75)
+    assert out["faah_active_fraction"][0, 0] == pytest.approx(0.5)
+
+
+def test_no_pf04457845_leaves_faah_state_exactly_at_baseline(make_scenario, registry):
+    """Without PF-04457845 the FAAH protein state stays exactly at baseline, so every output is the
+    rapid-equilibrium one: FAAH inhibition is CBD's C / (C + IC50) alone."""
+    from ecsim.simulation import simulate_chunk
+    sc = make_scenario("  - {name: cbd, cbd: [{dose: 300 mg, times_h: [8, 20]}]}", days=3, step=1.0, n=3)
+    chunk = simulate_chunk(sc, sc.arms[0], 0, 3)
+    assert np.all(chunk.states["faah_inactivated_fraction"] == 0.0)
+    assert np.all(chunk.outputs["faah_active_fraction"] == 1.0)
+    c_uM = chunk.outputs["cbd_brain_free_nM"] / 1000
+    ic50 = registry["cbd_faah_ic50_human"].value
+    # 1 - (1 - x) in the model loses the last digits of a tiny x: an absolute tolerance on a fraction
+    np.testing.assert_allclose(chunk.outputs["faah_inhibition"], c_uM / (c_uM + ic50), rtol=0, atol=1e-15)
+
+
+def test_faah_protein_recovers_at_its_turnover_rate(chain, registry):
+    """Without drug, inactivated FAAH is replaced at k_deg = 0.0051 /h (Benson 2014): half-life 135.9 h."""
+    from ecsim.engine import Bolus, Grid, integrate
+    p = typical_values(registry)
+    traj = integrate(chain, p, [Bolus(0.0, "faah_inactivated_fraction", np.array([0.8]))], Grid(272.0, 1.0), 1)
+    u = traj["faah_inactivated_fraction"][0]
+    assert u[136] == pytest.approx(0.4, rel=2e-3)
+    assert u[272] == pytest.approx(0.2, rel=4e-3)
+
+
+def test_pf04457845_inhibits_faah_and_the_enzyme_returns_slowly(make_scenario):
+    """Li 2012: > 97 % FAAH inhibition with 0.5 mg once daily; after the last dose activity comes back
+    over days (new synthesis), not hours as a reversible inhibitor's would."""
+    from ecsim.simulation import simulate_chunk
+    arm = ("  - {name: pf, comedication: [{drug: pf04457845, steps: [{dose: 0.5 mg, times_h: [8], "
+           "to_day: 14}]}]}")
+    sc = make_scenario(arm, days=21, step=1.0, n=1)
+    sc = sc.model_copy(update={"population": sc.population.model_copy(update={"typical": True})})
+    out = simulate_chunk(sc, sc.arms[0], 0, 1).outputs
+    inhibition = out["faah_inhibition"][0]
+    assert inhibition[24 * 14] > 0.97
+    assert np.all((inhibition >= 0) & (inhibition <= 1))
+    assert inhibition[24 * 15] > 0.9, "still inhibited a day after the last dose"
+    assert inhibition[24 * 21] < inhibition[24 * 15], "recovering"
+    # no faster than new synthesis allows: the drug left can only slow recovery further
+    assert inhibition[24 * 21] >= inhibition[24 * 15] * np.exp(-0.0051 * 144)
+    assert out["aea_fold_plasma"][0, 24 * 14] > 3.5
+    plasma = out["pf04457845_plasma_ng_per_ml"][0]
+    assert plasma[24 * 21] < 0.02 * plasma[24 * 14] and inhibition[24 * 21] > 0.5, "enzyme still lost, drug gone"
+
+
+@pytest.mark.parametrize("case_id, parameter, value, expected", [
+    ("CRAV01_FAAH_KO", "aea_fm_faah_mouse", 0.9, 10.0),        # 1 / (1 - fm)
+    ("LONG09_MAGL", "twoag_fm_magl_mouse", 0.75, 4.0),          # 1 / (1 - fm)
+    ("GIUF99_D2", "aea_d2_release_gain_rat", 3.0, 4.0),         # 1 + gain
+])
+def test_rodent_cases_run_with_their_species_set(registry, case_id, parameter, value, expected):
+    """The mouse and rat cases read the rodent entries: changing one moves the case, the default does not."""
+    from ecsim.registry import Registry
+    from ecsim.validation import evaluate_case, load_cases
+    case = next(c for c in load_cases() if c.id == case_id)
+    changed = dict(registry.parameters)
+    changed[parameter] = changed[parameter].model_copy(update={"value": value})
+    first = evaluate_case(case, Registry(changed, registry.references))[0]
+    assert first.simulated == pytest.approx(expected)
+    default_name = parameter.rsplit("_", 1)[0]
+    changed = dict(registry.parameters)
+    changed[default_name] = changed[default_name].model_copy(update={"value": value})
+    assert evaluate_case(case, Registry(changed, registry.references))[0].simulated == pytest.approx(first.observed, rel=0.25)
+
+
+def test_rodent_must_show_cases_pass(registry):
+    """Cravatt 2001, Long 2009, Giuffrida 1999 and Bisogno 2001 with their species' parameter sets."""
+    from ecsim.validation import evaluate_case, load_cases
+    for case in (c for c in load_cases() if c.id in ("CRAV01_FAAH_KO", "LONG09_MAGL", "GIUF99_D2", "FAAH_SPECIES")):
+        assert case.scenario.species in ("rat", "mouse")
+        for result in evaluate_case(case, registry):
+            assert result.passed, result
+
+
+def test_species_set_leaves_human_untouched(registry):
+    from ecsim.ecs.species import species_registry
+    assert species_registry(registry, "human") is registry
+    mouse = species_registry(registry, "mouse")
+    assert mouse["aea_fm_faah"].source == "cravatt2001" and mouse["aea_fm_faah"].species == "mouse brain"
+    assert all(mouse[n].value == registry[n].value for n in ("cbd_cl", "aea_d2_release_gain"))

@@ -26,3 +26,19 @@ def test_roadrunner_reproduces_engine(chain, registry):
     res = rr.simulate(0, 72, grid.size, ["time", *compared])
     for i, state in enumerate(compared, start=1):
         np.testing.assert_allclose(res[:, i], ours[state][0], rtol=0, atol=1e-4 * np.abs(ours[state][0]).max(), err_msg=state)
+
+
+def test_roadrunner_reproduces_faah_turnover(chain, registry):
+    """PF-04457845 PK and the FAAH protein state (Magnus steps in the engine) against CVODE."""
+    rr = roadrunner.RoadRunner(to_sbml(chain, registry))
+    rr.integrator.relative_tolerance = 1e-10
+    rr.integrator.absolute_tolerance = 1e-14
+    p = typical_values(registry)
+    grid = Grid(96.0, 1.0)
+    ours = integrate(chain, p, [Bolus(0.0, "pf04457845_gut", np.array([5.0]))], grid, 1)
+    rr["pf04457845_gut"] = 5.0
+    compared = ("pf04457845_central", "faah_inactivated_fraction")
+    res = rr.simulate(0, 96, grid.size, ["time", *compared])
+    for i, state in enumerate(compared, start=1):
+        np.testing.assert_allclose(res[:, i], ours[state][0], rtol=0, atol=1e-4 * np.abs(ours[state][0]).max(), err_msg=state)
+    assert ours["faah_inactivated_fraction"][0, -1] > 0.5

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .ecs import ecs_submodel, synapse_submodel, tolerance_submodel
+from .ecs import ecs_submodel, faah_turnover_submodel, synapse_submodel, tolerance_submodel
 from .model.declaration import Model
 from .registry import Registry
-from .pk.model import cbd_submodel, clobazam_submodel, thc_submodel
+from .pk.model import cbd_submodel, clobazam_submodel, pf04457845_submodel, thc_submodel
 
 
 def typical_covariates(registry: Registry) -> dict[str, float]:
@@ -20,6 +20,7 @@ def typical_covariates(registry: Registry) -> dict[str, float]:
 
 @lru_cache(maxsize=1)
 def full_model() -> Model:
-    """Every submodel, in dependency order: drug levels before the targets they drive."""
-    return Model((cbd_submodel(), thc_submodel(), clobazam_submodel(), ecs_submodel(), tolerance_submodel(),
-                  synapse_submodel()))
+    """Every submodel, in dependency order: drug levels before the targets they drive; the FAAH
+    protein (turnover, covalent inactivation by PF-04457845) before the tone it sets."""
+    return Model((cbd_submodel(), thc_submodel(), clobazam_submodel(), pf04457845_submodel(),
+                  faah_turnover_submodel(), ecs_submodel(), tolerance_submodel(), synapse_submodel()))

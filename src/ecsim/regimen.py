@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Bolus, Grid
+from .pk.model import pf04457845_bolus
 from .products import absorption_rate_factors, cbd_bolus, clobazam_bolus, thc_bolus, thc_to_cbd
 from .scenario import Arm, DosingStep
 
@@ -23,7 +24,8 @@ def step_mg(step: DosingStep, weight_kg: np.ndarray) -> np.ndarray:
 
 
 def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
-    """Every bolus of the arm: CBD with the product's THC, extra THC, co-medications."""
+    """Every bolus of the arm: CBD with the product's THC, extra THC, co-medications (clobazam, or
+    the irreversible FAAH inhibitor PF-04457845)."""
     doses: list[Bolus] = []
     thc_ratio = thc_to_cbd(p, arm.product)
     for step in arm.cbd:
@@ -38,9 +40,10 @@ def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
         for t in dose_times(step, grid):
             doses.append(thc_bolus(p, t, step_mg(step, p["body_weight_kg"]), arm.route, arm.food))
     for co in arm.comedication:
+        bolus = pf04457845_bolus if co.drug == "pf04457845" else clobazam_bolus
         for step in co.steps:
             for t in dose_times(step, grid):
-                doses.append(clobazam_bolus(p, t, step_mg(step, p["body_weight_kg"])))
+                doses.append(bolus(p, t, step_mg(step, p["body_weight_kg"])))
     return doses
 
 

@@ -78,7 +78,9 @@ class DosingStep(_Strict):
 
 
 class CoMedication(_Strict):
-    drug: Literal["clobazam"]
+    """Another drug on its own schedule: clobazam, or PF-04457845 (oral irreversible FAAH inhibitor)."""
+
+    drug: Literal["clobazam", "pf04457845"]
     steps: list[DosingStep] = Field(min_length=1, max_length=50)
 
 

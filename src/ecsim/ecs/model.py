@@ -14,6 +14,11 @@ drug levels (hours), so they enter as algebraic outputs of the state (DESIGN §5
 
 Interventions (FAAH knockout or inhibitor, MAGL inhibitor, D2 agonist, fixed in-vitro CBD) and the
 species-specific FAAH IC50 are per-patient covariates.
+
+FAAH protein turns over in days, so the enzyme left after an irreversible inhibitor (PF-04457845)
+is a state (`faah_turnover_submodel`): synthesis equals degradation at baseline, covalent
+inactivation at k_inact/K_I times the inhibitor's concentration. Reversible inhibitors (CBD, the
+`faah_extra_inhibition` covariate) act on the enzyme that is left.
 """
 
 from __future__ import annotations
@@ -40,8 +45,13 @@ PARAMETERS = {
     "cbd_trpv1_ec50": "nmol/L", "cb1_recovery_rate": "1/h", "cb1_internalisation_rate": "1/h",
 }
 
+FAAH_TURNOVER = {"faah_degradation_rate": "1/h", "pf04457845_faah_kinact_ki": "L/nmol/h",
+                 "pf04457845_fu_plasma": "dimensionless"}
+FAAH_LOST = "faah_inactivated_fraction"   # 1 - active FAAH protein (covalently inactivated), 0 at baseline
+
 S = {name: sp.Symbol(name, real=True, nonnegative=True)
-     for name in [*PARAMETERS, *INTERVENTIONS, "cbd_free_nM", "thc_free_nM", "thc11oh_free_nM"]}
+     for name in [*PARAMETERS, *INTERVENTIONS, *FAAH_TURNOVER, FAAH_LOST, "cbd_free_nM", "thc_free_nM",
+                  "thc11oh_free_nM", "pf04457845_plasma_nM_total"]}
 
 
 def fraction(c: sp.Expr, k: sp.Expr) -> sp.Expr:
@@ -76,11 +86,14 @@ def _levels():
     return cbd_nM, cbd_nM / 1000, S["thc_free_nM"] + S["thc11oh_free_nM"]
 
 
-def _agonists(aea_site: str, with_drugs: bool = True) -> list[tuple[sp.Expr, sp.Expr, sp.Expr]]:
-    """(free concentration, K, tau) of each CB1 agonist at a synapse class."""
+def _agonists(aea_site: str, with_drugs: bool = True, reversible_only: bool = False
+              ) -> list[tuple[sp.Expr, sp.Expr, sp.Expr]]:
+    """(free concentration, K, tau) of each CB1 agonist at a synapse class. ``reversible_only``:
+    anandamide as raised by reversible FAAH inhibition only, without the turnover state."""
     _, _, thc_nM = _levels()
+    suffix = "_REVERSIBLE" if reversible_only else ""
     aea_fold, twoag_fold = (sp.Symbol(f"{n}", real=True, nonnegative=True)
-                            for n in (f"AEA_FOLD_{aea_site.upper()}", "TWOAG_FOLD"))
+                            for n in (f"AEA_FOLD_{aea_site.upper()}{suffix}", "TWOAG_FOLD"))
     # a synthetic full agonist (WIN 55,212-2, CP55940) given as its drug-free occupancy o:
     # [A]/K = o / (1 - o), with 2-AG's efficacy
     synthetic = S["synthetic_cb1_agonist_occupancy"] / (1 - S["synthetic_cb1_agonist_occupancy"])
@@ -98,20 +111,49 @@ def occupancy(agonists, nam: sp.Expr) -> sp.Expr:
     return sum(xs) / (1 + sum(xs))
 
 
+def faah_turnover_submodel() -> Submodel:
+    """Active FAAH protein with turnover and covalent inactivation by PF-04457845.
+
+    With E the active fraction of FAAH protein (1 at baseline: synthesis k_deg balances degradation
+    k_deg E) and C the unbound plasma PF-04457845 concentration, dE/dt = k_deg (1 - E) - k C E,
+    k = k_inact/K_I (the low-concentration limit of covalent inhibition, Ahn 2011). The state is the
+    inactivated fraction u = 1 - E, so it starts at 0 and stays exactly 0 without the drug:
+    du/dt = k C (1 - u) - k_deg u. Linear in u; C follows the drug's PK, so the engine takes Magnus
+    steps. Inactivated enzyme is degraded like the active one, so recovery after the last dose
+    follows new synthesis (half-life ln 2 / k_deg).
+    """
+    u = S[FAAH_LOST]
+    conc = S["pf04457845_fu_plasma"] * S["pf04457845_plasma_nM_total"]
+    rate = S["pf04457845_faah_kinact_ki"] * conc * (1 - u) - S["faah_degradation_rate"] * u
+    return Submodel(name="faah_turnover", description=faah_turnover_submodel.__doc__ or "",
+                    states={FAAH_LOST: "dimensionless"}, parameters=FAAH_TURNOVER, rates={FAAH_LOST: rate},
+                    outputs={"faah_active_fraction": 1 - u})
+
+
+def _aea_clearance(faah: sp.Expr, fabp: sp.Expr) -> sp.Expr:
+    """Anandamide clearance relative to baseline at a FAAH inhibition and an FABP inhibition."""
+    fm = S["aea_fm_faah"]
+    return fm * (1 - faah) * (1 - S["faah_fabp_dependence"] * fabp) + 1 - fm
+
+
 def ecs_submodel() -> Submodel:
     """Targets and tone: enzyme, carrier and receptor engagement; AEA and 2-AG folds."""
     cbd_nM, cbd_uM, thc_nM = _levels()
-    faah = combined(fraction(cbd_uM, S["cbd_faah_ic50_uM"]), S["faah_extra_inhibition"])
+    reversible = combined(fraction(cbd_uM, S["cbd_faah_ic50_uM"]), S["faah_extra_inhibition"])
+    faah = combined(reversible, S[FAAH_LOST])   # reversible inhibition of the enzyme that is left
     magl = combined(fraction(cbd_uM, S["cbd_magl_ic50"]), S["magl_extra_inhibition"])
     fabp = fraction(cbd_uM, S["cbd_fabp_ki"])
-    fm = S["aea_fm_faah"]
-    aea_clearance = fm * (1 - faah) * (1 - S["faah_fabp_dependence"] * fabp) + 1 - fm
+    d2 = 1 + S["aea_d2_release_gain"] * S["d2_agonist_occupancy"]
     algebra = {
-        "AEA_FOLD_BRAIN": 1 / aea_clearance,
-        "AEA_FOLD_STRIATUM": (1 + S["aea_d2_release_gain"] * S["d2_agonist_occupancy"]) / aea_clearance,
+        "AEA_FOLD_BRAIN": 1 / _aea_clearance(faah, fabp),
+        "AEA_FOLD_STRIATUM": d2 / _aea_clearance(faah, fabp),
+        # what CB1 tolerance sees (see tolerance_submodel): reversible FAAH inhibition only
+        "AEA_FOLD_BRAIN_REVERSIBLE": 1 / _aea_clearance(reversible, fabp),
+        "AEA_FOLD_STRIATUM_REVERSIBLE": d2 / _aea_clearance(reversible, fabp),
         "TWOAG_FOLD": 1 / (S["twoag_fm_magl"] * (1 - magl) + 1 - S["twoag_fm_magl"]),
     }
-    aea_brain, aea_striatum, twoag = (sp.Symbol(k, real=True, nonnegative=True) for k in algebra)
+    aea_brain, aea_striatum, twoag = (sp.Symbol(k, real=True, nonnegative=True)
+                                      for k in ("AEA_FOLD_BRAIN", "AEA_FOLD_STRIATUM", "TWOAG_FOLD"))
     outputs = {
         "faah_inhibition": faah, "magl_inhibition": magl, "fabp_inhibition": fabp,
         "aea_fold_brain": aea_brain, "aea_fold_striatum": aea_striatum, "aea_fold_plasma": aea_brain,
@@ -142,7 +184,10 @@ def tolerance_submodel() -> Submodel:
 
     With R the surface fraction, dR/dt = k_rec (1 - R) - k_int occ R; the state is the deviation
     y = R - R0 from the drug-free steady state R0 = k_rec / (k_rec + k_int occ0), so it starts at 0.
-    Linear in y; occ depends on drug levels, so the engine takes Magnus steps.
+    Linear in y; occ depends on drug levels, so the engine takes Magnus steps. Anandamide here is
+    raised by reversible FAAH inhibition only: the engine's Magnus blocks read constant-coefficient
+    blocks, not each other, so the FAAH turnover state does not reach tolerance (chronic MAGL
+    blockade desensitised CB1 in mice, Schlosburg 2010; its FAAH arm is recalled, not re-read, as not).
     """
     _, cbd_uM, _ = _levels()
     nam = cbd_uM / S["cbd_cb1_nam_kb"]
@@ -154,7 +199,8 @@ def tolerance_submodel() -> Submodel:
         r0 = k_rec / (k_rec + k_int * occ0)
         algebra[f"CB1_R0_{name}"] = r0
         states[str(y)] = "dimensionless"
-        rates[str(y)] = k_rec * (1 - r0 - y) - k_int * occupancy(_agonists(aea_site), nam) * (r0 + y)
+        occ = occupancy(_agonists(aea_site, reversible_only=True), nam)
+        rates[str(y)] = k_rec * (1 - r0 - y) - k_int * occ * (r0 + y)
     return Submodel(name="cb1_tolerance", description=tolerance_submodel.__doc__ or "", states=states,
                     parameters={}, rates=rates, algebra=algebra)
 

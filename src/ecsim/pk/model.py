@@ -12,6 +12,7 @@ from functools import lru_cache
 
 import sympy as sp
 
+from ..engine import Bolus
 from ..model.declaration import Model, Submodel, symbols
 from .compartments import WEIGHT, disposition, scaled_clearance, scaled_volume, transit_absorption
 
@@ -163,3 +164,46 @@ def clobazam_submodel() -> Submodel:
 def pk_model() -> Model:
     """The L1 model, in dependency order (CBD before clobazam)."""
     return Model((cbd_submodel(), thc_submodel(), clobazam_submodel()))
+
+
+PF_STATES = ("pf04457845_gut", "pf04457845_central", "pf04457845_periph", "pf04457845_eliminated")
+
+
+def pf04457845_submodel() -> Submodel:
+    """PF-04457845, the irreversible FAAH inhibitor of Li et al. 2012, in healthy adults.
+
+    The two-compartment model with first-order absorption of Benson et al. 2014 (BIOMD0000000512),
+    whose PK part was fitted to the phase I data Li 2012 published: distribution and elimination as
+    first-order rate constants on amounts, concentration = central amount / V. Benson's second,
+    saturable elimination pathway (Vmax 1511 ng/h, Km 26.1 ng/L) is left out: it is not linear in the
+    state, and above about 1 ng/mL it removes under 3 % of what the linear pathway removes (it matters
+    for the lowest doses and for the washout tail, see docs/ecs.md). The dose-dependent
+    bioavailability (Emax in the dose) is applied to the bolus (`pf04457845_bolus`). No allometric
+    scaling: the source gives one typical adult.
+    """
+    gut, central, periph, sink = symbols(" ".join(PF_STATES))
+    ka, v, k12, k21, kel, mw = symbols("pf04457845_ka pf04457845_v pf04457845_k12 pf04457845_k21 "
+                                       "pf04457845_kel pf04457845_mw")
+    rates = {"pf04457845_gut": -ka * gut,
+             "pf04457845_central": ka * gut - (kel + k12) * central + k21 * periph,
+             "pf04457845_periph": k12 * central - k21 * periph,
+             "pf04457845_eliminated": kel * central}
+    return Submodel(
+        name="pf04457845", description=pf04457845_submodel.__doc__ or "",
+        states={s: "umol" for s in PF_STATES},
+        parameters={"pf04457845_ka": "1/h", "pf04457845_v": "L", "pf04457845_k12": "1/h",
+                    "pf04457845_k21": "1/h", "pf04457845_kel": "1/h", "pf04457845_mw": "g/mol"},
+        rates=rates,
+        algebra={"pf04457845_plasma_nM_total": 1000 * central / v},
+        outputs={"pf04457845_plasma_ng_per_ml": central / v * mw})
+
+
+def pf04457845_bioavailability(p: dict, mg):
+    """Oral bioavailability of one dose (Benson 2014): F = Fmax D / (ED50 + D), D in mg. It rises
+    with the dose, which gives the supraproportional exposure Li 2012 saw from 0.1 to 10 mg."""
+    return p["pf04457845_f_max"] * mg / (p["pf04457845_f_ed50"] + mg)
+
+
+def pf04457845_bolus(p: dict, time_h: float, mg):
+    """An oral dose of PF-04457845 (mg, per patient) as the amount (µmol) reaching the gut depot."""
+    return Bolus(time_h, "pf04457845_gut", 1000.0 * mg * pf04457845_bioavailability(p, mg) / p["pf04457845_mw"])

@@ -8,6 +8,7 @@ import numpy as np
 from scipy import stats
 
 from ..circuit.regions import REGIONS
+from ..ecs.species import species_registry
 from ..errors import InputError
 from ..registry import Registry, default_registry
 from ..simulation import Chunk, simulate_chunk
@@ -32,13 +33,14 @@ class MetricResult:
 
 def simulate_case(case: Case, registry: Registry, n: int | None = None, typical: bool = False
                   ) -> dict[str, Chunk]:
-    """Every arm of the case's scenario, for ``n`` virtual patients (typical patient if asked)."""
+    """Every arm of the case's scenario, for ``n`` virtual patients (typical patient if asked), with
+    the parameter set of the scenario's species (rat and mouse values where the registry has them)."""
     scenario = case.scenario
     if typical:
         scenario = scenario.model_copy(update={"population": scenario.population.model_copy(
             update={"typical": True})})
     n = 1 if typical else (n or case.n_simulated)
-    reg = registry.with_overrides(scenario.parameters)
+    reg = species_registry(registry, scenario.species).with_overrides(scenario.parameters)
     return {arm.name: simulate_chunk(scenario, arm, 0, n, registry=reg) for arm in scenario.arms}
 
 
