@@ -9,36 +9,72 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .circuit.phenotypes import PHENOTYPES
 from .circuit.regions import REGIONS
+from . import safe_yaml
 from .errors import InputError
 from .population import CYP2C19, Hepatic
 from .products import Food, Formulation, Product, Route
 from .units import convert, registry as unit_registry
 
 MAX_PATIENTS = 10_000_000
-MAX_FILE_BYTES = 1_000_000
+MAX_FILE_BYTES = safe_yaml.MAX_BYTES
+MAX_DOSE_MG = 100_000.0
+"""Largest single dose, 100 g: 16 times the largest studied (6000 mg CBD, Taylor 2018)."""
+MAX_DOSE_MG_PER_KG = 1_000.0
+"""Largest weight-based single dose: 10 times the largest rodent doses in the case files."""
+MAX_OUTPUT_TIMES = 100_000
+"""Most output times per patient (duration / output_step_h): two years at 10-minute steps; the
+engine keeps every state at each, so a 1e-6 h step would need terabytes."""
+MAX_VISITS = 1_000
+"""Most clinical visits (duration / visit_interval_days): daily visits for two years."""
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data):
+        """pydantic reads true/false as 1/0 in number fields; a YAML 'yes' there is a mistake."""
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                given = data.get(name)
+                items = given if isinstance(given, list) else [given]
+                if any(isinstance(x, bool) for x in items) and not _mentions_bool(field.annotation):
+                    raise InputError(name, given, f"{_describe_type(field.annotation)}, not true/false")
+        return data
+
+
+def _mentions_bool(tp) -> bool:
+    return tp is bool or any(_mentions_bool(a) for a in get_args(tp))
+
+
+def _describe_type(tp) -> str:
+    text = str(tp)
+    if "list" in text:
+        return "a list of numbers"
+    if tp is str:
+        return "text"
+    if tp in (int, float) or "float" in text or "int" in text:
+        return "a number"
+    return "one of the values in docs/scenarios.md"
 
 
 class Dose(_Strict):
     """A fixed amount (mg) or a weight-based amount (mg/kg)."""
 
-    mg: float = 0.0
-    mg_per_kg: float = 0.0
+    mg: float = Field(default=0.0, ge=0, le=MAX_DOSE_MG)
+    mg_per_kg: float = Field(default=0.0, ge=0, le=MAX_DOSE_MG_PER_KG)
 
     @classmethod
     def parse(cls, given: object, field: str) -> "Dose":
         if isinstance(given, (int, float)) and not isinstance(given, bool):
-            return cls(mg=_non_negative(float(given), field))
+            return cls(mg=_amount(float(given), given, field, MAX_DOSE_MG, "mg"))
         if not isinstance(given, str):
             raise InputError(field, given, "a dose like '25 mg', '10 mg/kg' or a number of mg")
         number, _, unit = given.strip().partition(" ")
@@ -49,10 +85,17 @@ class Dose(_Strict):
         unit = unit.strip() or "mg"
         dims = unit_registry().Unit(unit).dimensionality if _is_unit(unit) else None
         if dims == unit_registry().Unit("mg").dimensionality:
-            return cls(mg=convert(value, unit, "mg", field=field))
+            return cls(mg=_amount(convert(value, unit, "mg", field=field), given, field, MAX_DOSE_MG, "mg"))
         if dims is not None and not dims:
-            return cls(mg_per_kg=convert(value, unit, "mg/kg", field=field))
+            return cls(mg_per_kg=_amount(convert(value, unit, "mg/kg", field=field), given, field,
+                                         MAX_DOSE_MG_PER_KG, "mg/kg"))
         raise InputError(field, given, "a mass ('mg', 'g') or mass per body weight ('mg/kg')")
+
+
+def _amount(value: float, given: object, field: str, limit: float, unit: str) -> float:
+    if not 0 <= value <= limit:
+        raise InputError(field, given, f"a dose from 0 to {limit:g} {unit}")
+    return value
 
 
 class DosingStep(_Strict):
@@ -66,7 +109,7 @@ class DosingStep(_Strict):
     @field_validator("dose", mode="before")
     @classmethod
     def _dose(cls, v):
-        if isinstance(v, (Dose, dict)):
+        if isinstance(v, (Dose, dict)):   # {mg: ..., mg_per_kg: ...}: as written by model_dump
             return v
         return Dose.parse(v, "dose")
 
@@ -180,6 +223,22 @@ class Scenario(_Strict):
     parameters: dict[str, float | str] = Field(default_factory=dict)
     trial: Trial = Trial()
 
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _overrides(cls, given):
+        """Names, units and ranges of parameter overrides are checked against the registry here,
+        when the file is read, not when the simulation starts."""
+        if not isinstance(given, dict):
+            raise InputError("parameters", given, "a mapping of parameter name to value, e.g. {cbd_cl: '80 L/h'}")
+        for name, value in given.items():
+            if not isinstance(name, str):
+                raise InputError("parameters", name, "parameter names listed by `ecsim params`")
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise InputError(f"parameters.{name}", value, "a number, or a number and unit like '80 L/h'")
+        from .registry import default_registry
+        default_registry().with_overrides(given)
+        return given
+
     def visit_days(self) -> list[float]:
         """Clinical visits: day 0, then every ``visit_interval_days``, and the last day."""
         n = int(self.duration_days // self.visit_interval_days + 1e-9)
@@ -207,6 +266,14 @@ class Scenario(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scenario":
+        steps = self.duration_days * 24 / self.output_step_h
+        if steps > MAX_OUTPUT_TIMES:
+            raise InputError("output_step_h", self.output_step_h, f"at least {self.duration_days * 24 / MAX_OUTPUT_TIMES:.3g} "
+                             f"h for {self.duration_days:g} days (at most {MAX_OUTPUT_TIMES} output times)")
+        if self.duration_days / self.visit_interval_days > MAX_VISITS:
+            raise InputError("visit_interval_days", self.visit_interval_days,
+                             f"at least {self.duration_days / MAX_VISITS:.3g} days for {self.duration_days:g} days "
+                             f"(at most {MAX_VISITS} visits)")
         names = [a.name for a in self.arms]
         if len(set(names)) != len(names):
             raise ValueError("arm names must be unique")
@@ -243,6 +310,8 @@ def _non_negative(value: float, field: str) -> float:
 
 
 def _is_unit(text: str) -> bool:
+    if not safe_yaml.plain_unit(text):
+        return False
     try:
         unit_registry().Unit(text)
         return True
@@ -259,24 +328,24 @@ def embedded_scenarios() -> list[str]:
 def load_scenario(path: str | Path | None) -> Scenario:
     """Read and validate a scenario file; ``None`` gives the embedded default, and the name of an
     embedded scenario (``claims-doses``) loads that one when no such file exists."""
-    if path is None or (not Path(path).exists() and str(path) in embedded_scenarios()):
+    if path is None or (str(path) in embedded_scenarios() and not _exists(Path(path))):
         name = "default" if path is None else str(path)
         text = resources.files("ecsim.data.scenarios").joinpath(f"{name}.yaml").read_text()
         return parse_scenario(text, f"{name}.yaml")
     return parse_scenario(read_text_file(Path(path), "scenario"), str(path))
 
 
-def read_text_file(path: Path, field: str) -> str:
-    """A small UTF-8 text file, or an InputError that says why not."""
-    if not path.is_file():
-        names = ", ".join(embedded_scenarios()) if field == "scenario" else ""
-        raise InputError(field, str(path), "an existing file" + (f" or one of: {names}" if names else ""))
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise InputError(field, str(path), f"a file under {MAX_FILE_BYTES} bytes")
+def _exists(path: Path) -> bool:
     try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(field, str(path), "a UTF-8 text (YAML) file") from None
+        return path.exists()
+    except (OSError, ValueError):   # a name too long, a NUL byte in it
+        return False
+
+
+def read_text_file(path: Path, field: str) -> str:
+    """A small UTF-8 text file (at most `MAX_FILE_BYTES`), or an InputError that says why not."""
+    names = ", ".join(embedded_scenarios()) if field == "scenario" else ""
+    return safe_yaml.read_text(Path(path), field, names)
 
 
 def parse_scenario(text: str, origin: str = "scenario") -> Scenario:
@@ -284,41 +353,84 @@ def parse_scenario(text: str, origin: str = "scenario") -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as exc:
-        raise pydantic_to_input_error(exc) from None
+        raise pydantic_to_input_error(exc, Scenario) from None
 
 
 def parse_yaml_mapping(text: str, origin: str) -> dict:
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(origin, f"invalid YAML{where}", "a YAML mapping") from None
-    except RecursionError:
-        raise InputError(origin, "too deeply nested", "a YAML mapping of modest depth") from None
-    if not isinstance(data, dict):
-        raise InputError(origin, type(data).__name__, "a YAML mapping (key: value lines)")
-    return data
+    """A YAML mapping, read with the limits of `ecsim.safe_yaml` (size, depth, aliases, duplicate keys)."""
+    return safe_yaml.load_mapping(text, origin)
 
 
-def pydantic_to_input_error(exc: ValidationError) -> InputError:
-    """The first validation problem as an InputError naming the field path."""
-    err = exc.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or "scenario"
+class _Missing:
+    def __repr__(self) -> str:
+        return "nothing"
+
+
+def pydantic_to_input_error(exc: ValidationError, model: type[BaseModel] | None = None) -> InputError:
+    """The first validation problem as an InputError naming the field path: a value that was given
+    and is wrong before one that is missing (a misspelt key gives both; the misspelling says more).
+    With ``model`` (the class validated), an unknown field's error lists the fields allowed there."""
+    errors = exc.errors()   # also FastAPI's RequestValidationError, whose errors() takes no arguments
+    err = next((e for e in errors if e["type"] != "missing"), errors[0])
+    loc = _plain_loc(err["loc"], keep_last=err["type"] == "extra_forbidden")
+    where = ".".join(str(x) for x in loc) or "scenario"
     if isinstance(err.get("ctx", {}).get("error"), InputError):
         inner = err["ctx"]["error"]
-        return InputError(_field_path(err["loc"], inner.field), inner.value, inner.allowed)
-    message = err["msg"].removeprefix("Value error, ")
+        return InputError(_field_path(loc, inner.field), inner.value, inner.allowed)
+    message = err["msg"].removeprefix("Value error, ").removeprefix("Input should be ")
     given = err.get("input")
+    if err["type"] == "missing":
+        return InputError(where, _Missing(), "a value: this field is required")
+    if err["type"] == "extra_forbidden":
+        known = _fields_at(model, loc[:-1]) if model is not None else None
+        allowed = "one of the fields " + ", ".join(known) if known else "no such field (see docs/scenarios.md)"
+        return InputError(where, given, allowed)
     if isinstance(given, dict) and err["type"] == "value_error":   # a check across fields: the message says which
         given = "this combination"
     return InputError(where, given, message)
 
 
+def _plain_loc(loc: tuple, keep_last: bool) -> tuple:
+    """``loc`` without pydantic's tags for union members ('float', 'function-after[...]')."""
+    tags = {"float", "int", "str", "bool", "none", "[key]"}
+    body, last = (loc[:-1], loc[-1:]) if keep_last and loc else (loc, ())
+    kept = tuple(x for x in body if not (isinstance(x, str) and (x in tags or ("[" in x and x.endswith("]")))))
+    return kept + tuple(last)
+
+
+def _fields_at(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The field names of the model found at ``loc`` inside ``model`` (None if it cannot be told)."""
+    current: object = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = _model_in(current.model_fields[part].annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def _model_in(tp) -> object:
+    """The pydantic model inside an annotation such as ``Arm``, ``list[Arm]`` or ``Botulinum | None``."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return tp
+    for arg in get_args(tp):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _field_path(loc: tuple, named: str) -> str:
     """Where an InputError raised inside validation points: a field validator's own location, or,
     for a check across a block's fields, the block's location followed by the field it names."""
-    where = ".".join(str(x) for x in loc)
-    if where and where.split(".")[-1] == named.split(".")[-1]:
-        return where
-    return f"{where}.{named}" if where else named
+    where = [str(x) for x in loc]
+    parts = named.split(".")
+    if where[-1:] == parts[-1:]:
+        return ".".join(where)
+    for k in range(min(len(where), len(parts)), 0, -1):   # 'scenario.parameters' + 'parameters.x'
+        if where[-k:] == parts[:k]:
+            return ".".join(where + parts[k:])
+    return ".".join(where + parts)

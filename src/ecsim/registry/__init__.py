@@ -20,7 +20,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InputError
+from ..safe_yaml import plain_unit
 from ..units import convert
+
+MAX_OVERRIDE_FACTOR = 1e6
+"""An override may be at most this many times the registry's value (or its uncertainty bound, the
+larger): far beyond any what-if question or fit, well short of overflow in the engine."""
 
 Kind = Literal["measured", "derived", "fitted", "assumption"]
 
@@ -125,10 +130,16 @@ class Registry:
         return [self.references[k] for k in sorted(keys)]
 
     def with_overrides(self, overrides: dict[str, float | str]) -> "Registry":
-        """A copy with some values replaced; strings like ``'80 L/h'`` carry their unit."""
+        """A copy with some values replaced; strings like ``'80 L/h'`` carry their unit. Each value
+        must be finite, of the registry's sign (see `override_range`) and within
+        `MAX_OVERRIDE_FACTOR` of its scale; anything else is an InputError naming the parameter."""
+        if not isinstance(overrides, dict):
+            raise InputError("parameters", overrides, "a mapping of parameter name to value")
         params = dict(self.parameters)
         for name, given in overrides.items():
-            params[name] = _override(self[name], given)
+            if not isinstance(name, str) or name not in self.parameters:
+                raise InputError(f"parameters.{name}", name, "a name listed by `ecsim params`")
+            params[name] = _override(self.parameters[name], given)
         return Registry(params, self.references)
 
     def digest(self) -> str:
@@ -137,14 +148,39 @@ class Registry:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def override_range(entry: Parameter) -> tuple[float, float, str]:
+    """(lowest, highest, sign rule) an override of ``entry`` may take, in the entry's unit.
+
+    Negative values only where the registry's value or uncertainty range is negative (e.g. a bias);
+    zero only where that range reaches zero (a pathway that may be absent); otherwise above zero.
+    The magnitude is at most `MAX_OVERRIDE_FACTOR` times the larger of the value and its bounds."""
+    spread = entry.uncertainty
+    bounds = [b for b in (entry.value, spread.low, spread.high) if b is not None]
+    scale = max(abs(b) for b in bounds) or 1.0
+    top = MAX_OVERRIDE_FACTOR * scale
+    if min(bounds) < 0:
+        return -top, top, "any sign"
+    if min(bounds) == 0:
+        return 0.0, top, "zero or above"
+    return 0.0, top, "above zero"
+
+
 def _override(entry: Parameter, given: float | str) -> Parameter:
     field = f"parameters.{entry.name}"
-    if isinstance(given, (int, float)) and not isinstance(given, bool):
-        value = float(given)
+    if isinstance(given, bool) or not isinstance(given, (int, float, str)):
+        raise InputError(field, given, f"a number, or a number and unit convertible to {entry.unit!r}")
+    if isinstance(given, str):
+        value = _parse_quantity(given, entry.unit, field)
     else:
-        value = _parse_quantity(str(given), entry.unit, field)
-    if not value == value or value in (float("inf"), float("-inf")):
-        raise InputError(field, given, "a finite number")
+        try:
+            value = float(given)
+        except OverflowError:   # an integer beyond float range
+            value = float("inf")
+    low, high, sign = override_range(entry)
+    inside = low <= value <= high and (value > 0 or sign != "above zero")
+    if not inside:   # also NaN and infinities
+        raise InputError(field, given, f"a finite number of {entry.unit}, {sign}, up to {high:.3g} in size "
+                                       f"(10^6 times the registry's {high / MAX_OVERRIDE_FACTOR:g})")
     return entry.model_copy(update={"value": value, "kind": "assumption", "source": "assumption",
                                     "reason": f"user override (registry value {entry.value} {entry.unit})"})
 
@@ -155,7 +191,14 @@ def _parse_quantity(text: str, unit: str, field: str) -> float:
         number = float(parts[0])
     except (ValueError, IndexError):
         raise InputError(field, text, f"a number or 'number unit' convertible to {unit}") from None
-    return number if len(parts) == 1 else convert(number, parts[1], unit, field=field)
+    if len(parts) == 1:
+        return number
+    if not plain_unit(parts[1]):
+        raise InputError(field, text, f"a number and a plain unit convertible to {unit!r}, e.g. '80 {unit}'")
+    try:
+        return convert(number, parts[1], unit, field=field)
+    except InputError as exc:
+        raise InputError(field, text, exc.allowed) from None
 
 
 @lru_cache(maxsize=1)

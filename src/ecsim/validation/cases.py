@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from ..circuit.clinical import clinical_output_names
 from ..errors import InputError
-from ..scenario import Scenario, parse_yaml_mapping, pydantic_to_input_error, read_text_file
+from ..scenario import Scenario, _Strict, parse_yaml_mapping, pydantic_to_input_error, read_text_file
 
 Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv", "arithmetic_cv",
                     "arithmetic_sd", "fraction_positive", "fraction_at_most"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Quantity(_Strict):
@@ -100,13 +97,35 @@ class Metric(_Strict):
         return [self.quantity] if self.quantity else list(self.ratio_of or self.correlation_of)
 
 
-def _check_clinical(metric: str, q: Quantity, scenario: Scenario) -> None:
-    """Clinical outputs only at visits that exist, and only with a phenotype; NCA only on drug outputs."""
+@lru_cache(maxsize=1)
+def drug_output_names() -> frozenset[str]:
+    """Outputs of the drug and endocannabinoid layers (what the NCA measures apply to)."""
+    from ..chain import full_model
+    return frozenset(full_model().outputs)
+
+
+def _check_clinical(metric: str, q: Quantity, scenario: Scenario, sampling_h: list[float]) -> None:
+    """Clinical outputs only at visits that exist, and only with a phenotype; NCA only on drug
+    outputs, at times inside the simulated span, over windows that hold sampling times."""
     clinical = clinical_output_names()
     where = f"metrics.{metric}"
     if q.measure != "visit":
         if q.output in clinical:
             raise InputError(f"{where}.measure", q.measure, f"visit (with at_day): {q.output} is a clinical output")
+        if q.output not in drug_output_names():
+            raise InputError(f"{where}.output", q.output, "a drug or tone output of the model, e.g. "
+                             "cbd_plasma_ng_per_ml or faah_inhibition (list in docs/case-files.md)")
+        end = scenario.duration_days * 24
+        if q.at_h is not None and not 0 <= q.at_h <= end:
+            raise InputError(f"{where}.at_h", q.at_h, f"an hour from 0 to {end:g} (the scenario's duration)")
+        if q.measure != "c_at":
+            lo, hi = q.window_h if q.window_h is not None else (0.0, end)
+            if not 0 <= lo < hi:
+                raise InputError(f"{where}.window_h", list(q.window_h), "[start, end] hours with 0 <= start < end")
+            inside = [t for t in sampling_h if lo - 1e-9 <= t <= min(hi, end) + 1e-9]
+            if len(inside) < 2:
+                raise InputError(f"{where}.window_h", [lo, hi], "a window holding at least two of sampling_h "
+                                 f"within the simulated {end:g} h")
         return
     if scenario.population.phenotype is None:
         raise InputError(f"{where}.measure", q.measure, "an NCA measure, or set scenario.population.phenotype")
@@ -140,7 +159,17 @@ class Case(_Strict):
             for q in m.quantities():
                 if q.arm not in arms:
                     raise ValueError(f"metric {m.id}: arm {q.arm!r} is not one of {sorted(arms)}")
-                _check_clinical(m.id, q, self.scenario)
+                _check_clinical(m.id, q, self.scenario, self.sampling_h)
+        return self
+
+    @model_validator(mode="after")
+    def _sampling(self) -> "Case":
+        end = self.scenario.duration_days * 24
+        for a, b in zip(self.sampling_h, self.sampling_h[1:]):
+            if not b > a:
+                raise InputError("sampling_h", b, f"hours in increasing order (after {a:g})")
+        if not 0 <= self.sampling_h[0] or self.sampling_h[-1] > end + 1e-9:
+            raise InputError("sampling_h", self.sampling_h, f"hours from 0 to {end:g} (the scenario's duration)")
         return self
 
 
@@ -149,7 +178,7 @@ def load_case(path: Path) -> Case:
     try:
         return Case.model_validate(data)
     except ValidationError as exc:
-        err = pydantic_to_input_error(exc)
+        err = pydantic_to_input_error(exc, Case)
         raise InputError(f"{path.name}: {err.field}", err.value, err.allowed) from None
 
 
@@ -159,7 +188,11 @@ def load_cases(folder: Path | None = None) -> list[Case]:
         root = resources.files("ecsim.data.cases")
         files = sorted((p for p in root.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
         return [load_case(Path(str(p))) for p in files]
-    if not folder.is_dir():
+    try:
+        is_dir = folder.is_dir()
+    except (OSError, ValueError):   # a name too long, a NUL byte in it
+        is_dir = False
+    if not is_dir:
         raise InputError("--cases", str(folder), "an existing folder of *.yaml case files")
     files = sorted(folder.glob("*.yaml"))
     if not files:
