@@ -561,7 +561,7 @@ FLAG_VALUES = st.one_of(
     st.text(max_size=12),
 )
 FLAGS = {
-    "run": ["--patients", "--seed", "--workers", "--out", "--scheduler"],
+    "run": ["--patients", "--seed", "--workers", "--out", "--scheduler", "--chunk", "--resume"],
     "targets": ["--patients"],
     "circuit": ["--phenotype", "--levodopa"],
     "sensitivity": ["--samples", "--trajectories", "--top", "--method", "--seed"],
@@ -588,7 +588,7 @@ def test_cli_flags(command):
     def check(pairs):
         argv = [command]
         for flag, value in pairs:
-            if flag in ("--out", "--data-dir", "--cases"):
+            if flag in ("--out", "--data-dir", "--cases", "--resume"):
                 value = _safe_path(value)
             argv += [flag] if flag == "--json" else [flag, value]
         if command == "serve":
