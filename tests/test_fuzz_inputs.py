@@ -635,3 +635,13 @@ def test_cli_parse_errors_show_the_value(argv, value):
     with stopped(argv[0]):
         status, err = run_cli(argv)
     assert_cli_refused(status, err, value)
+
+
+@pytest.mark.parametrize("text", ["parameters: {a: 1}", "parameters: [1]", "[1]", "parameters: {a: {value: x}}",
+                                  "parameters: {a: null}", "a: 1\na: 2\n"])
+def test_parameter_files_with_bad_entries(text):
+    """A parameter file being written (a developer's input) fails with one line, not a TypeError."""
+    from ecsim.registry import _load_parameters
+    with pytest.raises(InputError) as caught:
+        _load_parameters(text, "new.yaml")
+    assert_one_line(caught.value)

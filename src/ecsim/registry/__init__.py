@@ -16,11 +16,10 @@ from functools import lru_cache
 from importlib import resources
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..errors import InputError
-from ..safe_yaml import plain_unit
+from ..safe_yaml import load as load_yaml, plain_unit
 from ..units import convert
 
 MAX_OVERRIDE_FACTOR = 1e6
@@ -215,22 +214,37 @@ def default_registry() -> Registry:
 
 
 def _load_references(text: str) -> dict[str, Reference]:
-    raw = yaml.safe_load(text) or {}
-    return {key: Reference(key=key, **entry) for key, entry in raw.items()}
+    out = {}
+    for key, entry in _entries(load_yaml(text, "bibliography.yaml") or {}, "bibliography.yaml").items():
+        out[key] = _validated(Reference, entry, key, f"bibliography.yaml:{key}")
+    return out
 
 
 def _load_parameters(text: str, filename: str) -> dict[str, Parameter]:
-    raw = yaml.safe_load(text) or {}
+    raw = _entries(load_yaml(text, filename) or {}, filename)
     out = {}
-    for name, entry in (raw.get("parameters") or {}).items():
-        try:
-            out[name] = Parameter(name=name, **entry)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(x) for x in err["loc"])
-            raise InputError(f"{filename}:{name}.{where}", err.get("input"), err["msg"]) from None
+    for name, entry in _entries(raw.get("parameters") or {}, f"{filename}:parameters").items():
+        out[name] = _validated(Parameter, entry, name, f"{filename}:{name}")
         convert(out[name].value, out[name].unit, out[name].unit, field=f"{filename}:{name}.unit")
     return out
+
+
+def _entries(raw: object, where: str) -> dict:
+    if not isinstance(raw, dict):
+        raise InputError(where, type(raw).__name__, "a mapping of names to entries")
+    return raw
+
+
+def _validated(model, entry: object, name: str, where: str):
+    """A registry entry (a mapping of its fields) as ``model``, or a one-line InputError."""
+    if not isinstance(entry, dict):
+        raise InputError(where, entry, "a mapping of the entry's fields (see docs/parameters.md)")
+    try:
+        return model(**{**entry, "name" if model is Parameter else "key": name})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(x) for x in err["loc"])
+        raise InputError(f"{where}.{loc}" if loc else where, err.get("input"), err["msg"]) from None
 
 
 def _merge(into: dict[str, Parameter], new: dict[str, Parameter]) -> None:
