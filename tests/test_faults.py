@@ -169,3 +169,18 @@ def test_parameter_uncertainty_leaves_out_faulted_draws(monkeypatch):
     doc = uncertainty.parameter_uncertainty(small_trial(2), default_registry(), draws=6, seed=3)
     assert doc["draws_faulted"] == 1
     assert all(np.isfinite([v["p05"], v["median"], v["p95"]]).all() for v in doc["intervals"].values())
+
+
+def test_a_parameter_set_that_silences_the_normal_circuit_is_one_line(tmp_path, capsys):
+    """A tenfold GPe -> GPi weight leaves the normal GPi silent, so its rate cannot be scaled to Hz
+    (this used to be a ZeroDivisionError traceback)."""
+    from ecsim.registry import default_registry
+    weight = default_registry()["cbg_w_gpe_gpi"].value * 10
+    doc = small_trial(4).model_dump(mode="json") | {"parameters": {"cbg_w_gpe_gpi": weight}}
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(doc))
+    assert main(["run", str(path), "--out", str(tmp_path / "out"), "--no-report", "--json"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: under these parameter values the normal basal-ganglia circuit has no resting "
+                          "activity in GPI") and "\n" not in err
+    assert not (tmp_path / "out").exists()

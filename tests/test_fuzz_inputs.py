@@ -626,9 +626,6 @@ def test_cli_bad_flags_name_the_flag(argv, named):
     assert_cli_refused(status, err, named)
 
 
-@pytest.mark.xfail(strict=True, reason="typer's own parse errors (a non-number for an int flag) name the flag "
-                   "and what is allowed but not the value given; needs the fix in cli.main described in the "
-                   "issue 8 report (show the raw argv token)")
 @pytest.mark.parametrize("argv, value", [(["run", "--patients", "abc"], "abc"),
                                          (["serve", "--port", "1.5"], "1.5")])
 def test_cli_parse_errors_show_the_value(argv, value):

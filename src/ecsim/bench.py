@@ -1,7 +1,7 @@
 """`ecsim bench`: the engine against libroadrunner (CVODE) and SciPy on the same patients.
 
 Workload (fixed, so numbers compare across machines and versions): the full ODE model,
-`ecsim.chain.full_model()` (28 states: CBD, 7-OH- and 7-COOH-CBD, THC and 11-OH-THC, clobazam and
+`ecsim.chain.full_model()` (33 states: CBD, 7-OH- and 7-COOH-CBD, THC and 11-OH-THC, clobazam and
 N-desmethylclobazam with CBD inhibiting CYP3A4 and CYP2C19, CB1 tolerance at four synapse classes;
 endocannabinoid tone and transmitter release are algebraic in these states), exactly what
 `ecsim export-sbml` writes. The circuit and clinical layers (L4-L6) are algebraic steady states
@@ -238,7 +238,7 @@ class BenchResult:
     def definitions(self, errors: dict[str, float]) -> dict[str, str]:
         e, rr, sp, ref = self.ecsim, self.roadrunner, self.scipy, self.reference
         return {
-            "workload": f"ecsim.chain.full_model() (28 ODE states, the model `ecsim export-sbml` writes), "
+            "workload": f"ecsim.chain.full_model() (33 ODE states, the model `ecsim export-sbml` writes), "
                         f"{self.ecsim.outputs.shape[1] - 1} h of a full-spectrum oil (300 mg CBD with its THC) "
                         f"plus clobazam 10 mg, both orally at 08:00 and 20:00, fasted; compared every hour "
                         f"(outputs, and one state): " + ", ".join(COMPARED),

@@ -34,7 +34,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
                                               "writing to this folder (its scenario and options are stored)")) -> None:
     """Run a scenario's population through its regimens; write Parquet, manifest, summary and plot."""
     from .distributed import ClusterError
-    from .faults import AllPatientsFaulted
+    from .faults import NumericalFault
     from .runjob import run_job
     if resume is not None and out is not None and out != resume:
         raise InputError("--out", str(out), f"left out with --resume (the run writes to {resume})")
@@ -42,7 +42,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         summary = run_job(scenario, resume or out or Path("results/run"), patients=patients, seed=seed,
                           quiet=as_json, workers=workers, scheduler=scheduler, chunk=chunk, report=report,
                           resume=resume is not None)
-    except (ClusterError, AllPatientsFaulted) as exc:
+    except (ClusterError, NumericalFault) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     if as_json:
@@ -71,10 +71,10 @@ def cite(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (de
          as_json: bool = typer.Option(False, "--json")) -> None:
     """The references behind every parameter a run of the scenario uses (the whole registry, with the
     scenario's overrides listed as assumptions)."""
-    from .registry import default_registry
     from .scenario import load_scenario
+    from .simulation import scenario_registry
     sc = load_scenario(scenario)
-    reg = default_registry().with_overrides(sc.parameters)
+    reg = scenario_registry(sc)
     names = sorted(reg.parameters)
     refs = reg.citations(names)
     assumptions = sorted(n for n in names if "assumption" in (reg[n].source, reg[n].kind))
@@ -177,7 +177,7 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Which uncertain parameters decide the answer: Morris screening of every drug-layer parameter,
     then Sobol indices of the most influential, and what to measure next."""
-    from .registry import default_registry
+    from .simulation import scenario_registry
     from .scenario import load_scenario
     from .uncertainty import sensitivity_analysis
     if method not in ("sobol", "morris"):
@@ -189,7 +189,7 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
     if not 1 <= top <= 50:
         raise InputError("--top", top, "1 to 50")
     sc = load_scenario(scenario)
-    reg = default_registry().with_overrides(sc.parameters)
+    reg = scenario_registry(sc)
     doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed)
     if as_json:
         print(json.dumps(doc, allow_nan=False))
@@ -244,6 +244,18 @@ def _nan_to_none(x):
     return None if isinstance(x, float) and x != x else x
 
 
+def _parse_error(exc, argv: list[str]) -> str:
+    """typer's own parse errors (a word where a number belongs, an unknown flag) as one line that
+    names the flag and the value given, like `InputError`."""
+    if type(exc).__name__ == "BadParameter" and getattr(getattr(exc, "param", None), "opts", None):
+        opts = exc.param.opts
+        given = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a in opts), None)
+        given = given or next((a.split("=", 1)[1] for a in argv if a.split("=", 1)[0] in opts and "=" in a), None)
+        if given is not None:
+            return str(InputError(opts[0], given, exc.message.removeprefix("Input should be ").replace("\n", " ")))
+    return (exc.format_message() or "a command; see ecsim --help").replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line and exit status 2."""
     try:
@@ -254,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:
-        print(f"error: {exc.format_message()}".replace("\n", " "), file=sys.stderr)
+        print(f"error: {_parse_error(exc, sys.argv[1:] if argv is None else argv)}", file=sys.stderr)
         return 2
     except typer.Abort:
         print("error: aborted", file=sys.stderr)

@@ -19,8 +19,16 @@ REASONS = {
 }
 
 
-class AllPatientsFaulted(RuntimeError):
+class NumericalFault(RuntimeError):
+    """A run cannot give numbers at all (one line for the user; exit status 1)."""
+
+
+class AllPatientsFaulted(NumericalFault):
     """Every patient of an arm is a numerical fault: there is nothing to report for it."""
+
+
+class ParameterSetFault(NumericalFault):
+    """The parameter set itself is unusable, for every patient (e.g. a silent normal circuit)."""
 
 
 def patient_faults(values: dict[str, np.ndarray], outputs: dict[str, np.ndarray],

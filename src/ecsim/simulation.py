@@ -198,6 +198,13 @@ def _joined(done: dict[str, np.ndarray], parts: list[dict[str, np.ndarray]]) -> 
             for name in names}
 
 
+def scenario_registry(scenario: Scenario, registry: Registry | None = None) -> Registry:
+    """The parameter set a scenario runs with: its species' values (rat and mouse entries where the
+    registry has them, `ecsim.ecs.species`), then the scenario's own overrides."""
+    from .ecs.species import species_registry
+    return species_registry(registry or default_registry(), scenario.species).with_overrides(scenario.parameters)
+
+
 def grid_for(scenario: Scenario) -> Grid:
     return Grid(scenario.duration_days * 24.0, scenario.output_step_h)
 
@@ -213,7 +220,7 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
                    overrides: dict[str, np.ndarray] | None = None) -> Chunk:
     """One arm, patients [start, stop): trajectories of every state and output. ``overrides``
     replace per-patient parameter values (one value per patient; uncertainty analysis)."""
-    registry = registry or default_registry().with_overrides(scenario.parameters)
+    registry = registry or scenario_registry(scenario)
     model = model or full_model()
     grid = grid_for(scenario)
     p, doses = patient_inputs(scenario, arm, start, stop, registry, overrides)
@@ -276,7 +283,7 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, *, registry: Registry | None = None, chunk: int = CHUNK):
         self.scenario = scenario
-        self.registry = (registry or default_registry()).with_overrides(scenario.parameters)
+        self.registry = scenario_registry(scenario, registry)
         self.model = full_model()
         self.chunk = chunk
         self.timings: dict[str, float] = {}

@@ -22,6 +22,7 @@ from ..treatments import course as treatment
 from ..treatments.course import Course, TreatmentModels
 from ..population import block_normals
 from .motor import PROTOCOLS, MotorOutput, MotorParameters, Reference, motor_output
+from ..faults import ParameterSetFault
 from .network import CircuitInputs, CircuitParameters, State, fixed_point
 from .phenotypes import phenotype_modulators
 from .regions import N_CHANNELS, REGIONS
@@ -63,6 +64,11 @@ def _clinical_model(registry: Registry) -> ClinicalModel:
     states = {k: with_output(solve(circuit, CircuitInputs(command=commands(1, level, circuit)), 1), 1.0)
               for k, level in PROTOCOLS.items()}
     rest, action = states["rest"], states["action"]
+    silent = [k.upper() for k in ("gpi", "gpe", "stn") if not float(rest[k].mean()) > 0]
+    if silent:
+        raise ParameterSetFault(f"under these parameter values the normal basal-ganglia circuit has no resting "
+                                f"activity in {', '.join(silent)}, so its rates cannot be scaled to Hz; check the "
+                                "circuit parameters overridden in the scenario")
     reference = Reference(states, float(rest["gpi"].mean()),
                           float(action["cortex"][0, 0] - rest["cortex"][0, 0]))
     names = ("plasticity_d2_ltd_gain", "plasticity_d1_ltp_gain", "rater_sd", "rater_sd_cranial",

@@ -77,9 +77,15 @@ def from_registry(registry: Registry, names: list[str]) -> Problem:
     return Problem(tuple(factors))
 
 
+# The irreversible FAAH inhibitor PF-04457845 (a research compound: validation cases only) and the FAAH
+# turnover it alone drives: no CBD scenario is sensitive to them, and as factors they would only
+# reshuffle every other factor's random draws.
+TOOL_COMPOUND = ("pf04457845_", "faah_degradation_rate")
+
+
 def drug_layer_parameters(registry: Registry) -> list[str]:
     """The parameters of layers L0-L3 that vary per patient in a batch (see L0_L3_PREFIXES)."""
     from ..chain import full_model
     names = set(full_model().parameters) | {n for n in registry.parameters if n.startswith(L0_L3_PREFIXES)}
     names.add("cbd_faah_ic50_human")     # the model reads it through the species covariate cbd_faah_ic50_uM
-    return sorted(n for n in names if n in registry.parameters)
+    return sorted(n for n in names if n in registry.parameters and not n.startswith(TOOL_COMPOUND))
