@@ -26,7 +26,7 @@ from ..products import Food, Product
 from ..scenario import pydantic_to_input_error
 from . import models as m
 from .form import build_scenario
-from .jobs import Busy, Jobs, Run
+from .jobs import DEFAULT_MAX_RUN_SECONDS, Busy, Jobs, Run
 from .middleware import ApiError, BodyLimit, SecurityHeaders
 
 STATIC = Path(__file__).parent / "static"
@@ -49,14 +49,17 @@ ROUTE_LABELS = {"oral": "swallowed (oral)", "oromucosal": "under the tongue / sp
 
 def create_app(data_dir: Path, max_patients: int = 2000, max_jobs: int = 2, *,
                allowed_hosts: Sequence[str] | None = LOOPBACK_HOSTS, max_body_bytes: int = MAX_BODY_BYTES,
-               max_kept: int = 100, report: bool = True) -> FastAPI:
+               max_kept: int = 100, report: bool = True,
+               max_run_seconds: float = DEFAULT_MAX_RUN_SECONDS, prestart: bool = False) -> FastAPI:
     """The web page and JSON API. Runs go to ``<data_dir>/runs/<id>``; at most ``max_jobs`` at once,
-    each of at most ``max_patients`` per arm; with ``report`` each run also checks the article's
-    claims and writes report.html. ``allowed_hosts`` (Host header names; None: any) defaults to
-    loopback names, which also blocks DNS-rebinding pages from reaching the API."""
-    jobs = Jobs(Path(data_dir), max_jobs, max_kept, report)
-    app = FastAPI(title="ecsim", version=__version__, lifespan=_lifespan(jobs), docs_url=None, redoc_url=None,
-                  description="A virtual trial of CBD in dystonia. A model, not medical advice.")
+    each of at most ``max_patients`` per arm, each in a process of its own that is killed after
+    ``max_run_seconds``; with ``report`` each run also checks the article's claims and writes
+    report.html. ``allowed_hosts`` (Host header names; None: any) defaults to loopback names, which
+    also blocks DNS-rebinding pages from reaching the API. With ``prestart``, a run process is
+    started (and loads the model) when the server starts rather than at the first run."""
+    jobs = Jobs(Path(data_dir), max_jobs, max_kept, report, max_run_seconds)
+    app = FastAPI(title="ecsim", version=__version__, lifespan=_lifespan(jobs, prestart), docs_url=None,
+                  redoc_url=None, description="A virtual trial of CBD in dystonia. A model, not medical advice.")
     app.state.jobs = jobs
     app.include_router(_api(jobs, m.request_model(max_patients), max_patients), prefix="/api")
     app.add_api_route("/", _index, methods=["GET", "HEAD"], include_in_schema=False)
@@ -69,11 +72,13 @@ def create_app(data_dir: Path, max_patients: int = 2000, max_jobs: int = 2, *,
     return app
 
 
-def _lifespan(jobs: Jobs):
+def _lifespan(jobs: Jobs, prestart: bool):
     @asynccontextmanager
     async def lifespan(app):
+        if prestart:
+            jobs.prestart()
         yield
-        jobs.shutdown()
+        jobs.shutdown()     # stops the run processes at once
     return lifespan
 
 
@@ -131,7 +136,7 @@ def _api(jobs: Jobs, RunRequest: type, max_patients: int) -> APIRouter:
     @api.get("/health", response_model=m.Health, summary="Liveness and limits")
     def health() -> m.Health:
         return m.Health(status="ok", version=__version__, active_runs=jobs.active(), max_jobs=jobs.max_jobs,
-                        max_patients=max_patients)
+                        max_patients=max_patients, max_run_seconds=jobs.max_run_seconds)
 
     @api.get("/phenotypes", response_model=list[m.PhenotypeOut], summary="Forms of dystonia on offer")
     def phenotypes() -> list[m.PhenotypeOut]:
@@ -146,7 +151,8 @@ def _api(jobs: Jobs, RunRequest: type, max_patients: int) -> APIRouter:
             routes=[m.Choice(value=r, label=ROUTE_LABELS[r]) for r in m.ROUTES],
             foods=[m.Choice(value=f.value, label=f.value.replace("_", " ")) for f in Food],
             max_patients=max_patients, min_patients=m.MIN_PATIENTS, max_weeks=m.MAX_WEEKS, max_dose=m.MAX_DOSE,
-            max_clobazam_mg_per_day=m.MAX_CLOBAZAM_MG_PER_DAY, defaults=RunRequest().model_dump(mode="json"))
+            max_clobazam_mg_per_day=m.MAX_CLOBAZAM_MG_PER_DAY, max_run_seconds=jobs.max_run_seconds,
+            defaults=RunRequest().model_dump(mode="json"))
 
     return api
 

@@ -99,6 +99,7 @@ class Health(BaseModel):
     active_runs: int
     max_jobs: int
     max_patients: int
+    max_run_seconds: float = Field(description="a run still going after this long is stopped and fails")
 
 
 class PhenotypeOut(BaseModel):
@@ -125,4 +126,5 @@ class Options(BaseModel):
     max_weeks: Integer
     max_dose: dict[str, float]
     max_clobazam_mg_per_day: Number
+    max_run_seconds: float = Field(description="a run still going after this long is stopped and fails")
     defaults: dict[str, Any]
