@@ -263,3 +263,32 @@ def test_faah_ic50_override_reaches_the_model(registry):
     base = simulate_chunk(sc, arm, 0, 2, registry=registry)
     potent = simulate_chunk(sc, arm, 0, 2, registry=registry, overrides={"cbd_faah_ic50_human": np.full(2, 1.0)})
     assert potent.outputs["faah_inhibition"][:, -1].mean() > 100 * base.outputs["faah_inhibition"][:, -1].mean()
+
+
+@pytest.mark.parametrize("low,high,verdict", [
+    (0.002, 0.009, "supported"),
+    (0.002, 0.25, "partly supported"),     # minimal at consumer doses only
+    (0.015, 0.25, "not supported"),        # common already at consumer doses
+    (0.01, 0.01, "not supported"),         # exactly the CIOMS 'common' frequency is not minimal
+])
+def test_adverse_verdicts(low, high, verdict, registry):
+    cf = toy_claims_file()
+    doses = {arm: {"adverse.somnolence": np.full(20, x / 2), "adverse.diarrhoea": np.full(20, x), "x": np.ones(20)}
+             for arm, x in (("low", low), ("high", high))}
+    rule = spec.AdverseRule(kind="adverse", common=0.01, reason="test")
+    got, reason, numbers = rules.adverse(rule, ClaimsContext(registry, doses, 20), cf)
+    assert got == verdict, reason
+    worst = numbers["largest_excess_by_class"]
+    assert worst["consumer"]["event"] == "diarrhoea" and worst["consumer"]["excess_risk"] == pytest.approx(low)
+
+
+def test_excess_risks_are_zero_without_drug_and_grow_with_exposure(registry):
+    from ecsim.claims.context import excess_risks
+    n = 5
+    exposure = {"cbd_plasma_ng_per_ml.cavg": np.array([0.0, 10, 100, 300, 1000]), "max_single_thc_mg": np.zeros(n),
+                "nclb_plasma_ng_per_ml.cavg": np.zeros(n), "cbd_daily_mg": np.array([0.0, 50, 300, 700, 1400])}
+    risks = excess_risks(exposure, registry)
+    for event, r in risks.items():
+        assert r[0] == 0.0, event
+        assert np.all(np.diff(r) >= 0), event
+    assert risks["somnolence"][-1] > 0.05     # the Epidiolex label: 25-34 % vs 11 % on placebo at 20 mg/kg/day

@@ -212,10 +212,13 @@ def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to liste
           port: int = typer.Option(8765, "--port", help="TCP port"),
           data_dir: Path = typer.Option(Path("results/web"), "--data-dir", help="folder for the runs' outputs"),
           max_patients: int = typer.Option(2000, "--max-patients", help="largest population per arm a request may ask for"),
-          max_jobs: int = typer.Option(2, "--max-jobs", help="runs at a time (more are refused with HTTP 429)")) -> None:
+          max_jobs: int = typer.Option(2, "--max-jobs", help="runs at a time (more are refused with HTTP 429)"),
+          max_run_seconds: float = typer.Option(600.0, "--max-run-seconds",
+                                                help="wall time of one run in seconds; a run still going is stopped "
+                                                     "and fails")) -> None:
     """The web page and its JSON API (see docs/server.md); Ctrl-C stops."""
     from .server import serve as run_server
-    run_server(host, port, data_dir, max_patients, max_jobs)
+    run_server(host, port, data_dir, max_patients, max_jobs, max_run_seconds)
 
 
 @app.command()

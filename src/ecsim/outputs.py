@@ -104,6 +104,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
     doc = {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
            "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)",
            "faults": fault_summary({r.name: r.faults for r in results}, {r.name: r.n_simulated for r in results})}
+    doc["adverse_effects"] = adverse_effects_summary(scenario, results, registry)
     clinical = clinical_summary(results)
     if clinical is not None:
         t = scenario.trial
@@ -114,6 +115,24 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
         doc["trial"]["placebo_response"] = t.placebo_response
         doc["clinical"] = clinical
     return doc
+
+
+def adverse_effects_summary(scenario: Scenario, results: list[ArmResult], registry: Registry) -> dict:
+    """Per arm and event, the mean risk over patients (and its excess over the control arm, if the
+    scenario names one), from each patient's exposure (`ecsim.treatments.adverse`; docs/adverse.md)."""
+    from .treatments.adverse import adverse_effects, adverse_summary
+    per_arm = {r.name: adverse_effects(r.exposure, r.exposure["cbd_daily_mg"], registry) for r in results}
+    control = scenario.trial.control_arm if scenario.trial.control_arm in per_arm else None
+    doc = adverse_summary(per_arm, control)
+    return {arm: {event: _rounded(row) for event, row in events.items()} for arm, events in doc.items()}
+
+
+def _rounded(x):
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return _r(x) if isinstance(x, float) else x
 
 
 def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[str],

@@ -18,6 +18,7 @@ import numpy as np
 
 from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, ClinicalTrajectory, assess
 from .engine import Bolus, Grid, integrate, outputs
+from .treatments.adverse import daily_cbd_mg
 from .treatments.course import Course
 from .exposure import REPORTED, exposure_metrics
 from .faults import AllPatientsFaulted, patient_faults
@@ -254,6 +255,7 @@ def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry
     p["cbd_faah_ic50_uM"] = np.asarray(p[species_ic50] if species_ic50 in p else registry[species_ic50].value
                                        ) * np.ones(stop - start)
     p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
+    p["cbd_daily_mg"] = daily_cbd_mg(arm, p, grid_for(scenario))
     return p, arm_boluses(arm, p, grid_for(scenario))
 
 

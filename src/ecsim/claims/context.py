@@ -41,16 +41,28 @@ class ClaimsContext:
     parameter_spread: dict = field(default_factory=dict)   # arm -> quantity -> interval over parameter draws
 
 
-def dose_values(results: list[ArmResult]) -> dict[str, dict[str, np.ndarray]]:
+def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[str, np.ndarray]]:
     """Per arm, per patient: last-day time averages of every target and tone output, the CBD
-    average plasma level and the largest single THC dose."""
+    average plasma level, the largest single THC dose, and each adverse event's excess risk over
+    the same patient without the drug (``adverse.<event>``)."""
     out = {}
     for r in results:
         values = {name[:-4]: v for name, v in r.exposure.items() if name.endswith(".avg")}
         values["cbd_plasma_cavg_ng_per_ml"] = r.exposure["cbd_plasma_ng_per_ml.cavg"]
         values["thc_single_dose_mg"] = r.exposure["max_single_thc_mg"]
+        values |= {f"adverse.{k}": v for k, v in excess_risks(r.exposure, registry).items()}
         out[r.name] = values
     return out
+
+
+def excess_risks(exposure: dict[str, np.ndarray], registry: Registry) -> dict[str, np.ndarray]:
+    """Per patient and adverse event: risk on the regimen minus the risk with no CBD or THC."""
+    from ..treatments.adverse import CBD_EXPOSURE, THC_DOSE, adverse_effects
+    daily = exposure["cbd_daily_mg"]
+    on = adverse_effects(exposure, daily, registry)
+    off = adverse_effects(exposure | {CBD_EXPOSURE: np.zeros_like(daily), THC_DOSE: np.zeros_like(daily)},
+                          np.zeros_like(daily), registry)
+    return {k: on[k] - off[k] for k in on}
 
 
 _DOSES_CACHE: dict[tuple, dict] = {}
@@ -72,7 +84,7 @@ def _simulate_doses(registry: Registry, patients: int, seed: int | None) -> dict
     data["population"]["n"] = patients
     if seed is not None:
         data["population"]["seed"] = seed
-    return dose_values(Simulation(Scenario.model_validate(data), registry=registry).run())
+    return dose_values(Simulation(Scenario.model_validate(data), registry=registry).run(), registry)
 
 
 def trial_evidence(scenario: Scenario, summary: dict) -> TrialEvidence | None:

@@ -281,6 +281,28 @@ def validation(rule: spec.ValidationRule, ctx: ClaimsContext, claims: spec.Claim
     return "unknown", text, numbers
 
 
+# --- adverse: excess risk of each modelled adverse effect at the article's dose classes -------------
+
+def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    """Per dose class, the adverse event with the largest mean excess risk (over the same patients
+    without the drug) at any of its arms; minimal means below ``rule.common`` in every class, or
+    at least at consumer doses (partly)."""
+    worst = {}
+    for key, dc in claims.dose_classes.items():
+        rows = [(float(np.mean(ctx.doses[arm][q])), arm, q[len("adverse."):]) for arm in dc.arms
+                for q in ctx.doses[arm] if q.startswith("adverse.")]
+        excess, arm, event = max(rows)
+        worst[key] = {"excess_risk": _q(excess), "event": event, "arm": arm, "label": dc.label}
+    numbers = {"common_from": rule.common, "largest_excess_by_class": worst}
+    text = "; ".join(f"{w['label']}: {w['event'].replace('_', ' ')} +{w['excess_risk']:.1%}" for w in worst.values())
+    consumer = worst.get("consumer", next(iter(worst.values())))
+    if all(w["excess_risk"] < rule.common for w in worst.values()):
+        return "supported", f"every modelled adverse effect stays below +{rule.common:.0%} ({text})", numbers
+    if consumer["excess_risk"] < rule.common:
+        return ("partly supported", f"below +{rule.common:.0%} at consumer doses, not above them ({text})", numbers)
+    return "not supported", f"+{rule.common:.0%} or more already at consumer doses ({text})", numbers
+
+
 def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
     numbers = {}
     if rule.context:
@@ -291,7 +313,7 @@ def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) ->
 
 MODEL_RULES = {"engagement": engagement, "trial": trial, "threshold": threshold, "prevalence": prevalence,
                "symptoms": symptoms, "causes": causes, "counterexample": counterexample,
-               "validation": validation, "none": no_model}
+               "validation": validation, "adverse": adverse, "none": no_model}
 
 
 # --- evidence and the final verdict --------------------------------------------------------------

@@ -96,6 +96,12 @@ class ValidationRule(_Strict):
     reason: str
 
 
+class AdverseRule(_Strict):
+    kind: Literal["adverse"]
+    common: float = Field(gt=0, lt=1, description="excess risk from which an adverse effect is not minimal")
+    reason: str
+
+
 class NoModel(_Strict):
     kind: Literal["none"]
     reason: str
@@ -103,7 +109,7 @@ class NoModel(_Strict):
 
 
 Rule = Annotated[Union[Engagement, TrialRule, Threshold, Prevalence, Symptoms, Causes, Counterexample,
-                       ValidationRule, NoModel], Field(discriminator="kind")]
+                       ValidationRule, AdverseRule, NoModel], Field(discriminator="kind")]
 
 
 class Claim(_Strict):

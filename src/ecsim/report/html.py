@@ -7,7 +7,7 @@ from html import escape
 
 from ..uncertainty.model import split_key
 
-SECTIONS = ("answer", "patients", "trial", "drug-levels", "target-engagement", "tone", "circuit", "symptoms",
+SECTIONS = ("answer", "patients", "trial", "adverse", "drug-levels", "target-engagement", "tone", "circuit", "symptoms",
             "scales", "uncertainty", "claims", "validation", "parameters", "citations", "provenance")
 
 HEADLINE = {"supported": "Yes, in this model", "partly supported": "Only partly",
@@ -238,6 +238,26 @@ def trial_table(inp) -> str:
             "<th>responders</th><th>replicate trials significant</th></tr>" + "".join(rows) + "</table></section>")
 
 
+def adverse_table(inp) -> str:
+    """Each arm's mean risk of each modelled adverse effect, and its excess over control."""
+    doc = inp.summary.get("adverse_effects") or {}
+    if not doc:
+        return ""
+    events = list(next(iter(doc.values())))
+    head = "".join(f"<th>{e(ev.replace('_', ' '))}</th>" for ev in events)
+
+    def cell(row):
+        extra = row.get("excess_vs_control")
+        return f"<td class='num'>{row['mean']:.1%}" + (f" ({extra:+.1%})" if extra is not None else "") + "</td>"
+    rows = "".join(f"<tr><td>{e(arm)}</td>{''.join(cell(r[ev]) for ev in events)}</tr>" for arm, r in doc.items())
+    return ('<section id="adverse"><h2>Side effects</h2><p>Mean risk over the simulated patients of each arm '
+            "(in brackets: the excess over the control arm), from each patient's own drug levels and dose: "
+            "exposure-response fitted to the Epidiolex label's controlled trials, THC psychoactivity from the "
+            "published lowest effective dose, worsened parkinsonism after Consroe 1986 (five patients: weak "
+            "evidence). Several inputs are assumptions; see docs/adverse.md for the sources and the "
+            f"validation misses.</p><table><tr><th>arm</th>{head}</tr>{rows}</table></section>")
+
+
 def claims_table(rows: list[dict]) -> str:
     body = []
     for r in rows:
@@ -333,12 +353,12 @@ def page(inp, plots: dict, refs: list[dict]) -> str:
                                                                                   "for this scale and form")),
     ]
     title = f"ecsim report: {inp.scenario.name}"
-    nav = "".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in ("answer", "patients", "trial", "claims",
+    nav = "".join(f'<a href="#{s}">{s.replace("-", " ")}</a>' for s in ("answer", "patients", "trial", "adverse", "claims",
                                                                          "validation", "parameters", "citations"))
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' "
             f"content='width=device-width, initial-scale=1'><title>{e(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(title)}</h1><p class='sub'>{e(inp.scenario.description or '')}</p><nav>{nav}</nav>"
-            + answer(inp) + patients(inp) + trial_table(inp)
+            + answer(inp) + patients(inp) + trial_table(inp) + adverse_table(inp)
             + "<h2>Plots</h2>" + "".join(figs) + uncertainty_section(inp, plots.get("uncertainty"))
             + claims_table(inp.claims) + validation_table(inp.validation) + parameters_table(inp.registry)
             + citations(inp) + provenance(inp)
