@@ -117,8 +117,10 @@ def _derived(name: str, registry: Registry) -> float:
     raise KeyError(name)
 
 
-def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple[Registry, dict]:
-    """Least-squares fit of one stage; returns the updated registry and a report."""
+def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry, max_nfev: int | None = None,
+              ftol: float = 1e-8) -> tuple[Registry, dict]:
+    """Least-squares fit of one stage; returns the updated registry and a report. ``max_nfev`` and
+    ``ftol`` (scipy's) allow a quicker, looser refit (joint uncertainty refits every draw)."""
     for case_id in stage.targets:
         if cases[case_id].kind != "calibration":
             raise ValueError(f"{case_id} is a validation case and must not be fitted")
@@ -130,7 +132,7 @@ def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry) -> tuple
     hi = x0 + 4 if stage.upper is None else np.minimum(x0 + 4, np.log(stage.upper))
     x0 = np.minimum(x0, hi - 1e-9)
     fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=stage.diff_step,
-                        bounds=(x0 - 4, hi), x_scale=1.0)
+                        bounds=(x0 - 4, hi), x_scale=1.0, max_nfev=max_nfev, ftol=ftol)
     se = _standard_errors(fit.jac[smooth_rows(stage, cases, with_x(fit.x))])
     values = dict(zip(stage.parameters, np.exp(fit.x).tolist()))
     report = {"stage": stage.name, "cost": float(fit.cost), "values": values,

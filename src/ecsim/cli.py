@@ -174,6 +174,9 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
                 trajectories: int = typer.Option(20, "--trajectories", help="Morris trajectories"),
                 top: int = typer.Option(10, "--top", help="parameters kept from the Morris screen for Sobol"),
                 seed: int = typer.Option(1, "--seed"),
+                joint: int = typer.Option(0, "--joint", help="also N joint draws of every layer's parameters, each "
+                                          "re-calibrated and kept only if it reproduces the phenotype's calibration "
+                                          "cases (about a minute per draw)"),
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Which uncertain parameters decide the answer: Morris screening of every drug-layer parameter,
     then Sobol indices of the most influential, and what to measure next."""
@@ -188,9 +191,17 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
         raise InputError("--trajectories", trajectories, "2 to 1000")
     if not 1 <= top <= 50:
         raise InputError("--top", top, "1 to 50")
+    if not 0 <= joint <= 10_000:
+        raise InputError("--joint", joint, "0 (none) to 10000 draws")
     sc = load_scenario(scenario)
     reg = scenario_registry(sc)
+    if joint:
+        from .uncertainty.joint import check_joint
+        check_joint(sc)
     doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed)
+    if joint:
+        from .uncertainty.joint import joint_uncertainty
+        doc["joint"] = joint_uncertainty(sc, reg, joint, seed)
     if as_json:
         print(json.dumps(doc, allow_nan=False))
         return

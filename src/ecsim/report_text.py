@@ -136,6 +136,17 @@ def print_sensitivity(doc: dict) -> None:
             t.add_row(r["parameter"], f"{r['low']:.3g}", f"{r['high']:.3g}", f"{r['answer_low']:+.3g} %",
                       f"{r['answer_high']:+.3g} %", r["source"])
         console.print(t)
+    joint = doc.get("joint")
+    if joint:
+        t = Table("arm", "median", "90 % interval", "draws",
+                  title=f"joint uncertainty, every layer, conditioned on {', '.join(joint['conditioned_on'])}: "
+                        f"{joint['accepted']} of {joint['draws']} re-calibrated draws kept (per cent vs control)")
+        for arm, v in joint["answers"].items():
+            t.add_row(arm, *((f"{v['median']:+.3g} %", f"{v['p05']:+.3g} to {v['p95']:+.3g} %", str(v["n"])) if v
+                             else ("–", "–", "0")))
+        console.print(t)
+        if joint["rejected_by"]:
+            console.print(" rejected: " + "; ".join(f"{k} ({n})" for k, n in joint["rejected_by"].items()))
     console.print("[bold]What to measure next[/] (parameters whose uncertainty moves the answer most):")
     for output, rows in doc["measure_next"].items():
         console.print(f" {output}:")
