@@ -56,9 +56,11 @@ def replicate_power(change: np.ndarray, control: np.ndarray, size: int, replicat
 
 def trial_statistics(results: list[ArmResult], scale: str, control: str | None, responder: float,
                      day: float | None = None, size: int | None = None, replicates: int = 500,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, dropout=None, registry=None) -> dict:
     """Change of the primary scale at the primary visit (default: last) per arm, responders, and the
-    difference from the control arm with a Welch 95 % CI (normal approximation: large arms)."""
+    difference from the control arm with a Welch 95 % CI (normal approximation: large arms).
+    With ``dropout`` (the scenario's `trial.dropout`), a ``dropout`` block adds the same statistics
+    for completers and for intention-to-treat with the last observation carried forward."""
     arms = {r.name: r for r in results if r.clinical}
     first = next(iter(arms.values()))
     k = len(first.visit_days) - 1 if day is None else int(np.argmin(np.abs(first.visit_days - day)))
@@ -74,7 +76,35 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
         if control is not None and name != control:
             entry |= _versus(c, change[control], size, replicates, seed)
         doc["arms"][name] = entry
+    if dropout is not None:
+        doc["dropout"] = _dropout_block(arms, scale, control, k, responder, dropout, registry, seed)
     return doc
+
+
+def _dropout_block(arms: dict[str, ArmResult], scale: str, control: str | None, k: int, responder: float,
+                   dropout, registry, seed: int) -> dict:
+    """Withdrawals per arm and the primary statistics for completers and ITT-LOCF (treatments.dropout)."""
+    from .registry import default_registry
+    from .treatments.dropout import DropoutModel, dropout_statistics, excess_adverse_risk, withdrawal_days
+    registry = registry or default_registry()
+    model = DropoutModel.from_registry(registry, dropout.weekly_hazard, dropout.adverse_effects)
+    days = next(iter(arms.values())).visit_days
+    weeks = float(days[-1]) / 7.0
+    per_arm = {}
+    for name, r in arms.items():
+        excess = excess_adverse_risk(r.exposure, registry) if model.adverse else None
+        per_arm[name] = {"values": r.clinical[scale].astype(float),
+                         "leave": withdrawal_days(model, r.patients, seed, weeks, excess)}
+
+    def summarise(c: np.ndarray, ref: np.ndarray | None) -> dict:
+        out = {"n": int(len(c)), "change": _mean_ci(c)}
+        if ref is not None and len(ref):
+            out |= _versus(c, ref, None, 0, seed)
+        return out
+
+    doc = {"weekly_hazard": model.weekly_hazard, "adverse_effects_raise_hazard": model.adverse,
+           "adverse_share": model.adverse_share if model.adverse else None}
+    return doc | dropout_statistics(per_arm, control, k, days, summarise)
 
 
 def _versus(d: np.ndarray, ref: np.ndarray, size: int | None, replicates: int, seed: int) -> dict:

@@ -152,16 +152,28 @@ class Botulinum(_Strict):
 
 
 class Stimulation(_Strict):
-    """Bilateral GPi stimulation, switched on on ``from_day`` (and off on ``to_day``)."""
+    """Bilateral GPi stimulation, switched on on ``from_day`` (and off on ``to_day``). ``sham``: the
+    device is implanted but left off, patients and raters blinded (the arm's ratings carry the
+    expectation response, and stimulation has no effect)."""
 
     from_day: float = Field(default=0.0, ge=0)
     to_day: float | None = Field(default=None, gt=0)
+    sham: bool = Field(default=False, description="implanted, stimulation off, blinded (sham-controlled trials)")
 
     @model_validator(mode="after")
     def _order(self) -> "Stimulation":
         if self.to_day is not None and self.to_day <= self.from_day:
             raise ValueError("to_day must be after from_day")
         return self
+
+
+class Physiotherapy(_Strict):
+    """Specialised physiotherapy of one region from ``from_day`` (e.g. the Bleton technique in
+    cervical dystonia, Counsell 2016): a modest, slowly developing reduction of the region's net
+    dystonic pull (docs/treatments.md)."""
+
+    region: Literal[REGIONS] = "neck"
+    from_day: float = Field(default=0.0, ge=0, le=730)
 
 
 class Arm(_Strict):
@@ -178,6 +190,17 @@ class Arm(_Strict):
     interventions: Interventions = Interventions()
     botulinum: Botulinum | None = None
     gpi_stimulation: Stimulation | None = None
+    physiotherapy: Physiotherapy | None = None
+
+
+class Dropout(_Strict):
+    """Per-patient withdrawal: a constant weekly hazard, raised by each patient's adverse-effect
+    risk (docs/treatments.md). Trial statistics then report completers and intention-to-treat with
+    the last observation carried forward."""
+
+    weekly_hazard: float | None = Field(default=None, ge=0, le=0.5,
+                                        description="withdrawals per patient-week (default: the registry's dropout_weekly_hazard)")
+    adverse_effects: bool = Field(default=True, description="adverse-effect risk raises the hazard")
 
 
 class Trial(_Strict):
@@ -192,6 +215,7 @@ class Trial(_Strict):
     sample_size_per_arm: int | None = Field(default=None, ge=2, le=100_000,
                                             description="replicate trials of this size are drawn from the virtual arms")
     replicates: int = Field(default=500, ge=10, le=100_000)
+    dropout: Dropout | None = Field(default=None, description="withdrawal over the trial (off by default)")
 
 
 class Population(_Strict):
@@ -253,7 +277,7 @@ class Scenario(_Strict):
                                  f"a visit day up to duration_days ({self.duration_days:g})")
             return self
         clinical = [(f"arms.{a.name}.{k}", given) for a in self.arms for k, given in (
-            ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation),
+            ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation), ("physiotherapy", a.physiotherapy),
             ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
             ("interventions.trihexyphenidyl_mg_per_day", a.interventions.trihexyphenidyl_mg_per_day)) if given]
         if self.trial != Trial():

@@ -260,9 +260,12 @@ def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry
 
 
 def arm_course(arm: Arm, scenario: Scenario) -> Course:
-    """The arm's treatments outside the drug-level layers."""
+    """The arm's treatments outside the drug-level layers. A sham-stimulation arm is blinded, so its
+    ratings carry the expectation response whether or not the trial sets it for every arm."""
+    sham = arm.gpi_stimulation is not None and arm.gpi_stimulation.sham
     return Course(arm.interventions.levodopa_mg_per_day, arm.interventions.trihexyphenidyl_mg_per_day,
-                  arm.botulinum, arm.gpi_stimulation, scenario.trial.placebo_response)
+                  arm.botulinum, arm.gpi_stimulation, scenario.trial.placebo_response or sham,
+                  arm.physiotherapy)
 
 
 def visit_days(scenario: Scenario) -> np.ndarray:

@@ -113,6 +113,10 @@ class PatientDraws:
     def rater(self, visit: int) -> np.ndarray:
         return self._normals(3, N_NOISE, visit)
 
+    def physio(self) -> np.ndarray:
+        """Physiotherapy responsiveness: its own stream (4), so arms without it draw nothing new."""
+        return self._normals(4, 1)[:, 0]
+
     def _normals(self, stream: int, width: int, *extra: int) -> np.ndarray:
         if self.typical:
             return np.zeros((self.stop - self.start, width))
@@ -166,6 +170,7 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
     w1, w2 = plastic_targets(base, base["dopamine"], np.ones((n, 1)), cm.values)
     out = _Collector(n, len(visit_days))
     states: dict[str, State] | None = None
+    z_physio = z.physio() if course.physiotherapy is not None else None
     for v, day in enumerate(visit_days):
         da = treatment.dopamine(tm, course, base["dopamine"], day)
         t1, t2 = plastic_targets(_shifted(base, treatment.shift_scale(tm, course, day)), da,
@@ -176,7 +181,7 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
         release = {k: drivers[k][:, v:v + 1] for k in RELEASE}
         shared = dict(dopamine=da, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
         states, converged = _protocols(cm, shared, n, states)
-        m = motor_output(states, cm.reference, cm.motor, treatment.strength(tm, course, day, z.treatment[:, 0]),
+        m = motor_output(states, cm.reference, cm.motor, treatment.strength(tm, course, day, z.treatment[:, 0], z_physio),
                          treatment.transmission(tm, course, day))
         m = rated(m, treatment.rating_scale(tm, course, day, z.treatment[:, 1]))
         s = score(m, z.rater(v), cm.values["rater_sd"], cm.values["rater_sd_cranial"],

@@ -5,7 +5,9 @@
 | levodopa | tonic dopamine (L4) | missing dopamine restored by D / (D + ED50) |
 | trihexyphenidyl | corticostriatal plasticity (L4) | the phenotype's D1/D2 weight shift shrinks by theta x D / (D + ED50): M1 blockade restores LTD and depotentiation in DYT1 striatum (Martella 2009); the weights follow with the plasticity time constant |
 | GPi stimulation | pallidal output (L4 -> L5) | pathological drive and lost surround inhibition pass at (1 - fast x on) x (1 - slow x (1 - exp(-t_on / tau))): an informational lesion with an immediate part and a slow part that persists when switched off (Vidailhet 2005) |
+| sham stimulation | ratings (L6) | device implanted, stimulation off: no effect on the circuit; blinded, so the arm's ratings carry the expectation response |
 | botulinum toxin | muscle (L5) | `botulinum.py` |
+| physiotherapy | muscle (L5) | the treated region's agonist pull falls by f(t) = Fmax x eta x (1 - exp(-(t - t0) / tau)): a modest, slow effect (Counsell 2016 found none beyond standard advice) |
 | placebo | ratings (L6) | `placebo.py` |
 """
 
@@ -16,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..registry import Registry
+from ..circuit.regions import agonist
+from ..population import lognormal_factor
 from .botulinum import BotulinumModel, botulinum_strength
 from .placebo import PlaceboModel, placebo_fraction
 
@@ -27,8 +31,9 @@ class Course:
     levodopa_mg_per_day: float = 0.0
     trihexyphenidyl_mg_per_day: float = 0.0
     botulinum: object | None = None
-    stimulation: object | None = None    # with from_day, to_day (None: until the end)
+    stimulation: object | None = None    # with from_day, to_day (None: until the end), sham
     placebo: bool = False
+    physiotherapy: object | None = None  # with region, from_day
 
 
 @dataclass(frozen=True)
@@ -41,13 +46,18 @@ class TreatmentModels:
     dbs_fast: float
     dbs_slow: float
     dbs_slow_days: float
+    physio_max: float = 0.0
+    physio_days: float = 28.0
+    physio_cv: float = 0.0
 
     @classmethod
     def from_registry(cls, registry: Registry) -> "TreatmentModels":
         return cls(BotulinumModel.from_registry(registry), PlaceboModel.from_registry(registry),
                    registry.value("levodopa_ed50", "mg/d"), registry.value("thp_max_normalisation", "dimensionless"),
                    registry.value("thp_ed50", "mg/d"), registry.value("dbs_fast_block", "dimensionless"),
-                   registry.value("dbs_slow_block", "dimensionless"), registry.value("dbs_slow_time", "d"))
+                   registry.value("dbs_slow_block", "dimensionless"), registry.value("dbs_slow_time", "d"),
+                   registry.value("physio_max_fraction", "dimensionless"), registry.value("physio_time", "d"),
+                   registry.value("physio_bsv_cv", "dimensionless"))
 
 
 def dopamine(tm: TreatmentModels, course: Course, base: np.ndarray, day: float) -> np.ndarray:
@@ -65,7 +75,7 @@ def shift_scale(tm: TreatmentModels, course: Course, day: float) -> float:
 def transmission(tm: TreatmentModels, course: Course, day: float) -> float:
     """Fraction of pathological pallidal drive that reaches thalamus under GPi stimulation."""
     s = course.stimulation
-    if s is None or day <= s.from_day:
+    if s is None or getattr(s, "sham", False) or day <= s.from_day:
         return 1.0
     end = day if s.to_day is None else min(day, s.to_day)
     on = s.to_day is None or day < s.to_day
@@ -73,8 +83,23 @@ def transmission(tm: TreatmentModels, course: Course, day: float) -> float:
     return float(max(0.0, 1.0 - tm.dbs_fast * on) * max(0.0, 1.0 - slow))
 
 
-def strength(tm: TreatmentModels, course: Course, day: float, z: np.ndarray) -> np.ndarray:
-    return botulinum_strength(tm.botulinum, course.botulinum, day, z)
+def strength(tm: TreatmentModels, course: Course, day: float, z: np.ndarray,
+             z_physio: np.ndarray | None = None) -> np.ndarray:
+    """Muscle strength factors (patients x channels): botulinum toxin, then physiotherapy."""
+    out = botulinum_strength(tm.botulinum, course.botulinum, day, z)
+    if course.physiotherapy is not None:
+        out[:, agonist(course.physiotherapy.region)] *= 1.0 - physio_fraction(
+            tm, course.physiotherapy, day, np.zeros(len(z)) if z_physio is None else z_physio)
+    return out
+
+
+def physio_fraction(tm: TreatmentModels, physio, day: float, z: np.ndarray) -> np.ndarray:
+    """Fraction of the treated region's agonist pull that physiotherapy removes on ``day``."""
+    t = day - physio.from_day
+    if t <= 0:
+        return np.zeros(len(z))
+    eta = lognormal_factor(z, tm.physio_cv)
+    return np.clip(tm.physio_max * eta * (1.0 - np.exp(-t / tm.physio_days)), 0.0, 0.9)
 
 
 def rating_scale(tm: TreatmentModels, course: Course, day: float, z: np.ndarray) -> np.ndarray | float:
