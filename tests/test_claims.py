@@ -278,8 +278,11 @@ def test_adverse_verdicts(low, high, verdict, registry):
     rule = spec.AdverseRule(kind="adverse", common=0.01, reason="test")
     got, reason, numbers = rules.adverse(rule, ClaimsContext(registry, doses, 20), cf)
     assert got == verdict, reason
-    worst = numbers["largest_excess_by_class"]
-    assert worst["consumer"]["event"] == "diarrhoea" and worst["consumer"]["excess_risk"] == pytest.approx(low)
+    consumer = numbers["excess_risk_by_class"]["consumer"]
+    assert consumer["diarrhoea"]["excess_risk"] == pytest.approx(low)
+    assert consumer["somnolence"]["excess_risk"] == pytest.approx(low / 2)
+    if verdict == "not supported":
+        assert "diarrhoea +" in reason
 
 
 def test_excess_risks_are_zero_without_drug_and_grow_with_exposure(registry):

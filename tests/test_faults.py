@@ -33,12 +33,20 @@ def run(tmp_path, name, chunk=500, n=8):
     out = tmp_path / name
     summary = run_job(small_trial(n), out, quiet=True, report=False, chunk=chunk)
     tables = {k: pd.read_parquet(out / f"{k}.parquet") for k in ("exposure", "clinical")}
+    summary["bands"] = pd.read_parquet(out / "bands.parquet")
     return summary, tables
 
 
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory):
     return run(tmp_path_factory.mktemp("clean"), "run")
+
+
+@pytest.fixture(scope="module")
+def clean_drug():
+    """The second arm's patients simulated before any fault is injected."""
+    sc = small_trial()
+    return simulation.simulate_chunk(sc, sc.arms[1], 0, 8)
 
 
 def corrupt_parameter(monkeypatch, name="cbd_cl", value=np.nan):
@@ -82,7 +90,8 @@ def unsettled_circuit(monkeypatch):
 
 @pytest.mark.parametrize("inject, reason", [(corrupt_parameter, "parameters"), (corrupt_outputs, "drug_levels"),
                                             (unsettled_circuit, "circuit")])
-def test_a_faulted_patient_is_named_left_out_and_written_empty(tmp_path, monkeypatch, clean, inject, reason):
+def test_a_faulted_patient_is_named_left_out_and_written_empty(tmp_path, monkeypatch, clean, clean_drug, inject,
+                                                               reason):
     inject(monkeypatch)
     summary, tables = run(tmp_path, "faulted")
     faults = summary["faults"]
@@ -110,11 +119,30 @@ def test_a_faulted_patient_is_named_left_out_and_written_empty(tmp_path, monkeyp
     assert summary["trial"]["arms"][ARM]["change"]["mean"] == pytest.approx(change.mean(), abs=6e-4)
     assert summary["trial"]["arms"][ARM]["change"]["mean"] != clean_summary["trial"]["arms"][ARM]["change"]["mean"]
 
+    # population means over time and adverse-effect risks are the sound patients' too
+    drug = clean_drug
+    sound = np.arange(8) != BAD
+    bands = summary["bands"]
+    assert np.isfinite(bands[["mean", "p05", "p50", "p95"]].to_numpy()).all()
+    for name in ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM"):
+        got = bands[(bands["arm"] == ARM) & (bands["output"] == name)]["mean"].to_numpy()
+        np.testing.assert_allclose(got, drug.outputs[name][sound].mean(axis=0), rtol=1e-12, atol=1e-300)
+    from ecsim.treatments.adverse import adverse_effects
+    e = clean_tables["exposure"]
+    rows = e[(e["arm"] == ARM) & (e["patient"] != BAD)]
+    risks = adverse_effects({c: rows[c].to_numpy() for c in rows.columns if c not in ("arm", "patient", "fault")},
+                            rows["cbd_daily_mg"].to_numpy())
+    for event, r in risks.items():
+        assert summary["adverse_effects"][ARM][event]["mean"] == pytest.approx(r.mean(), rel=1e-3), event
+
+
+
 
 def test_faulted_runs_do_not_depend_on_chunking(tmp_path, monkeypatch):
     corrupt_parameter(monkeypatch, "cbd_cl", np.inf)
     a, ta = run(tmp_path, "a", chunk=500)
     b, tb = run(tmp_path, "b", chunk=3)
+    pd.testing.assert_frame_equal(a.pop("bands"), b.pop("bands"))
     assert a == b
     for k in ta:
         pd.testing.assert_frame_equal(ta[k], tb[k])
@@ -184,3 +212,34 @@ def test_a_parameter_set_that_silences_the_normal_circuit_is_one_line(tmp_path, 
     assert err.startswith("error: under these parameter values the normal basal-ganglia circuit has no resting "
                           "activity in GPI") and "\n" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_faulted_run_with_its_report(tmp_path, monkeypatch):
+    """The whole job, claims and report included, with one faulted patient: valid JSON everywhere
+    and the report says what was left out."""
+    corrupt_parameter(monkeypatch)
+    out = tmp_path / "full"
+    summary = run_job(small_trial(), out, quiet=True, claims_patients=10, uncertainty_draws=6)
+    assert summary["faults"]["patients_faulted"] == 1
+    for name in ("summary.json", "claims.json", "uncertainty.json", "manifest.json"):
+        json.loads((out / name).read_text())
+    html = (out / "report.html").read_text()
+    assert "<strong>Left out:</strong> 1 simulated patients were numerical faults" in html
+
+
+def test_claims_parameter_spread_leaves_out_faulted_draws(monkeypatch):
+    import ecsim.claims.context as context
+    import ecsim.uncertainty.model as model
+    from ecsim.registry import default_registry
+    real = model.HeadlineFunction.__call__
+
+    def patched(self, values):
+        out = real(self, values)
+        return {k: np.where(np.arange(len(v)) == 0, np.nan, v) for k, v in out.items()}
+    monkeypatch.setattr(model.HeadlineFunction, "__call__", patched)
+    context._SPREAD_CACHE.clear()
+    spread = context.dose_parameter_spread(default_registry(), ["fullspectrum_10mg_day_fasted"], ["faah_inhibition"],
+                                           draws=4, seed=5)
+    context._SPREAD_CACHE.clear()
+    row = spread["fullspectrum_10mg_day_fasted"]["faah_inhibition"]
+    assert row["draws_faulted"] == 1 and np.isfinite([row["p05"], row["median"], row["p95"]]).all()

@@ -285,6 +285,9 @@ RAW = {   # name: bytes, and a word the one-line error must contain
     "tab_indent": (b"name: a\n\tduration_days: 1\n", "YAML"),
     "unclosed": (b"name: 'a\n", "YAML"),
     "many_keys": (DEFAULT_TEXT.encode() + b"".join(b"k%d: 1\n" % i for i in range(20_000)), "one of the fields"),
+    # found in review: PyYAML builds dates and converts huge integers while parsing (ValueError)
+    "impossible_date": (b"name: a\nduration_days: 2001-02-30\narms: [{name: a}]\n", "duration_days"),
+    "huge_integer": (b"name: a\npopulation: {n: 5, seed: " + b"9" * 5000 + b"}\n", "4300 digits"),
 }
 
 

@@ -97,6 +97,12 @@ def test_resume_refuses_other_code_missing_checkpoints_and_extra_options(work, c
     _interrupted_copy(work, out, 2, monkeypatch)
     run_json = checkpoint_folder(out) / "run.json"
     doc = json.loads(run_json.read_text())
+    for key, other in (("code_sha256_16", "0" * 16), ("parameter_set_sha256_16", "1" * 16),
+                       ("ecsim_version", "0.0.0"), ("numerics", doc["numerics"] | {"numpy": "1.0"})):
+        run_json.write_text(json.dumps(doc | {key: other}))
+        assert main(["run", "--resume", str(out)]) == 2, key
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --resume: ") and f"{key} was " in err and "\n" not in err, err
     run_json.write_text(json.dumps(doc | {"code_sha256_16": "0" * 16}))
     cases = [(["run", "--resume", str(out)], "--resume: ", "code_sha256_16 was 0000000000000000"),
              (["run", "--resume", str(work / "nothing-here")], "--resume: ", "no checkpoint at"),
@@ -141,3 +147,27 @@ def _interrupted_copy(work: Path, out: Path, keep: int, monkeypatch) -> None:
     shutil.rmtree(out)
     for path in chunk_files(out)[keep:]:
         path.unlink()
+
+
+def test_the_code_digest_sees_an_edited_source_file(tmp_path):
+    import ecsim
+    from ecsim.checkpoint import code_digest
+    copy = tmp_path / "ecsim"
+    shutil.copytree(Path(ecsim.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    before = code_digest(copy)
+    assert before == code_digest()
+    engine = copy / "engine.py"
+    engine.write_text(engine.read_text() + "\n# an edit\n")
+    assert code_digest(copy) != before
+
+
+def test_out_never_replaces_a_folder_that_is_not_a_result(work, capsys):
+    victim = work / "victim"
+    victim.mkdir()
+    (victim / "important.txt").write_text("keep me")
+    for out, allowed in ((victim, "an earlier ecsim result"), (f"{victim}/..", "a name of its own")):
+        assert main(["run", str(work / "s.yaml"), "--out", str(out), "--no-report", "--json"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: --out: ") and allowed in err, err
+    assert (victim / "important.txt").read_text() == "keep me"
+    assert not checkpoint_folder(victim).exists()

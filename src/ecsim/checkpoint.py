@@ -34,10 +34,10 @@ def checkpoint_folder(out: Path) -> Path:
     return Path(out).parent / f".{Path(out).name}.partial"
 
 
-def code_digest() -> str:
-    """SHA-256 (16 hex digits) of the installed package's source and data files: resuming under
-    edited code would mix two models in one result."""
-    root = Path(__file__).parent
+def code_digest(root: Path | None = None) -> str:
+    """SHA-256 (16 hex digits) of the installed package's source and data files (or those under
+    ``root``): resuming under edited code would mix two models in one result."""
+    root = root or Path(__file__).parent
     h = hashlib.sha256()
     for path in sorted(p for p in root.rglob("*") if p.suffix in {".py", ".yaml", ".json"} and p.is_file()):
         h.update(path.relative_to(root).as_posix().encode())
@@ -45,11 +45,21 @@ def code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+def numerics() -> dict[str, str]:
+    """The versions that decide a chunk's last bits besides ecsim's own code."""
+    import platform
+
+    import numpy
+    import scipy
+    return {"python": platform.python_version(), "numpy": numpy.__version__, "scipy": scipy.__version__,
+            "machine": platform.machine()}
+
+
 def identity(scenario_json: dict, parameter_digest: str, chunk: int, options: dict) -> dict:
     """Everything that decides a chunk's numbers, plus the options needed to finish the run."""
     return {"format": FORMAT, "ecsim_version": __version__, "code_sha256_16": code_digest(),
-            "parameter_set_sha256_16": parameter_digest, "chunk_patients": chunk, "scenario": scenario_json,
-            "options": options}
+            "parameter_set_sha256_16": parameter_digest, "numerics": numerics(), "chunk_patients": chunk,
+            "scenario": scenario_json, "options": options}
 
 
 def stored_run(out: Path) -> dict:
@@ -125,7 +135,7 @@ class Checkpoint:
 
     def _check_resumable(self) -> None:
         stored = stored_run(self.out)
-        for key in ("format", "ecsim_version", "code_sha256_16", "parameter_set_sha256_16"):
+        for key in ("format", "ecsim_version", "code_sha256_16", "parameter_set_sha256_16", "numerics"):
             if stored.get(key) != self.ident[key]:
                 raise InputError("--resume", str(self.out), f"a run interrupted under the same ecsim code and "
                                  f"parameters ({key} was {stored.get(key)}, is {self.ident[key]}); "

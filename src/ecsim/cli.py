@@ -34,7 +34,6 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
                                               "writing to this folder (its scenario and options are stored)")) -> None:
     """Run a scenario's population through its regimens; write Parquet, manifest, summary and plot."""
     from .distributed import ClusterError
-    from .faults import NumericalFault
     from .runjob import run_job
     if resume is not None and out is not None and out != resume:
         raise InputError("--out", str(out), f"left out with --resume (the run writes to {resume})")
@@ -42,7 +41,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         summary = run_job(scenario, resume or out or Path("results/run"), patients=patients, seed=seed,
                           quiet=as_json, workers=workers, scheduler=scheduler, chunk=chunk, report=report,
                           resume=resume is not None)
-    except (ClusterError, NumericalFault) as exc:
+    except ClusterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     if as_json:
@@ -174,9 +173,9 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
                 trajectories: int = typer.Option(20, "--trajectories", help="Morris trajectories"),
                 top: int = typer.Option(10, "--top", help="parameters kept from the Morris screen for Sobol"),
                 seed: int = typer.Option(1, "--seed"),
-                joint: int = typer.Option(0, "--joint", help="also N joint draws of every layer's parameters, each "
-                                          "re-calibrated and kept only if it reproduces the phenotype's calibration "
-                                          "cases (about a minute per draw)"),
+                joint: int = typer.Option(0, "--joint", help="also N joint draws of every layer's parameters, the "
+                                          "phenotype's calibration stages re-fitted per draw, kept only if they then "
+                                          "reproduce its calibration cases (one to several minutes per draw)"),
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Which uncertain parameters decide the answer: Morris screening of every drug-layer parameter,
     then Sobol indices of the most influential, and what to measure next."""
@@ -272,11 +271,15 @@ def _parse_error(exc, argv: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app; user errors become one line and exit status 2."""
+    from .faults import NumericalFault
     try:
         rc = app(args=argv, standalone_mode=False)   # click returns an Exit's code here
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except NumericalFault as exc:     # the model cannot give numbers for this input: one line, status 1
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:

@@ -105,13 +105,17 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
            "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)",
            "faults": fault_summary({r.name: r.faults for r in results}, {r.name: r.n_simulated for r in results})}
     doc["adverse_effects"] = adverse_effects_summary(scenario, results, registry)
+    doc["adverse_effects_note"] = ("probability per patient over a course like the Epidiolex label trials' (14 weeks), "
+                                   "from the last day's exposure, whatever the run's length; excess_ci95 is the "
+                                   "sampling error of the virtual arms, not model uncertainty (docs/adverse.md)")
     clinical = clinical_summary(results)
     if clinical is not None:
         t = scenario.trial
         doc["phenotype"] = scenario.population.phenotype
         doc["trial"] = trial_statistics(results, primary_scale(scenario.population.phenotype, t.primary_scale),
                                         t.control_arm, t.responder_fraction, t.primary_day,
-                                        t.sample_size_per_arm, t.replicates, scenario.population.seed)
+                                        t.sample_size_per_arm, t.replicates, scenario.population.seed,
+                                        dropout=t.dropout, registry=registry)
         doc["trial"]["placebo_response"] = t.placebo_response
         doc["clinical"] = clinical
     return doc
@@ -156,8 +160,13 @@ def manifest(scenario: Scenario, registry: Registry, timings: dict, files: list[
 def check_out(out: Path) -> Path:
     """Fail before simulating if ``out`` cannot become a results folder."""
     out = Path(out)
+    if out.name in ("", ".", ".."):
+        raise InputError("--out", str(out), "a folder with a name of its own (not . or ..), e.g. results/run")
     if out.exists() and not out.is_dir():
         raise InputError("--out", str(out), "a folder path (an existing file is in the way)")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise InputError("--out", str(out), "a new or empty folder, or an earlier ecsim result (this folder holds "
+                                            "other files, which the run would replace)")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

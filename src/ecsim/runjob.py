@@ -8,6 +8,7 @@ from .checkpoint import Checkpoint, identity, stored_run
 from .claims.context import DOSE_PATIENTS
 from .distributed import check_cluster_options
 from .errors import InputError
+from .faults import NumericalFault
 from .outputs import check_out, write_run
 from .scenario import Scenario, load_scenario
 from .simulation import CHUNK, Simulation
@@ -42,8 +43,12 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     options = {"report": report, "claims_patients": claims_patients, "uncertainty_draws": uncertainty_draws}
     ident = identity(scenario.model_dump(mode="json"), sim.registry.digest(), chunk, options)
     with Checkpoint(out, ident, resume=resume) as checkpoint:
-        with _Progress(scenario, quiet, progress) as advance:
-            results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint)
+        try:
+            with _Progress(scenario, quiet, progress) as advance:
+                results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint)
+        except NumericalFault:   # the same again on resume: nothing worth keeping
+            checkpoint.remove()
+            raise
         claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet) if report else None
         unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
         summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,

@@ -55,6 +55,9 @@ class _Loader(_Base):
 
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _Loader.construct_yaml_map)
+# Dates are never inputs here: read them as text (an impossible date like 2001-02-30 would otherwise
+# raise ValueError while parsing), so the schema names the field that got one.
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
 
 
 class _Refused(Exception):
@@ -124,6 +127,9 @@ def load(text: str, origin: str) -> object:
             raise InputError(origin, f"nesting deeper than {MAX_DEPTH} levels{_line(mark)}",
                              f"lists and mappings nested at most {MAX_DEPTH} deep") from None
         raise InputError(origin, f"invalid YAML{_line(mark)}", f"a YAML mapping ({problem})") from None
+    except (ValueError, OverflowError) as exc:   # a scalar Python cannot convert, e.g. an integer of 5000 digits
+        raise InputError(origin, "a value that cannot be read as a number or text",
+                         "numbers of ordinary size (an integer has at most 4300 digits) and plain text") from None
     except RecursionError:   # defensive: the depth limit should make this unreachable
         raise InputError(origin, "too deeply nested", f"lists and mappings nested at most {MAX_DEPTH} deep") from None
     finally:

@@ -120,11 +120,15 @@ def _spread(registry: Registry, arms: list[str], quantities: list[str], draws: i
     scenario = load_scenario(DOSES_SCENARIO)
     problem, values = parameter_draws(registry, draws, seed)
     f = HeadlineFunction(scenario, registry, problem.names, arms, levels={q: f"{q}.avg" for q in quantities})
-    out = f(values)
+    with np.errstate(all="ignore"):
+        out = f(values)
     spread = {}
     for key, v in out.items():
         arm, q = split_key(key)
-        lo, mid, hi = np.percentile(v, [5, 50, 95])
+        sound = v[np.isfinite(v)]      # a draw with a non-finite answer is a numerical fault: left out, counted
+        if not len(sound):
+            continue
+        lo, mid, hi = np.percentile(sound, [5, 50, 95])
         spread.setdefault(arm, {})[q] = {"median": float(f"{mid:.4g}"), "p05": float(f"{lo:.4g}"),
-                                         "p95": float(f"{hi:.4g}")}
+                                         "p95": float(f"{hi:.4g}"), "draws_faulted": int(len(v) - len(sound))}
     return spread

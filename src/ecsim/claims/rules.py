@@ -284,22 +284,27 @@ def validation(rule: spec.ValidationRule, ctx: ClaimsContext, claims: spec.Claim
 # --- adverse: excess risk of each modelled adverse effect at the article's dose classes -------------
 
 def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
-    """Per dose class, the adverse event with the largest mean excess risk (over the same patients
-    without the drug) at any of its arms; minimal means below ``rule.common`` in every class, or
-    at least at consumer doses (partly)."""
-    worst = {}
+    """Per dose class and adverse event, the largest mean excess risk (over the same patients
+    without the drug) at any of the class's arms; minimal means every event below ``rule.common``
+    in every class, or at least at consumer doses (partly)."""
+    by_class = {}
     for key, dc in claims.dose_classes.items():
-        rows = [(float(np.mean(ctx.doses[arm][q])), arm, q[len("adverse."):]) for arm in dc.arms
-                for q in ctx.doses[arm] if q.startswith("adverse.")]
-        excess, arm, event = max(rows)
-        worst[key] = {"excess_risk": _q(excess), "event": event, "arm": arm, "label": dc.label}
-    numbers = {"common_from": rule.common, "largest_excess_by_class": worst}
-    text = "; ".join(f"{w['label']}: {w['event'].replace('_', ' ')} +{w['excess_risk']:.1%}" for w in worst.values())
-    consumer = worst.get("consumer", next(iter(worst.values())))
-    if all(w["excess_risk"] < rule.common for w in worst.values()):
-        return "supported", f"every modelled adverse effect stays below +{rule.common:.0%} ({text})", numbers
-    if consumer["excess_risk"] < rule.common:
-        return ("partly supported", f"below +{rule.common:.0%} at consumer doses, not above them ({text})", numbers)
+        events = sorted({q[len("adverse."):] for arm in dc.arms for q in ctx.doses[arm] if q.startswith("adverse.")})
+        by_class[key] = {"label": dc.label, "events": {
+            ev: max((_q(float(np.mean(ctx.doses[arm][f"adverse.{ev}"]))), arm) for arm in dc.arms)
+            for ev in events}}
+    common = {key: {ev: x for ev, (x, _) in c["events"].items() if x >= rule.common} for key, c in by_class.items()}
+    numbers = {"common_from": rule.common, "excess_risk_by_class": {
+        key: {ev: {"excess_risk": x, "arm": arm} for ev, (x, arm) in c["events"].items()} for key, c in by_class.items()}}
+    text = "; ".join(f"{c['label']}: " + (", ".join(f"{ev.replace('_', ' ')} +{x:.1%}" for ev, x in common[key].items())
+                                         or "none")
+                     for key, c in by_class.items())
+    consumer = common.get("consumer", next(iter(common.values())))
+    if not any(common.values()):
+        return "supported", f"every modelled adverse effect stays below +{rule.common:.0%} at every dose", numbers
+    if not consumer:
+        return "partly supported", f"below +{rule.common:.0%} at consumer doses, not above them (+{rule.common:.0%} " \
+                                   f"or more: {text})", numbers
     return "not supported", f"+{rule.common:.0%} or more already at consumer doses ({text})", numbers
 
 

@@ -71,6 +71,7 @@ def run_scenario(run_id: str, scenario: dict, out: str, report: bool = True, sen
     than the run's own population, per tested dose) and writes report.html. ``send`` gets the
     progress messages."""
     from ..errors import InputError
+    from ..faults import NumericalFault
     from ..runjob import run_job
     from ..scenario import Scenario
     send = send or (lambda message: None)
@@ -80,7 +81,7 @@ def run_scenario(run_id: str, scenario: dict, out: str, report: bool = True, sen
         extra = {"claims_patients": min(sc.population.n, CLAIMS_PATIENTS)} if report else {}
         progress = _reporter(send, _fault(sc.population.seed))
         run_job(sc, Path(out), quiet=True, progress=progress, report=report, **extra)
-    except InputError as exc:
+    except (InputError, NumericalFault) as exc:
         return str(exc)
     except Exception as exc:   # reported as one line; the traceback goes to the server log only
         logging.getLogger("ecsim.server").exception("run %s failed", run_id)

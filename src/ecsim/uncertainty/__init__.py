@@ -59,7 +59,7 @@ def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 1
     drivers = {k: _correlates(problem, unit, outputs[k], registry, top) for k in answer_outputs(list(outputs))
                if sound.sum() > 2}
     return {"draws": draws, "draws_faulted": int((~sound).sum()), "seed": seed, "factors": len(problem.factors),
-            "rho_noise_level": round(3.0 / np.sqrt(draws - 1), 3) if draws > 1 else None,
+            "rho_noise_level": round(3.0 / np.sqrt(sound.sum() - 1), 3) if sound.sum() > 1 else None,
             "what": "typical patient per draw; registry uncertainty ranges of the drug-layer parameters (L0-L3)",
             "intervals": intervals, "drivers": drivers}
 

@@ -64,10 +64,13 @@ class Problem:
 
 
 def from_registry(registry: Registry, names: list[str]) -> Problem:
-    """Factors for the named parameters, skipping any whose uncertainty has zero width."""
+    """Factors for the named parameters, skipping any whose uncertainty has zero width and any the
+    scenario overrides (a value the user set is held, not drawn)."""
     factors = []
     for name in names:
         p = registry[name]
+        if (p.reason or "").startswith("user override"):   # the scenario fixed it: not a factor
+            continue
         u = p.uncertainty
         spread = {"lognormal": (u.cv,), "normal": (u.sd,), "uniform": (u.low, u.high)}[u.distribution]
         if not spread or any(s is None for s in spread) or (len(spread) == 1 and spread[0] <= 0) or \
