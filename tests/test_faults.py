@@ -243,3 +243,21 @@ def test_claims_parameter_spread_leaves_out_faulted_draws(monkeypatch):
     context._SPREAD_CACHE.clear()
     row = spread["fullspectrum_10mg_day_fasted"]["faah_inhibition"]
     assert row["draws_faulted"] == 1 and np.isfinite([row["p05"], row["median"], row["p95"]]).all()
+
+
+@pytest.mark.parametrize("command", [["targets"], ["server"]])
+def test_a_silent_circuit_is_one_line_in_other_commands_and_the_server(tmp_path, capsys, command):
+    """Not only `ecsim run`: every command and the web server's runs report it in one line."""
+    from ecsim.registry import default_registry
+    from ecsim.server.worker import run_scenario
+    weight = default_registry()["cbg_w_gpe_gpi"].value * 10
+    doc = small_trial(4).model_dump(mode="json") | {"parameters": {"cbg_w_gpe_gpi": weight}}
+    if command == ["targets"]:
+        path = tmp_path / "s.yaml"
+        path.write_text(json.dumps(doc))
+        assert main(["targets", str(path), "--json"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: under these parameter values") and "\n" not in err
+    else:
+        message = run_scenario("r1", doc, str(tmp_path / "web"), report=False)
+        assert message.startswith("under these parameter values the normal basal-ganglia circuit")
