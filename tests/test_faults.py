@@ -185,15 +185,21 @@ def test_the_report_says_what_was_left_out(tmp_path, monkeypatch):
     assert _faults_note(SimpleNamespace(summary={"faults": {"patients_faulted": 0}}, uncertainty={})) == ""
 
 
-def test_parameter_uncertainty_leaves_out_faulted_draws(monkeypatch):
-    import ecsim.uncertainty as uncertainty
-    from ecsim.registry import default_registry
-    real = uncertainty.HeadlineFunction.__call__
+def nan_draw(monkeypatch, draw: int) -> None:
+    """Parameter set number ``draw`` of every uncertainty batch gives non-finite answers."""
+    import ecsim.uncertainty.model as model
+    real = model.HeadlineFunction.__call__
 
     def patched(self, values):
         out = real(self, values)
-        return {k: np.where(np.arange(len(v)) == 1, np.nan, v) for k, v in out.items()}
-    monkeypatch.setattr(uncertainty.HeadlineFunction, "__call__", patched)
+        return {k: np.where(np.arange(len(v)) == draw, np.nan, v) for k, v in out.items()}
+    monkeypatch.setattr(model.HeadlineFunction, "__call__", patched)
+
+
+def test_parameter_uncertainty_leaves_out_faulted_draws(monkeypatch):
+    import ecsim.uncertainty as uncertainty
+    from ecsim.registry import default_registry
+    nan_draw(monkeypatch, 1)
     doc = uncertainty.parameter_uncertainty(small_trial(2), default_registry(), draws=6, seed=3)
     assert doc["draws_faulted"] == 1
     assert all(np.isfinite([v["p05"], v["median"], v["p95"]]).all() for v in doc["intervals"].values())
@@ -229,14 +235,8 @@ def test_a_faulted_run_with_its_report(tmp_path, monkeypatch):
 
 def test_claims_parameter_spread_leaves_out_faulted_draws(monkeypatch):
     import ecsim.claims.context as context
-    import ecsim.uncertainty.model as model
     from ecsim.registry import default_registry
-    real = model.HeadlineFunction.__call__
-
-    def patched(self, values):
-        out = real(self, values)
-        return {k: np.where(np.arange(len(v)) == 0, np.nan, v) for k, v in out.items()}
-    monkeypatch.setattr(model.HeadlineFunction, "__call__", patched)
+    nan_draw(monkeypatch, 0)
     context._SPREAD_CACHE.clear()
     spread = context.dose_parameter_spread(default_registry(), ["fullspectrum_10mg_day_fasted"], ["faah_inhibition"],
                                            draws=4, seed=5)
