@@ -414,3 +414,14 @@ def test_localhost_by_default():
     assert inspect.signature(cli.serve).parameters["host"].default.default == "127.0.0.1"
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+
+
+def test_two_servers_cannot_share_a_data_folder(tmp_path):
+    """A second server on the same --data-dir would clear the first one's runs: it is refused."""
+    from ecsim.errors import InputError
+    first = create_app(tmp_path, max_patients=10, max_jobs=1, report=False)
+    with pytest.raises(InputError) as refused:
+        create_app(tmp_path, max_patients=10, max_jobs=1, report=False)
+    assert refused.value.field == "--data-dir" and "no other running ecsim serve" in str(refused.value)
+    first.state.jobs.shutdown()
+    create_app(tmp_path, max_patients=10, max_jobs=1, report=False).state.jobs.shutdown()   # free again

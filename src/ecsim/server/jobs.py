@@ -70,6 +70,20 @@ class _Process:
     conn: object
 
 
+def _lock_data_dir(data_dir: Path):
+    """Hold an exclusive lock on the data folder for the server's life (released when the process
+    ends, however it ends)."""
+    import fcntl
+    from ..errors import InputError
+    handle = open(data_dir / ".ecsim-serve.lock", "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise InputError("--data-dir", str(data_dir), "a folder no other running ecsim serve uses") from None
+    return handle
+
+
 class Jobs:
     """The run table and the run processes behind it."""
 
@@ -78,6 +92,7 @@ class Jobs:
         self.root = Path(data_dir) / "runs"
         self.report = report
         self.root.mkdir(parents=True, exist_ok=True)
+        self._data_lock = _lock_data_dir(Path(data_dir))   # a second server would clear this one's runs
         _clear(self.root)   # runs of earlier sessions are not in the table, so they could never be evicted
         self.max_jobs = max_jobs
         self.max_kept = max_kept
@@ -153,6 +168,7 @@ class Jobs:
                     run.status, run.error = "failed", "the server stopped before the run finished"
         for run in unfinished:
             _remove_run_files(self.root, run.id)
+        self._data_lock.close()
 
     # --- run processes ---------------------------------------------------------------------
 
