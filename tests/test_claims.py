@@ -295,3 +295,34 @@ def test_excess_risks_are_zero_without_drug_and_grow_with_exposure(registry):
         assert r[0] == 0.0, event
         assert np.all(np.diff(r) >= 0), event
     assert risks["somnolence"][-1] > 0.05     # the Epidiolex label: 25-34 % vs 11 % on placebo at 20 mg/kg/day
+
+
+@pytest.mark.parametrize("low,bounds,verdict", [
+    (0.015, (0.002, 0.03), "unknown"),           # common by the mean, not at the lower bound
+    (0.015, (0.012, 0.03), "not supported"),
+    (0.002, (0.001, 0.02), "unknown"),           # minimal by the mean, not at the upper bound
+    (0.002, (0.001, 0.005), "partly supported"),
+])
+def test_adverse_verdicts_within_parameter_uncertainty(low, bounds, verdict, registry):
+    cf = toy_claims_file()
+    doses = {arm: {"adverse.diarrhoea": np.full(20, x)} for arm, x in (("low", low), ("high", 0.25))}
+    spread = {"draws": 64, "arms": {"low": {"diarrhoea": {"p05": bounds[0], "median": low, "p95": bounds[1]}},
+                                    "high": {"diarrhoea": {"p05": 0.2, "median": 0.25, "p95": 0.3}}}}
+    ctx = ClaimsContext(registry, doses, 20, adverse_spread=spread)
+    got, reason, numbers = rules.adverse(spec.AdverseRule(kind="adverse", common=0.01, reason="t"), ctx, cf)
+    assert got == verdict, reason
+    assert numbers["consumer_largest_excess_90pct_parameter_bounds"] == list(bounds)
+
+
+def test_adverse_parameter_spread_brackets_the_registry_value(registry):
+    from ecsim.claims.context import adverse_parameter_spread, excess_risks
+    n = 30
+    exposure = {"cbd_plasma_ng_per_ml.cavg": np.linspace(50, 300, n), "nclb_plasma_ng_per_ml.cavg": np.zeros(n),
+                "max_single_thc_mg": np.zeros(n), "cbd_daily_mg": np.full(n, 600.0)}
+    doses = {"a": {f"input.{k}": v for k, v in exposure.items()}}
+    doc = adverse_parameter_spread(registry, doses, ["a"], draws=64, seed=2)
+    at_registry = {k: float(np.mean(v)) for k, v in excess_risks(exposure, registry).items()}
+    for event in ("somnolence", "decreased_appetite", "parkinsonism_worse"):
+        row = doc["arms"]["a"][event]
+        assert row["p05"] < at_registry[event] < row["p95"], event
+    assert "adverse_appetite_ec50" in doc["factors"] and doc["draws"] == 64

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from ..registry import Registry
 from ..validation.snapshot import by_metric, is_current, load_snapshot
-from .context import DOSE_PATIENTS, ClaimsContext, TrialEvidence, dose_parameter_spread, run_doses, trial_evidence
+from .context import (DOSE_PATIENTS, ClaimsContext, TrialEvidence, adverse_parameter_spread, dose_parameter_spread,
+                      run_doses, trial_evidence)
 from .rules import MODEL_RULES, combine, evidence_verdict
 from .spec import VERDICTS, Claim, ClaimsFile, load_claims
 
@@ -31,6 +32,9 @@ def claims_context(registry: Registry, trial: TrialEvidence | None = None, patie
         quantities = sorted({q for c in spec.claims if c.rule.kind == "engagement" for q in c.rule.quantities})
         arms = [dc.arms[-1] for dc in spec.dose_classes.values()]
         ctx.parameter_spread = dose_parameter_spread(registry, arms, quantities, uncertainty_draws, seed or 1)
+        if any(c.rule.kind == "adverse" for c in spec.claims):
+            every = [a for dc in spec.dose_classes.values() for a in dc.arms]
+            ctx.adverse_spread = adverse_parameter_spread(registry, ctx.doses, every, uncertainty_draws, seed or 1)
     return ctx
 
 

@@ -39,6 +39,7 @@ class ClaimsContext:
     trial: TrialEvidence | None = None
     validation: dict = field(default_factory=dict)   # metric id -> snapshot row
     parameter_spread: dict = field(default_factory=dict)   # arm -> quantity -> interval over parameter draws
+    adverse_spread: dict = field(default_factory=dict)     # adverse_parameter_spread's document
 
 
 def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[str, np.ndarray]]:
@@ -51,8 +52,39 @@ def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[
         values["cbd_plasma_cavg_ng_per_ml"] = r.exposure["cbd_plasma_ng_per_ml.cavg"]
         values["thc_single_dose_mg"] = r.exposure["max_single_thc_mg"]
         values |= {f"adverse.{k}": v for k, v in excess_risks(r.exposure, registry).items()}
+        values |= {f"input.{k}": r.exposure[k] for k in ADVERSE_INPUTS}
         out[r.name] = values
     return out
+
+
+ADVERSE_INPUTS = ("cbd_plasma_ng_per_ml.cavg", "nclb_plasma_ng_per_ml.cavg", "max_single_thc_mg", "cbd_daily_mg")
+
+
+def adverse_parameter_spread(registry: Registry, doses: dict, arms: list[str], draws: int, seed: int = 1) -> dict:
+    """Parameter uncertainty of each arm's mean excess risk per adverse event: the adverse-effect
+    parameters (and the THC threshold) drawn from their registry uncertainty, applied to the arm's
+    simulated patients (the risks are algebraic in exposure: no new simulation). Arm -> event ->
+    {median, p05, p95}; draws whose values a registry refuses are left out and counted."""
+    from ..errors import InputError
+    from ..uncertainty.problem import from_registry
+    names = sorted(n for n in registry.parameters if n.startswith("adverse_")) + ["thc_impairment_threshold_mg"]
+    problem = from_registry(registry, names)
+    values = problem.values(np.random.default_rng([seed, 9003]).random((draws, len(problem.factors))))
+    means: dict[str, dict[str, list[float]]] = {arm: {} for arm in arms}
+    refused = 0
+    for row in values:
+        try:
+            reg = registry.with_overrides(dict(zip(problem.names, map(float, row))))
+        except InputError:
+            refused += 1
+            continue
+        for arm in arms:
+            exposure = {k[len("input."):]: v for k, v in doses[arm].items() if k.startswith("input.")}
+            for event, v in excess_risks(exposure, reg).items():
+                means[arm].setdefault(event, []).append(float(np.mean(v)))
+    out = {arm: {event: dict(zip(("p05", "median", "p95"), (float(f"{x:.4g}") for x in np.percentile(v, [5, 50, 95]))))
+                 for event, v in events.items()} for arm, events in means.items()}
+    return {"draws": draws, "draws_refused": refused, "factors": problem.names, "arms": out}
 
 
 def excess_risks(exposure: dict[str, np.ndarray], registry: Registry) -> dict[str, np.ndarray]:

@@ -301,11 +301,31 @@ def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile)
                      for key, c in by_class.items())
     consumer = common.get("consumer", next(iter(common.values())))
     if not any(common.values()):
-        return "supported", f"every modelled adverse effect stays below +{rule.common:.0%} at every dose", numbers
-    if not consumer:
-        return "partly supported", f"below +{rule.common:.0%} at consumer doses, not above them (+{rule.common:.0%} " \
-                                   f"or more: {text})", numbers
-    return "not supported", f"+{rule.common:.0%} or more already at consumer doses ({text})", numbers
+        verdict, reason = "supported", f"every modelled adverse effect stays below +{rule.common:.0%} at every dose"
+    elif not consumer:
+        verdict, reason = "partly supported", (f"below +{rule.common:.0%} at consumer doses, not above them "
+                                               f"(+{rule.common:.0%} or more: {text})")
+    else:
+        verdict, reason = "not supported", f"+{rule.common:.0%} or more already at consumer doses ({text})"
+    return _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class)
+
+
+def _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class) -> tuple[str, str, dict]:
+    """At consumer doses, the largest excess risk that parameter uncertainty allows (upper 90 %
+    bound over events at the deciding arms) and the smallest it guarantees: a verdict the bounds
+    cross becomes unknown."""
+    spread = ctx.adverse_spread.get("arms", {})
+    key = "consumer" if "consumer" in by_class else next(iter(by_class))
+    bounds = [spread[arm][ev] for ev, (_, arm) in by_class[key]["events"].items() if ev in spread.get(arm, {})]
+    if not bounds:
+        return verdict, reason, numbers
+    low, high = max(b["p05"] for b in bounds), max(b["p95"] for b in bounds)
+    numbers["consumer_largest_excess_90pct_parameter_bounds"] = [_q(low), _q(high)]
+    numbers["parameter_draws"] = ctx.adverse_spread.get("draws")
+    if (verdict == "not supported" and low < rule.common) or (verdict != "not supported" and high >= rule.common):
+        return ("unknown", f"{reason}; but within parameter uncertainty the largest excess at consumer doses "
+                f"spans +{low:.1%} to +{high:.1%}, across the +{rule.common:.0%} line", numbers)
+    return verdict, reason, numbers
 
 
 def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
