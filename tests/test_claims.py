@@ -209,6 +209,23 @@ def test_trial_rule_needs_a_trial(registry, claims_file):
     assert rules.trial(rule, ctx, claims_file)[0] == "partly supported"
 
 
+@pytest.mark.parametrize("p05, verdict, points", [
+    (-0.3, "not supported", 0.15),     # best case 0.3 % of a 50-point baseline: 0.15 points
+    (-8.0, "unknown", 4.0),            # best case reaches the 3-point MIC: the model cannot rule it out
+])
+def test_trial_rule_checks_the_parameter_best_case(registry, claims_file, p05, verdict, points):
+    rule = next(c.rule for c in claims_file.claims if c.id == "cbd_helps_dystonia")
+    stats = {"primary_scale": "twstrs_total", "primary_day": 28.0, "control_arm": "placebo",
+             "arms": {"cbd": {"difference_vs_control": {"mean": -0.1, "ci95": [-0.8, 0.6]}}}}
+    ctx = ctx_with(0, 0, registry)
+    ctx.trial = TrialEvidence("t", "cervical", stats, ["cbd"], {"cbd": 40.0}, control_baseline=50.0)
+    ctx.answer_uncertainty = {"cbd.severity_vs_control_pct": {"median": -0.1, "p05": p05, "p95": 0.2}}
+    got, reason, numbers = rules.trial(rule, ctx, claims_file)
+    assert got == verdict, reason
+    assert numbers["arms"]["cbd"]["parameter_best_case_points"] == pytest.approx(points)
+    assert f"largest benefit is about {points:.2f} points" in reason
+
+
 # --- the verdicts follow the mechanism ------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -151,13 +151,16 @@ def claims(as_json: bool = typer.Option(False, "--json"),
     Runs the default virtual trial (efficacy) and the article's doses (mechanism), about a minute."""
     from .claims import check_claims, claims_context, load_claims, trial_evidence
     from .outputs import summary as run_summary
+    from .uncertainty import parameter_uncertainty
     from .runjob import prepared_scenario
     from .simulation import Simulation
     scenario = prepared_scenario(None, patients, seed)
     sim = Simulation(scenario)
     spec = load_claims(sim.registry.references)
     trial = trial_evidence(scenario, run_summary(scenario, sim.run(), sim.registry))
-    ctx = claims_context(sim.registry, trial, patients=min(patients or 200, 200), seed=seed, spec=spec)
+    unc = parameter_uncertainty(scenario, sim.registry, 64, seed=scenario.population.seed)
+    ctx = claims_context(sim.registry, trial, patients=min(patients or 200, 200), seed=seed, spec=spec,
+                         answer_uncertainty=unc)
     rows = check_claims(ctx, spec)
     if as_json:
         print(json.dumps(rows, allow_nan=False))

@@ -49,8 +49,9 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
         except NumericalFault:   # the same again on resume: nothing worth keeping
             checkpoint.remove()
             raise
-        claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet) if report else None
         unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
+        claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet, unc) if report \
+            else None
         summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
                             execution=sim.execution, staging=checkpoint.staging)
         checkpoint.remove()
@@ -97,8 +98,9 @@ def _print_outcome(summary: dict, out: Path, execution: dict) -> None:
     print(f"wrote {out}/ ({', '.join(names)})")
 
 
-def _claims(scenario, results, sim, patients: int, draws: int, quiet: bool) -> list[dict]:
-    """The claims checker on this run's trial (if it has one) and the article's doses."""
+def _claims(scenario, results, sim, patients: int, draws: int, quiet: bool, unc: dict | None) -> list[dict]:
+    """The claims checker on this run's trial (if it has one), the article's doses and the run's
+    parameter uncertainty."""
     import time
     from .claims import check_claims, claims_context, load_claims, trial_evidence
     from .outputs import summary
@@ -107,7 +109,7 @@ def _claims(scenario, results, sim, patients: int, draws: int, quiet: bool) -> l
     if not quiet:
         print(f"checking the article's claims ({patients} patients per tested dose)...")
     trial = trial_evidence(scenario, summary(scenario, results, sim.registry))
-    rows = check_claims(claims_context(sim.registry, trial, patients, scenario.population.seed, draws, spec), spec)
+    rows = check_claims(claims_context(sim.registry, trial, patients, scenario.population.seed, draws, spec, unc), spec)
     sim.timings["claims_s"] = time.perf_counter() - started
     return rows
 

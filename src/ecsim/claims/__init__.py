@@ -21,13 +21,14 @@ __all__ = ["check_claims", "claims_context", "trial_evidence", "TrialEvidence", 
 
 
 def claims_context(registry: Registry, trial: TrialEvidence | None = None, patients: int = DOSE_PATIENTS,
-                   seed: int | None = None, uncertainty_draws: int = 64, spec: ClaimsFile | None = None
-                   ) -> ClaimsContext:
+                   seed: int | None = None, uncertainty_draws: int = 64, spec: ClaimsFile | None = None,
+                   answer_uncertainty: dict | None = None) -> ClaimsContext:
     """Simulate the article's doses (``patients`` per dose; and ``uncertainty_draws`` parameter sets
     at each dose class's highest-exposure arm, 0 to skip) and gather the trial and validation
-    numbers the rules need."""
+    numbers the rules need; ``answer_uncertainty`` is the run's `parameter_uncertainty` document."""
     spec = spec or load_claims()
     ctx = ClaimsContext(registry, run_doses(registry, patients, seed), patients, trial, by_metric(load_snapshot()))
+    ctx.answer_uncertainty = (answer_uncertainty or {}).get("intervals", {})
     if uncertainty_draws:
         quantities = sorted({q for c in spec.claims if c.rule.kind == "engagement" for q in c.rule.quantities})
         arms = [dc.arms[-1] for dc in spec.dose_classes.values()]

@@ -29,6 +29,7 @@ class TrialEvidence:
     statistics: dict
     cbd_arms: list[str]
     mg_per_day: dict[str, float] = field(default_factory=dict)   # CBD arm -> largest daily dose (mg)
+    control_baseline: float | None = None   # the control arm's mean primary-scale score at baseline
 
 
 @dataclass
@@ -40,6 +41,7 @@ class ClaimsContext:
     validation: dict = field(default_factory=dict)   # metric id -> snapshot row
     parameter_spread: dict = field(default_factory=dict)   # arm -> quantity -> interval over parameter draws
     adverse_spread: dict = field(default_factory=dict)     # adverse_parameter_spread's document
+    answer_uncertainty: dict = field(default_factory=dict)  # the run's parameter_uncertainty intervals
 
 
 def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[str, np.ndarray]]:
@@ -129,7 +131,9 @@ def trial_evidence(scenario: Scenario, summary: dict) -> TrialEvidence | None:
         return None
     weight = scenario.population.weight_mean_kg
     doses = {a.name: max(len(s.times_h) * (s.dose.mg + s.dose.mg_per_kg * weight) for s in a.cbd) for a in cbd}
-    return TrialEvidence(scenario.name, scenario.population.phenotype, trial, [a.name for a in cbd], doses)
+    baseline = next((c["scales"][trial["primary_scale"]]["mean"][0] for c in summary.get("clinical") or []
+                     if c["arm"] == trial["control_arm"] and trial["primary_scale"] in c["scales"]), None)
+    return TrialEvidence(scenario.name, scenario.population.phenotype, trial, [a.name for a in cbd], doses, baseline)
 
 
 _SPREAD_CACHE: dict[tuple, dict] = {}

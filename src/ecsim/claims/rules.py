@@ -159,6 +159,9 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
         arms[name]["cbd_mg_per_day"] = _q(dose)
         if arms[name]["verdict"] == "supported" and dose > claims.consumer_max_mg_per_day:
             arms[name]["verdict"] = "partly supported"      # helps, but only above the article's doses
+    if mic is not None:
+        for name in arms:
+            _trial_parameter_bound(arms[name], ctx, name, mic.points)
     best = min(arms, key=lambda a: (RANK[arms[a]["verdict"]], arms[a]["difference_vs_control"]["mean"] or 0.0))
     numbers = {"scenario": ctx.trial.scenario, "phenotype": ctx.trial.phenotype, "scale": scale,
                "day": stats["primary_day"], "minimal_important_change": mic.points if mic else None, "arms": arms}
@@ -166,7 +169,25 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
     text = f"{scale} change vs {stats['control_arm']} at day {stats['primary_day']:g} (95 % CI): {listed}"
     if mic is None:
         return arms[best]["verdict"], text + "; no minimal important change is known for this scale", numbers
-    return arms[best]["verdict"], text + f"; the smallest change that matters is {mic.points:g} points", numbers
+    bounds = [v["parameter_best_case_points"] for v in arms.values() if "parameter_best_case_points" in v]
+    tail = (f"; within the drug layers' parameter uncertainty the largest benefit is about {max(bounds):.2f} points"
+            if bounds else "")
+    return arms[best]["verdict"], text + f"; the smallest change that matters is {mic.points:g} points" + tail, numbers
+
+
+def _trial_parameter_bound(arm: dict, ctx: ClaimsContext, name: str, mic: float) -> None:
+    """A "not supported" arm whose best case over parameter uncertainty (typical patient, the run's
+    `uncertainty.json`: affected regions' severity vs control, per cent) would reach the minimal
+    important change becomes unknown. Per cent is turned into points with the control arm's mean
+    baseline score, as if the scale were proportional to severity (an approximation)."""
+    interval = ctx.answer_uncertainty.get(f"{name}.severity_vs_control_pct")
+    baseline = ctx.trial.control_baseline
+    if interval is None or baseline is None:
+        return
+    best = -min(interval["p05"], interval["p95"]) / 100.0 * baseline
+    arm["parameter_best_case_points"] = _q(best)
+    if arm["verdict"] == "not supported" and best >= mic:
+        arm["verdict"] = "unknown"
 
 
 def _diff_text(d: dict) -> str:
