@@ -118,7 +118,8 @@ def _answer_uncertainty(inp) -> str:
         names += f"; |rho| under about {unc['rho_noise_level']:.2f} is within sampling noise at this many draws"
     return (text + f"<strong>How unsure the model is about its drug layers</strong> (90 % interval over "
             f"{unc['draws']} draws of {unc['factors']} drug-layer parameters, typical patient; the circuit and "
-            f"clinical parameters that turn CB1 signalling into symptoms are not sampled yet): change in the "
+            f"clinical parameters that turn CB1 signalling into symptoms are held here; <code>ecsim sensitivity "
+            f"--joint</code> samples them, re-calibrated per draw): change in the "
             f"affected regions' severity vs control, per cent: {parts}. The parameters that move it most: {names}. See "
             "<a href='#uncertainty'>uncertainty</a>.</p>")
 
@@ -152,7 +153,9 @@ def uncertainty_section(inp, png) -> str:
             f"{unc['factors']} parameters of the drug layers (products, absorption, PK, targets, tone) from their "
             "registry uncertainty ranges, each applied to the typical patient, so this spread is parameter "
             "uncertainty only. Circuit and clinical parameters are held at their calibrated values here; "
-            "<code>ecsim sensitivity</code> varies them one at a time (docs/uncertainty.md). The parameters "
+            "<code>ecsim sensitivity</code> varies them one at a time, and with <code>--joint</code> together with "
+            "every other layer, each draw re-calibrated to the phenotype's calibration cases (docs/uncertainty.md). "
+            "The parameters "
             "whose uncertainty moves the answer most, i.e. what to measure next:</p>"
             f"<ol>{drivers}</ol>{img}<details><summary>every headline output</summary><table><tr><th>arm</th>"
             f"<th>output</th><th>median</th><th>90 % interval</th></tr>{rows}</table></details>"
