@@ -176,6 +176,24 @@ class Physiotherapy(_Strict):
     from_day: float = Field(default=0.0, ge=0, le=730)
 
 
+class Painkiller(_Strict):
+    """A painkiller at a fixed daily dose from ``from_day``: it lowers the pain items only (TWSTRS pain,
+    the 'pain' symptom), not the motor signs; opioids lose effect to tolerance and carry a risk of
+    misuse and addiction (docs/treatments.md)."""
+
+    drug: Literal["paracetamol", "ibuprofen", "tramadol", "morphine"]
+    mg_per_day: float = Field(gt=0, le=4000, description="daily dose in mg of the drug (morphine: oral)")
+    from_day: float = Field(default=0.0, ge=0, le=730)
+
+    @model_validator(mode="after")
+    def _dose_limit(self) -> "Painkiller":
+        from .treatments.painkillers import MAX_MG_PER_DAY
+        top = MAX_MG_PER_DAY[self.drug]
+        if self.mg_per_day > top:
+            raise InputError("mg_per_day", self.mg_per_day, f"at most {top:g} mg/day of {self.drug}")
+        return self
+
+
 class Arm(_Strict):
     """One product at one regimen, given to the whole population."""
 
@@ -191,6 +209,7 @@ class Arm(_Strict):
     botulinum: Botulinum | None = None
     gpi_stimulation: Stimulation | None = None
     physiotherapy: Physiotherapy | None = None
+    painkiller: Painkiller | None = None
 
 
 class Dropout(_Strict):
@@ -278,7 +297,7 @@ class Scenario(_Strict):
             return self
         clinical = [(f"arms.{a.name}.{k}", given) for a in self.arms for k, given in (
             ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation), ("physiotherapy", a.physiotherapy),
-            ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
+            ("painkiller", a.painkiller), ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
             ("interventions.trihexyphenidyl_mg_per_day", a.interventions.trihexyphenidyl_mg_per_day)) if given]
         if self.trial != Trial():
             clinical.append(("trial", "set"))

@@ -117,6 +117,10 @@ class PatientDraws:
         """Physiotherapy responsiveness: its own stream (4), so arms without it draw nothing new."""
         return self._normals(4, 1)[:, 0]
 
+    def pain(self) -> np.ndarray:
+        """Painkiller responsiveness: its own stream (5), so arms without one draw nothing new."""
+        return self._normals(5, 1)[:, 0]
+
     def _normals(self, stream: int, width: int, *extra: int) -> np.ndarray:
         if self.typical:
             return np.zeros((self.stop - self.start, width))
@@ -171,6 +175,7 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
     out = _Collector(n, len(visit_days))
     states: dict[str, State] | None = None
     z_physio = z.physio() if course.physiotherapy is not None else None
+    z_pain = z.pain() if course.painkiller is not None else None
     for v, day in enumerate(visit_days):
         da = treatment.dopamine(tm, course, base["dopamine"], day)
         t1, t2 = plastic_targets(_shifted(base, treatment.shift_scale(tm, course, day)), da,
@@ -185,7 +190,8 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
                          treatment.transmission(tm, course, day))
         m = rated(m, treatment.rating_scale(tm, course, day, z.treatment[:, 1]))
         s = score(m, z.rater(v), cm.values["rater_sd"], cm.values["rater_sd_cranial"],
-                  cm.values["motor_detection_threshold"], cm.values["neck_rotation_max"], cm.values["twstrs_tilt_share"])
+                  cm.values["motor_detection_threshold"], cm.values["neck_rotation_max"], cm.values["twstrs_tilt_share"],
+                  treatment.pain_factor(tm, course, day, z_pain))
         out.add(v, states["rest"], cm, m, s, converged)
     return out.result(np.asarray(visit_days, dtype=float))
 

@@ -77,8 +77,11 @@ def tilt_score(degrees: np.ndarray) -> np.ndarray:
 
 
 def score(m: MotorOutput, noise: np.ndarray, rater_sd: float, rater_sd_cranial: float,
-          threshold: float, neck_rotation_max_deg: float, tilt_share: float) -> Scores:
-    """All scales at one visit; ``noise`` is standard normal, (patients x N_NOISE)."""
+          threshold: float, neck_rotation_max_deg: float, tilt_share: float,
+          pain_factor: np.ndarray | None = None) -> Scores:
+    """All scales at one visit; ``noise`` is standard normal, (patients x N_NOISE).
+    ``pain_factor`` (patients, from a painkiller) scales the pain items only: the TWSTRS pain
+    subscale's index and the 'pain' symptom; None leaves them as they are."""
     sd = np.array([rater_sd_cranial if r in CRANIAL else rater_sd for r in REGIONS])
     n_regions = len(REGIONS)
     severity_factor = _item(m.severity, 4, noise[:, :n_regions], sd)
@@ -98,15 +101,16 @@ def score(m: MotorOutput, noise: np.ndarray, rater_sd: float, rater_sd_cranial: 
                   + _item(s_neck, 2, z[:, 1], rater_sd) + _item(s_neck, 3, z[:, 2], rater_sd)
                   + _item(s_neck, 4, z[:, 3], rater_sd) + _item(duty_neck, 4, z[:, 4], rater_sd))
     twstrs_dis = _item(s_neck, 30, z[:, 5], 2 * rater_sd)
-    twstrs_pain = _item(s_neck, 20, z[:, 6], 2 * rater_sd)
+    pain_index = s_neck if pain_factor is None else s_neck * pain_factor
+    twstrs_pain = _item(pain_index, 20, z[:, 6], 2 * rater_sd)
     jrs = (_item(m.severity[:, eyes], 4, z[:, 7], rater_sd_cranial)
            + _item(m.duty[:, eyes], 4, z[:, 8], rater_sd_cranial))
     return Scores(region.sum(axis=1), region, disability, twstrs_sev, twstrs_dis, twstrs_pain,
-                  twstrs_sev + twstrs_dis + twstrs_pain, jrs, symptoms(m))
+                  twstrs_sev + twstrs_dis + twstrs_pain, jrs, symptoms(m, pain_factor))
 
 
-def symptoms(m: MotorOutput) -> dict[str, np.ndarray]:
-    """The article's symptoms as 0-1 scores per patient (no rater noise)."""
+def symptoms(m: MotorOutput, pain_factor: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The article's symptoms as 0-1 scores per patient (no rater noise); ``pain_factor`` scales 'pain'."""
     idx = lambda *names: [_R[n] for n in names]   # noqa: E731
     limbs = idx("arm_right", "arm_left", "leg_right", "leg_left")
     return {
@@ -115,5 +119,9 @@ def symptoms(m: MotorOutput) -> dict[str, np.ndarray]:
         "abnormal_twisting": np.max(np.abs(m.deviation[:, idx("neck", "trunk", "arm_right", "arm_left")]), axis=1),
         "speech_difficulty": np.max(m.severity[:, idx("larynx", "mouth")], axis=1),
         "spasms_and_cramps": np.max(m.cocontraction[:, limbs] * m.severity[:, limbs] ** 0.5, axis=1),
-        "pain": np.max(m.severity * (m.cocontraction + np.abs(m.deviation)) / 2, axis=1),
+        "pain": _scaled(np.max(m.severity * (m.cocontraction + np.abs(m.deviation)) / 2, axis=1), pain_factor),
     }
+
+
+def _scaled(x: np.ndarray, factor: np.ndarray | None) -> np.ndarray:
+    return x if factor is None else x * factor

@@ -9,6 +9,7 @@
 | botulinum toxin | muscle (L5) | `botulinum.py` |
 | physiotherapy | muscle (L5) | the treated region's agonist pull falls by f(t) = Fmax x eta x (1 - exp(-(t - t0) / tau)): a modest, slow effect (Counsell 2016 found none beyond standard advice) |
 | placebo | ratings (L6) | `placebo.py` |
+| painkillers | pain items only (L6) | `painkillers.py`: the TWSTRS pain subscale and the 'pain' symptom fall by r(t); opioids lose effect to tolerance |
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..registry import Registry
 from ..circuit.regions import agonist
 from ..population import lognormal_factor
 from .botulinum import BotulinumModel, botulinum_strength
+from .painkillers import PainkillerModel, relief_fraction
 from .placebo import PlaceboModel, placebo_fraction
 
 
@@ -34,6 +36,7 @@ class Course:
     stimulation: object | None = None    # with from_day, to_day (None: until the end), sham
     placebo: bool = False
     physiotherapy: object | None = None  # with region, from_day
+    painkiller: object | None = None     # with drug, mg_per_day, from_day
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,7 @@ class TreatmentModels:
     physio_max: float = 0.0
     physio_days: float = 28.0
     physio_cv: float = 0.0
+    painkiller: PainkillerModel | None = None
 
     @classmethod
     def from_registry(cls, registry: Registry) -> "TreatmentModels":
@@ -57,7 +61,7 @@ class TreatmentModels:
                    registry.value("thp_ed50", "mg/d"), registry.value("dbs_fast_block", "dimensionless"),
                    registry.value("dbs_slow_block", "dimensionless"), registry.value("dbs_slow_time", "d"),
                    registry.value("physio_max_fraction", "dimensionless"), registry.value("physio_time", "d"),
-                   registry.value("physio_bsv_cv", "dimensionless"))
+                   registry.value("physio_bsv_cv", "dimensionless"), PainkillerModel.from_registry(registry))
 
 
 def dopamine(tm: TreatmentModels, course: Course, base: np.ndarray, day: float) -> np.ndarray:
@@ -105,3 +109,11 @@ def physio_fraction(tm: TreatmentModels, physio, day: float, z: np.ndarray) -> n
 def rating_scale(tm: TreatmentModels, course: Course, day: float, z: np.ndarray) -> np.ndarray | float:
     """Factor on rated severity: 1 - placebo response, or 1 outside a trial."""
     return 1.0 - placebo_fraction(tm.placebo, day, z) if course.placebo else 1.0
+
+
+def pain_factor(tm: TreatmentModels, course: Course, day: float, z: np.ndarray | None) -> np.ndarray | None:
+    """Factor on the pain items (TWSTRS pain, the 'pain' symptom) from a painkiller; None without one
+    (the scales are then computed exactly as before)."""
+    if course.painkiller is None or tm.painkiller is None:
+        return None
+    return 1.0 - relief_fraction(tm.painkiller, course.painkiller, day, z)
