@@ -169,3 +169,22 @@ def test_local_cluster_option():
     """``workers``: a local cluster of its own, the same bits as here."""
     sc = small_trial(6, days=7, arms=2)
     assert_same_bits(Simulation(sc, chunk=4).run(), Simulation(sc, chunk=4).run(workers=2))
+
+
+@pytest.mark.slow
+def test_parameter_uncertainty_on_dask_gives_the_same_numbers(cluster):
+    """Parameter sets sent to two workers in chunks of 64 give the numbers computed here in one chunk."""
+    from ecsim.distributed import ordered_mapper
+    from ecsim.uncertainty import parameter_uncertainty
+    sc = small_trial(1, days=14, arms=3)
+    reg = Simulation(sc).registry
+    here = parameter_uncertainty(sc, reg, draws=80, seed=3)
+    with ordered_mapper(scheduler=cluster.scheduler_address) as mapper:
+        there = parameter_uncertainty(sc, reg, draws=80, seed=3, mapper=mapper)
+    assert here["intervals"] and here == there
+
+
+def test_ordered_mapper_here_keeps_the_order():
+    from ecsim.distributed import ordered_mapper
+    with ordered_mapper() as mapper:
+        assert mapper(abs, [-3, 2, -1]) == [3, 2, 1]

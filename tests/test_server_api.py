@@ -417,11 +417,18 @@ def test_localhost_by_default():
 
 
 def test_two_servers_cannot_share_a_data_folder(tmp_path):
-    """A second server on the same --data-dir would clear the first one's runs: it is refused."""
-    from ecsim.errors import InputError
+    """A second server process on the same --data-dir would clear the first one's runs: refused."""
+    import subprocess
+    import sys
     first = create_app(tmp_path, max_patients=10, max_jobs=1, report=False)
-    with pytest.raises(InputError) as refused:
-        create_app(tmp_path, max_patients=10, max_jobs=1, report=False)
-    assert refused.value.field == "--data-dir" and "no other running ecsim serve" in str(refused.value)
+    second = subprocess.run([sys.executable, "-m", "ecsim", "serve", "--data-dir", str(tmp_path), "--port", "1"],
+                            capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    err = second.stderr.strip()
+    assert err.startswith("error: --data-dir: got '/") and "\n" not in err
+    assert err.endswith("allowed: a folder no other running ecsim serve uses")
     first.state.jobs.shutdown()
-    create_app(tmp_path, max_patients=10, max_jobs=1, report=False).state.jobs.shutdown()   # free again
+    free = subprocess.run([sys.executable, "-c", f"from ecsim.server.app import create_app; "
+                           f"create_app({str(tmp_path)!r}, 10, 1, report=False).state.jobs.shutdown()"],
+                          capture_output=True, text=True, timeout=120)
+    assert free.returncode == 0, free.stderr

@@ -179,6 +179,10 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
                 joint: int = typer.Option(0, "--joint", help="also N joint draws of every layer's parameters, the "
                                           "phenotype's calibration stages re-fitted per draw, kept only if they then "
                                           "reproduce its calibration cases (one to several minutes per draw)"),
+                workers: Optional[int] = typer.Option(None, "--workers", help="evaluate parameter sets on a local "
+                                                      "Dask cluster of N processes (same numbers as without)"),
+                scheduler: Optional[str] = typer.Option(None, "--scheduler", help="evaluate them on an existing "
+                                                        "Dask cluster: its scheduler's address"),
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Which uncertain parameters decide the answer: Morris screening of every drug-layer parameter,
     then Sobol indices of the most influential, and what to measure next."""
@@ -200,10 +204,16 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
     if joint:
         from .uncertainty.joint import check_joint
         check_joint(sc)
-    doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed)
-    if joint:
-        from .uncertainty.joint import joint_uncertainty
-        doc["joint"] = joint_uncertainty(sc, reg, joint, seed)
+    from .distributed import ClusterError, ordered_mapper
+    try:
+        with ordered_mapper(workers=workers, scheduler=scheduler) as mapper:
+            doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed, mapper=mapper)
+            if joint:
+                from .uncertainty.joint import joint_uncertainty
+                doc["joint"] = joint_uncertainty(sc, reg, joint, seed, mapper=mapper)
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from None
     if as_json:
         print(json.dumps(doc, allow_nan=False))
         return

@@ -120,6 +120,28 @@ class DaskExecutor:
                                f"{_one_line(exc)}") from None
 
 
+@contextmanager
+def ordered_mapper(*, workers: int | None = None, scheduler: str | None = None):
+    """A ``map(fn, items) -> list`` in item order: here, on a local cluster of ``workers``
+    processes, or on the cluster at ``scheduler``, kept open for the context's life. ``fn`` must be
+    picklable (a module-level function or a partial of one); every item is independent, so the
+    results are the same wherever they ran (parameter sets for uncertainty and sensitivity)."""
+    check_cluster_options(workers, scheduler)
+    if workers is None and scheduler is None:
+        yield lambda fn, items: [fn(item) for item in items]
+        return
+    with _client(workers, scheduler) as client:
+        def dask_map(fn, items):
+            futures = client.map(fn, list(items), pure=False)
+            try:
+                return client.gather(futures)
+            except InputError:
+                raise
+            except Exception as exc:   # anything a worker raised or the cluster lost
+                raise ClusterError(f"a Dask worker failed: {_one_line(exc)}") from None
+        yield dask_map
+
+
 def run_task(job: Job, task: ChunkTask) -> ChunkSummary:
     """The function that runs on a worker (the model is cached per process by `full_model`)."""
     return summarize_task(job.scenario, job.registry, task)

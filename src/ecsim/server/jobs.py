@@ -70,18 +70,37 @@ class _Process:
     conn: object
 
 
-def _lock_data_dir(data_dir: Path):
-    """Hold an exclusive lock on the data folder for the server's life (released when the process
-    ends, however it ends)."""
+_DATA_LOCKS: dict[str, list] = {}   # resolved data folder -> [open lock file, servers in this process]
+
+
+def _lock_data_dir(data_dir: Path) -> str:
+    """Hold an exclusive lock on the data folder while a server of this process uses it (the kernel
+    releases it when the process ends, however it ends); another process is refused. Returns the
+    key to give `_unlock_data_dir`."""
     import fcntl
     from ..errors import InputError
-    handle = open(data_dir / ".ecsim-serve.lock", "a+")
+    key = str(Path(data_dir).resolve())
+    if key in _DATA_LOCKS:
+        _DATA_LOCKS[key][1] += 1
+        return key
+    handle = open(Path(key) / ".ecsim-serve.lock", "a+")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         handle.close()
         raise InputError("--data-dir", str(data_dir), "a folder no other running ecsim serve uses") from None
-    return handle
+    _DATA_LOCKS[key] = [handle, 1]
+    return key
+
+
+def _unlock_data_dir(key: str) -> None:
+    entry = _DATA_LOCKS.get(key)
+    if entry is None:
+        return
+    entry[1] -= 1
+    if entry[1] <= 0:
+        entry[0].close()
+        del _DATA_LOCKS[key]
 
 
 class Jobs:
@@ -168,7 +187,8 @@ class Jobs:
                     run.status, run.error = "failed", "the server stopped before the run finished"
         for run in unfinished:
             _remove_run_files(self.root, run.id)
-        self._data_lock.close()
+        _unlock_data_dir(self._data_lock)
+        self._data_lock = ""
 
     # --- run processes ---------------------------------------------------------------------
 

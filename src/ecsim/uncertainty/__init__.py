@@ -43,11 +43,11 @@ def parameter_draws(registry: Registry, draws: int, seed: int) -> tuple[Problem,
 
 
 def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 128, seed: int = 1,
-                          top: int = 3) -> dict:
+                          top: int = 3, mapper=None) -> dict:
     """Intervals of every headline output over ``draws`` parameter sets, and for each answer output
     the ``top`` parameters by |Spearman rho| with it (same draws), with their sources."""
     problem = _problem(registry)
-    f = HeadlineFunction(scenario, registry, problem.names)
+    f = HeadlineFunction(scenario, registry, problem.names, mapper=mapper)
     if not f.arms:
         return {}
     unit = _unit(seed, draws, len(problem.factors))
@@ -65,11 +65,11 @@ def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 1
 
 
 def sensitivity_analysis(scenario: Scenario, registry: Registry, method: str = "sobol", samples: int = 256,
-                         trajectories: int = 20, screen_top: int = 10, seed: int = 1) -> dict:
+                         trajectories: int = 20, screen_top: int = 10, seed: int = 1, mapper=None) -> dict:
     """Morris screening of all drug-layer parameters; with ``method='sobol'``, Sobol indices of the
     ``screen_top`` most influential (on the answer outputs) from ``samples`` base samples."""
     problem = _problem(registry)
-    f = HeadlineFunction(scenario, registry, problem.names)
+    f = HeadlineFunction(scenario, registry, problem.names, mapper=mapper)
     if not f.arms:
         from ..errors import InputError
         raise InputError("SCENARIO", scenario.name, "a scenario with at least one CBD arm")
@@ -80,7 +80,7 @@ def sensitivity_analysis(scenario: Scenario, registry: Registry, method: str = "
     if method == "sobol":
         chosen = order[:screen_top]
         sub = Problem(tuple(fa for fa in problem.factors if fa.name in chosen))
-        g = HeadlineFunction(scenario, registry, sub.names, f.arms)
+        g = HeadlineFunction(scenario, registry, sub.names, f.arms, mapper=mapper)
         doc["sobol"] = sobol(sub, lambda x: g(x), samples, seed)
     if scenario.population.phenotype and scenario.trial.control_arm:
         strongest = max(f.arms, key=lambda a: _daily_mg(scenario, a))

@@ -27,6 +27,8 @@ the affected regions against control at the primary visit, per cent.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from ..errors import InputError
@@ -136,7 +138,7 @@ def check_joint(scenario: Scenario) -> dict[str, tuple[str, ...]]:
 
 
 def joint_uncertainty(scenario: Scenario, registry: Registry, draws: int = 64, seed: int = 1,
-                      patients: int = CASE_PATIENTS, progress=None) -> dict:
+                      patients: int = CASE_PATIENTS, progress=None, mapper=None) -> dict:
     """ABC rejection over joint draws of every layer's parameters; for the accepted draws, each CBD
     arm's answer (median and 90 % interval). Also counts why draws were rejected."""
     targets = check_joint(scenario)
@@ -148,19 +150,20 @@ def joint_uncertainty(scenario: Scenario, registry: Registry, draws: int = 64, s
     problem = Problem(tuple(f for f in problem.factors if f.name not in refitted))
     values = problem.values(np.random.default_rng([seed, STREAM]).random((draws, len(problem.factors))))
     arms = cbd_arms(scenario)
-    kept: list[dict[str, float]] = []
+    evaluate = partial(_evaluate_draw, scenario, registry, problem.names, targets, cases, stages, arms)
+    if mapper is not None:
+        outcomes = mapper(evaluate, list(values))
+    else:
+        outcomes = []
+        for i, row in enumerate(values):
+            outcomes.append(evaluate(row))
+            if progress is not None:
+                progress(i + 1, draws)
+    kept = [answers for reason, answers in outcomes if not reason]
     rejected: dict[str, int] = {}
-    for i, row in enumerate(values):
-        reg, reason = _judge_draw(registry, problem, row, targets, cases, stages)
-        if not reason:
-            answers = {arm: answer(scenario, reg, arm) for arm in arms}
-            reason = "" if all(np.isfinite(list(answers.values()))) else "a non-finite answer (numerical fault)"
+    for reason, _ in outcomes:
         if reason:
             rejected[reason] = rejected.get(reason, 0) + 1
-        else:
-            kept.append(answers)
-        if progress is not None:
-            progress(i + 1, draws)
     return {"draws": draws, "accepted": len(kept), "seed": seed, "factors": len(problem.factors),
             "case_patients": patients, "conditioned_on": {k: list(v) for k, v in targets.items()},
             "refitted": sorted(refitted),
@@ -172,10 +175,22 @@ def joint_uncertainty(scenario: Scenario, registry: Registry, draws: int = 64, s
                     "tolerance rules; drug-layer draws are not conditioned on the PK cases"}
 
 
-def _judge_draw(registry, problem, row, targets, cases, stages) -> tuple[Registry | None, str]:
+def _evaluate_draw(scenario, registry, names, targets, cases, stages, arms, row) -> tuple[str, dict]:
+    """One draw: ("", each arm's answer) if it is kept, else (why not, {}). Runs wherever the
+    mapper sends it (module level, so Dask can pickle it)."""
+    reg, reason = _judge_draw(registry, names, row, targets, cases, stages)
+    if reason:
+        return reason, {}
+    answers = {arm: answer(scenario, reg, arm) for arm in arms}
+    if not all(np.isfinite(list(answers.values()))):
+        return "a non-finite answer (numerical fault)", {}
+    return "", answers
+
+
+def _judge_draw(registry, names, row, targets, cases, stages) -> tuple[Registry | None, str]:
     """The draw's re-calibrated registry and "" if it is accepted, else (None, the first reason)."""
     try:
-        reg = registry.with_overrides(dict(zip(problem.names, map(float, row))))
+        reg = registry.with_overrides(dict(zip(names, map(float, row))))
     except InputError as exc:
         return None, f"outside the allowed range ({exc.field})"
     try:

@@ -21,6 +21,7 @@ from ..scenario import Scenario
 from ..simulation import simulate_chunk
 
 CHUNK = 512
+DASK_CHUNK = 64   # parameter sets per Dask task: enough tasks to share out (the results do not depend on it)
 LEVELS = {"cbd_plasma_cavg_ng_per_ml": "cbd_plasma_ng_per_ml.cavg", "cbd_brain_free_cavg_nM": "cbd_brain_free_nM.cavg",
           "faah_inhibition": "faah_inhibition.avg", "aea_fold_brain": "aea_fold_brain.avg",
           "cb1_signal_striatum_gpe_rel": "cb1_signal_gaba_striatum_to_gpe_rel.avg",
@@ -42,7 +43,7 @@ class HeadlineFunction:
     """Callable: parameter values (K x D, columns = ``names``) -> output name -> (K,) values."""
 
     def __init__(self, scenario: Scenario, registry: Registry, names: list[str], arms: list[str] | None = None,
-                 levels: dict[str, str] | None = None):
+                 levels: dict[str, str] | None = None, mapper=None):
         self.scenario = typical(scenario)
         self.registry = registry
         self.names = names
@@ -50,13 +51,20 @@ class HeadlineFunction:
         self.levels = levels or LEVELS
         self.control = scenario.trial.control_arm if scenario.population.phenotype else None
         self.day = scenario.trial.primary_day if scenario.trial.primary_day is not None else scenario.duration_days
+        self.mapper = mapper   # `ecsim.distributed.ordered_mapper`'s map, to run chunks on Dask; None: here
 
     def __call__(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        size = CHUNK if self.mapper is None else DASK_CHUNK
+        chunks = [values[start:start + size] for start in range(0, len(values), size)]
+        parts = self.mapper(self._chunk, chunks) if self.mapper else [self._chunk(c) for c in chunks]
         out: dict[str, list[np.ndarray]] = {}
-        for start in range(0, len(values), CHUNK):
-            for name, v in self._chunk(values[start:start + CHUNK]).items():
+        for part in parts:
+            for name, v in part.items():
                 out.setdefault(name, []).append(v)
         return {k: np.concatenate(v) for k, v in out.items()}
+
+    def __getstate__(self):
+        return self.__dict__ | {"mapper": None}   # a worker evaluates its chunk here
 
     def _chunk(self, values: np.ndarray) -> dict[str, np.ndarray]:
         k = len(values)
