@@ -154,3 +154,19 @@ def test_painkiller_needs_a_phenotype_and_is_optional():
     assert parse_scenario(SCENARIO.format(pk="null")).arms[0].painkiller is None
     with pytest.raises(InputError, match="phenotype"):
         parse_scenario(SCENARIO.format(pk="{drug: ibuprofen, mg_per_day: 1200}").replace("phenotype: cervical", "phenotype: null"))
+
+
+def test_opioid_risks_reach_the_run_summary(tmp_path):
+    """`ecsim run` reports opioid misuse and addiction per arm with the other adverse effects."""
+    from ecsim.runjob import run_job
+    from ecsim.scenario import Scenario
+    sc = Scenario.model_validate({
+        "name": "pain", "duration_days": 28, "output_step_h": 2.0, "visit_interval_days": 14,
+        "population": {"n": 4, "seed": 3, "phenotype": "cervical"},
+        "trial": {"control_arm": "placebo", "primary_day": 28},
+        "arms": [{"name": "placebo"}, {"name": "morphine", "painkiller": {"drug": "morphine", "mg_per_day": 60}}]})
+    adverse = run_job(sc, tmp_path / "out", quiet=True, report=False)["adverse_effects"]
+    assert adverse["placebo"]["opioid_use_disorder"]["mean"] == 0.0
+    # 28 days of a one-year risk of about 10 % that builds up over 90 days: 1-e^(-28/90) of it
+    assert 0.02 < adverse["morphine"]["opioid_use_disorder"]["mean"] < 0.03
+    assert adverse["morphine"]["opioid_misuse"]["excess_vs_control"] > 0.05

@@ -125,7 +125,13 @@ def adverse_effects_summary(scenario: Scenario, results: list[ArmResult], regist
     """Per arm and event, the mean risk over patients (and its excess over the control arm, if the
     scenario names one), from each patient's exposure (`ecsim.treatments.adverse`; docs/adverse.md)."""
     from .treatments.adverse import adverse_effects, adverse_summary
+    from .treatments.painkillers import painkiller_adverse_effects
     per_arm = {r.name: adverse_effects(r.exposure, r.exposure["cbd_daily_mg"], registry) for r in results}
+    arms = {a.name: a for a in scenario.arms}
+    if any(a.painkiller is not None for a in scenario.arms):   # opioid misuse and addiction, if any arm has one
+        for r in results:
+            per_arm[r.name] |= painkiller_adverse_effects(arms[r.name].painkiller, scenario.duration_days, r.n,
+                                                          registry)
     control = scenario.trial.control_arm if scenario.trial.control_arm in per_arm else None
     doc = adverse_summary(per_arm, control)
     return {arm: {event: _rounded(row) for event, row in events.items()} for arm, events in doc.items()}

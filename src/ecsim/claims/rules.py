@@ -349,6 +349,36 @@ def _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class) 
     return verdict, reason, numbers
 
 
+# --- addiction: modelled addiction risk of each treatment the article lists ---------------------
+
+ADDICTION_COURSES = {   # treatment -> the painkiller block of its course (None: no addictive drug in it)
+    "opioid painkiller (oral morphine 60 mg/day)": {"drug": "morphine", "mg_per_day": 60.0},
+    "non-opioid painkiller (paracetamol 4 g/day)": {"drug": "paracetamol", "mg_per_day": 4000.0},
+    "botulinum toxin": None, "pallidal stimulation": None, "physiotherapy": None}
+
+
+def addiction(rule: spec.AddictionRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    """Risk of opioid use disorder over ``rule.course_days`` for each listed treatment
+    (`ecsim.treatments.painkillers`; the other treatments have no addictive drug in the model):
+    all at or above ``rule.common``, supported; some, partly; none, not supported."""
+    from ..scenario import Painkiller
+    from ..treatments.painkillers import painkiller_adverse_effects
+    risks = {}
+    for name, course in ADDICTION_COURSES.items():
+        block = Painkiller(**course) if course else None
+        risks[name] = _q(float(painkiller_adverse_effects(block, rule.course_days, 1, ctx.registry)
+                               ["opioid_use_disorder"][0]))
+    causes = [n for n, r in risks.items() if r >= rule.common]
+    numbers = {"course_days": rule.course_days, "common_from": rule.common, "opioid_use_disorder_risk": risks}
+    text = "; ".join(f"{n}: {r:.1%}" for n, r in risks.items())
+    if len(causes) == len(risks):
+        return "supported", f"every listed treatment carries an addiction risk ({text})", numbers
+    if causes:
+        return "partly supported", f"only {', '.join(causes)} carries an addiction risk of {rule.common:.0%} or more " \
+                                   f"over {rule.course_days:g} days ({text})", numbers
+    return "not supported", f"no listed treatment carries an addiction risk in the model ({text})", numbers
+
+
 def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
     numbers = {}
     if rule.context:
@@ -359,7 +389,8 @@ def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) ->
 
 MODEL_RULES = {"engagement": engagement, "trial": trial, "threshold": threshold, "prevalence": prevalence,
                "symptoms": symptoms, "causes": causes, "counterexample": counterexample,
-               "validation": validation, "adverse": adverse, "none": no_model}
+               "validation": validation, "adverse": adverse, "addiction": addiction,
+               "none": no_model}
 
 
 # --- evidence and the final verdict --------------------------------------------------------------

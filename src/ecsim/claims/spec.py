@@ -102,6 +102,13 @@ class AdverseRule(_Strict):
     reason: str
 
 
+class AddictionRule(_Strict):
+    kind: Literal["addiction"]
+    common: float = Field(gt=0, lt=1, description="risk from which a treatment 'causes' an adverse effect")
+    course_days: float = Field(gt=0, le=3650, description="length of the course the risk is taken over")
+    reason: str
+
+
 class NoModel(_Strict):
     kind: Literal["none"]
     reason: str
@@ -109,7 +116,7 @@ class NoModel(_Strict):
 
 
 Rule = Annotated[Union[Engagement, TrialRule, Threshold, Prevalence, Symptoms, Causes, Counterexample,
-                       ValidationRule, AdverseRule, NoModel], Field(discriminator="kind")]
+                       ValidationRule, AdverseRule, AddictionRule, NoModel], Field(discriminator="kind")]
 
 
 class Claim(_Strict):
