@@ -139,6 +139,10 @@ class Interventions(_Strict):
     trihexyphenidyl_mg_per_day: float = Field(default=0.0, ge=0, le=120, description="from day 0")
     levodopa_mg_per_day: float = Field(default=0.0, ge=0, le=3000,
                                        description="levodopa (with a decarboxylase inhibitor) from day 0")
+    clonazepam_mg_per_day: float = Field(default=0.0, ge=0, le=20,
+                                         description="oral clonazepam from day 0 (label maximum 20 mg/day)")
+    baclofen_mg_per_day: float = Field(default=0.0, ge=0, le=180,
+                                       description="oral baclofen from day 0 (up to 180 mg/day, as in children with dystonia)")
 
 
 class Botulinum(_Strict):

@@ -265,7 +265,8 @@ def arm_course(arm: Arm, scenario: Scenario) -> Course:
     sham = arm.gpi_stimulation is not None and arm.gpi_stimulation.sham
     return Course(arm.interventions.levodopa_mg_per_day, arm.interventions.trihexyphenidyl_mg_per_day,
                   arm.botulinum, arm.gpi_stimulation, scenario.trial.placebo_response or sham,
-                  arm.physiotherapy, arm.painkiller)
+                  arm.physiotherapy, arm.painkiller, arm.interventions.clonazepam_mg_per_day,
+                  arm.interventions.baclofen_mg_per_day)
 
 
 def visit_days(scenario: Scenario) -> np.ndarray:

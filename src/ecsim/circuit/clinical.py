@@ -121,6 +121,11 @@ class PatientDraws:
         """Painkiller responsiveness: its own stream (5), so arms without one draw nothing new."""
         return self._normals(5, 1)[:, 0]
 
+    def oral(self) -> np.ndarray:
+        """Clonazepam and baclofen responsiveness (columns 0, 1): their own stream (6), so arms
+        without either draw nothing new."""
+        return self._normals(6, 2)
+
     def _normals(self, stream: int, width: int, *extra: int) -> np.ndarray:
         if self.typical:
             return np.zeros((self.stop - self.start, width))
@@ -176,6 +181,7 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
     states: dict[str, State] | None = None
     z_physio = z.physio() if course.physiotherapy is not None else None
     z_pain = z.pain() if course.painkiller is not None else None
+    z_oral = z.oral() if course.oral_agents else None
     for v, day in enumerate(visit_days):
         da = treatment.dopamine(tm, course, base["dopamine"], day)
         t1, t2 = plastic_targets(_shifted(base, treatment.shift_scale(tm, course, day)), da,
@@ -186,8 +192,11 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
         release = {k: drivers[k][:, v:v + 1] for k in RELEASE}
         shared = dict(dopamine=da, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
         states, converged = _protocols(cm, shared, n, states)
-        m = motor_output(states, cm.reference, cm.motor, treatment.strength(tm, course, day, z.treatment[:, 0], z_physio),
-                         treatment.transmission(tm, course, day))
+        through = treatment.transmission(tm, course, day)
+        if (gaba := treatment.drive_scale(tm, course, day, z_oral, n)) is not None:
+            through = through * gaba          # clonazepam, baclofen: per patient (patients x 1)
+        m = motor_output(states, cm.reference, cm.motor,
+                         treatment.strength(tm, course, day, z.treatment[:, 0], z_physio), through)
         m = rated(m, treatment.rating_scale(tm, course, day, z.treatment[:, 1]))
         s = score(m, z.rater(v), cm.values["rater_sd"], cm.values["rater_sd_cranial"],
                   cm.values["motor_detection_threshold"], cm.values["neck_rotation_max"], cm.values["twstrs_tilt_share"],

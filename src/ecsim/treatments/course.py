@@ -10,6 +10,8 @@
 | physiotherapy | muscle (L5) | the treated region's agonist pull falls by f(t) = Fmax x eta x (1 - exp(-(t - t0) / tau)): a modest, slow effect (Counsell 2016 found none beyond standard advice) |
 | placebo | ratings (L6) | `placebo.py` |
 | painkillers | pain items only (L6) | `painkillers.py`: the TWSTRS pain subscale and the 'pain' symptom fall by r(t); opioids lose effect to tolerance |
+| clonazepam | pathological drive (L4 -> L5) | `oral_agents.py`: involuntary drive and lost surround inhibition pass at (1 - c(t)), with the stimulation's transmission |
+| baclofen | segmental reflex gain (L5) | `oral_agents.py`: the pathological drive's segmental amplification falls by b; it passes at (1 - b), with clonazepam's and the stimulation's factors |
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..registry import Registry
 from ..circuit.regions import agonist
 from ..population import lognormal_factor
 from .botulinum import BotulinumModel, botulinum_strength
+from .oral_agents import OralAgentModel, drive_fraction, gain_fraction
 from .painkillers import PainkillerModel, relief_fraction
 from .placebo import PlaceboModel, placebo_fraction
 
@@ -37,6 +40,13 @@ class Course:
     placebo: bool = False
     physiotherapy: object | None = None  # with region, from_day
     painkiller: object | None = None     # with drug, mg_per_day, from_day
+    clonazepam_mg_per_day: float = 0.0
+    baclofen_mg_per_day: float = 0.0
+
+    @property
+    def oral_agents(self) -> bool:
+        """Whether the arm takes clonazepam or baclofen (only then are their responses drawn)."""
+        return self.clonazepam_mg_per_day > 0 or self.baclofen_mg_per_day > 0
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class TreatmentModels:
     physio_days: float = 28.0
     physio_cv: float = 0.0
     painkiller: PainkillerModel | None = None
+    oral: OralAgentModel | None = None
 
     @classmethod
     def from_registry(cls, registry: Registry) -> "TreatmentModels":
@@ -61,7 +72,8 @@ class TreatmentModels:
                    registry.value("thp_ed50", "mg/d"), registry.value("dbs_fast_block", "dimensionless"),
                    registry.value("dbs_slow_block", "dimensionless"), registry.value("dbs_slow_time", "d"),
                    registry.value("physio_max_fraction", "dimensionless"), registry.value("physio_time", "d"),
-                   registry.value("physio_bsv_cv", "dimensionless"), PainkillerModel.from_registry(registry))
+                   registry.value("physio_bsv_cv", "dimensionless"), PainkillerModel.from_registry(registry),
+                   OralAgentModel.from_registry(registry))
 
 
 def dopamine(tm: TreatmentModels, course: Course, base: np.ndarray, day: float) -> np.ndarray:
@@ -95,6 +107,20 @@ def strength(tm: TreatmentModels, course: Course, day: float, z: np.ndarray,
         out[:, agonist(course.physiotherapy.region)] *= 1.0 - physio_fraction(
             tm, course.physiotherapy, day, np.zeros(len(z)) if z_physio is None else z_physio)
     return out
+
+
+def drive_scale(tm: TreatmentModels, course: Course, day: float, z_oral: np.ndarray | None,
+                n: int) -> np.ndarray | None:
+    """Per patient (patients x 1), the share of pathological drive that reaches the muscles past
+    clonazepam (supraspinal GABA-A) and baclofen (segmental GABA-B); None without either (the
+    read-outs are then computed exactly as before). ``z_oral`` columns: clonazepam, baclofen
+    responsiveness."""
+    if not course.oral_agents or tm.oral is None:
+        return None
+    z = np.zeros((n, 2)) if z_oral is None else z_oral
+    keep = (1.0 - drive_fraction(tm.oral, course.clonazepam_mg_per_day, day, z[:, 0])) * \
+        (1.0 - gain_fraction(tm.oral, course.baclofen_mg_per_day, day, z[:, 1]))
+    return keep[:, None]
 
 
 def physio_fraction(tm: TreatmentModels, physio, day: float, z: np.ndarray) -> np.ndarray:
