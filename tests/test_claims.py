@@ -346,13 +346,15 @@ def test_adverse_parameter_spread_brackets_the_registry_value(registry):
 
 
 def test_addiction_rule_follows_the_opioid_risk(registry, claims_file):
-    """Only opioid painkillers carry an addiction risk in the model (Vowles 2015: 8-12 %): partly
-    supported; with that risk set to zero no listed treatment causes addiction."""
+    """Only opioid painkillers and clonazepam carry an addiction or dependence risk in the model
+    (Vowles 2015: 8-12 %; Kan 1997: 40 %): partly supported; with both risks set to zero no listed
+    treatment causes addiction."""
     rule = next(c.rule for c in claims_file.claims if c.id == "treatments_addictive")
     verdict, reason, numbers = rules.addiction(rule, ClaimsContext(registry, {}, 0), claims_file)
-    risk = numbers["opioid_use_disorder_risk"]
+    risk = numbers["addiction_or_dependence_risk"]
     assert verdict == "partly supported", reason
     assert 0.08 <= risk["opioid painkiller (oral morphine 60 mg/day)"] <= 0.12
+    assert 0.2 <= risk["benzodiazepine (clonazepam 2 mg/day)"] <= 0.7     # Kan 1997: 40 % of long-term users
     assert risk["botulinum toxin"] == 0.0 and risk["non-opioid painkiller (paracetamol 4 g/day)"] == 0.0
-    none = registry.with_overrides({"opioid_addiction_risk": 1e-9})
+    none = registry.with_overrides({"opioid_addiction_risk": 1e-9, "benzodiazepine_dependence_risk": 1e-9})
     assert rules.addiction(rule, ClaimsContext(none, {}, 0), claims_file)[0] == "not supported"

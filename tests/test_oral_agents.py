@@ -141,3 +141,18 @@ def test_oral_agent_fields_are_optional_and_parse():
     from ecsim.simulation import arm_course
     course = arm_course(sc.arms[0], sc)
     assert course.clonazepam_mg_per_day == 2.0 and course.oral_agents
+
+
+def test_oral_agent_risks_reach_the_run_summary(tmp_path):
+    """`ecsim run` reports sedation and benzodiazepine dependence per arm with the other adverse effects."""
+    from ecsim.runjob import run_job
+    from ecsim.scenario import Scenario
+    sc = Scenario.model_validate({
+        "name": "oral", "duration_days": 28, "output_step_h": 2.0, "visit_interval_days": 14,
+        "population": {"n": 4, "seed": 3, "phenotype": "cervical"},
+        "trial": {"control_arm": "placebo", "primary_day": 28},
+        "arms": [{"name": "placebo"}, {"name": "clonazepam", "interventions": {"clonazepam_mg_per_day": 2.0}}]})
+    adverse = run_job(sc, tmp_path / "out", quiet=True, report=False)["adverse_effects"]
+    assert adverse["placebo"]["benzodiazepine_dependence"]["mean"] == 0.0
+    assert adverse["clonazepam"]["benzodiazepine_dependence"]["mean"] > 0.05
+    assert adverse["clonazepam"]["sedation"]["excess_vs_control"] > 0.3     # Beauclair 1994: 9 of 13 drowsy

@@ -125,12 +125,17 @@ def adverse_effects_summary(scenario: Scenario, results: list[ArmResult], regist
     """Per arm and event, the mean risk over patients (and its excess over the control arm, if the
     scenario names one), from each patient's exposure (`ecsim.treatments.adverse`; docs/adverse.md)."""
     from .treatments.adverse import adverse_effects, adverse_summary
+    from .treatments.oral_agents import oral_agent_adverse_effects
     from .treatments.painkillers import painkiller_adverse_effects
     per_arm = {r.name: adverse_effects(r.exposure, r.exposure["cbd_daily_mg"], registry) for r in results}
     arms = {a.name: a for a in scenario.arms}
     if any(a.painkiller is not None for a in scenario.arms):   # opioid misuse and addiction, if any arm has one
         for r in results:
             per_arm[r.name] |= painkiller_adverse_effects(arms[r.name].painkiller, scenario.duration_days, r.n,
+                                                          registry)
+    if any(a.interventions.clonazepam_mg_per_day or a.interventions.baclofen_mg_per_day for a in scenario.arms):
+        for r in results:   # sedation, weakness, benzodiazepine dependence, baclofen withdrawal
+            per_arm[r.name] |= oral_agent_adverse_effects(arms[r.name].interventions, scenario.duration_days, r.n,
                                                           registry)
     control = scenario.trial.control_arm if scenario.trial.control_arm in per_arm else None
     doc = adverse_summary(per_arm, control)

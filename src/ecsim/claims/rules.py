@@ -351,31 +351,41 @@ def _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class) 
 
 # --- addiction: modelled addiction risk of each treatment the article lists ---------------------
 
-ADDICTION_COURSES = {   # treatment -> the painkiller block of its course (None: no addictive drug in it)
-    "opioid painkiller (oral morphine 60 mg/day)": {"drug": "morphine", "mg_per_day": 60.0},
-    "non-opioid painkiller (paracetamol 4 g/day)": {"drug": "paracetamol", "mg_per_day": 4000.0},
-    "botulinum toxin": None, "pallidal stimulation": None, "physiotherapy": None}
+ADDICTION_COURSES = {   # treatment -> (module's risk function, its course block, the event that is addiction)
+    "opioid painkiller (oral morphine 60 mg/day)": ("painkiller", {"drug": "morphine", "mg_per_day": 60.0}),
+    "non-opioid painkiller (paracetamol 4 g/day)": ("painkiller", {"drug": "paracetamol", "mg_per_day": 4000.0}),
+    "benzodiazepine (clonazepam 2 mg/day)": ("oral_agent", {"clonazepam_mg_per_day": 2.0}),
+    "baclofen (60 mg/day)": ("oral_agent", {"baclofen_mg_per_day": 60.0}),
+    "botulinum toxin": (None, None), "pallidal stimulation": (None, None), "physiotherapy": (None, None)}
+
+
+def addiction_risk(kind: str | None, course: dict | None, days: float, registry) -> float:
+    """Risk of addiction or dependence over ``days`` of one course (0 for treatments with no
+    addictive drug in the model): opioid use disorder (`ecsim.treatments.painkillers`) or
+    benzodiazepine dependence (`ecsim.treatments.oral_agents`)."""
+    if kind == "painkiller":
+        from ..scenario import Painkiller
+        from ..treatments.painkillers import painkiller_adverse_effects
+        return float(painkiller_adverse_effects(Painkiller(**course), days, 1, registry)["opioid_use_disorder"][0])
+    if kind == "oral_agent":
+        from ..treatments.oral_agents import oral_agent_adverse_effects
+        return float(oral_agent_adverse_effects(course, days, 1, registry)["benzodiazepine_dependence"][0])
+    return 0.0
 
 
 def addiction(rule: spec.AddictionRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
-    """Risk of opioid use disorder over ``rule.course_days`` for each listed treatment
-    (`ecsim.treatments.painkillers`; the other treatments have no addictive drug in the model):
-    all at or above ``rule.common``, supported; some, partly; none, not supported."""
-    from ..scenario import Painkiller
-    from ..treatments.painkillers import painkiller_adverse_effects
-    risks = {}
-    for name, course in ADDICTION_COURSES.items():
-        block = Painkiller(**course) if course else None
-        risks[name] = _q(float(painkiller_adverse_effects(block, rule.course_days, 1, ctx.registry)
-                               ["opioid_use_disorder"][0]))
+    """Risk of addiction or dependence over ``rule.course_days`` for each listed treatment: all at
+    or above ``rule.common``, supported; some, partly; none, not supported."""
+    risks = {name: _q(addiction_risk(kind, course, rule.course_days, ctx.registry))
+             for name, (kind, course) in ADDICTION_COURSES.items()}
     causes = [n for n, r in risks.items() if r >= rule.common]
-    numbers = {"course_days": rule.course_days, "common_from": rule.common, "opioid_use_disorder_risk": risks}
+    numbers = {"course_days": rule.course_days, "common_from": rule.common, "addiction_or_dependence_risk": risks}
     text = "; ".join(f"{n}: {r:.1%}" for n, r in risks.items())
     if len(causes) == len(risks):
         return "supported", f"every listed treatment carries an addiction risk ({text})", numbers
     if causes:
-        return "partly supported", f"only {', '.join(causes)} carries an addiction risk of {rule.common:.0%} or more " \
-                                   f"over {rule.course_days:g} days ({text})", numbers
+        return "partly supported", f"only {', '.join(causes)} carry an addiction or dependence risk of " \
+                                   f"{rule.common:.0%} or more over {rule.course_days:g} days ({text})", numbers
     return "not supported", f"no listed treatment carries an addiction risk in the model ({text})", numbers
 
 
