@@ -86,8 +86,9 @@ def test_a_run_killed_midway_resumes_to_the_same_files(work, capsys):
 def test_a_damaged_chunk_file_is_simulated_again(work, monkeypatch):
     out = work / "damaged"
     _interrupted_copy(work, out, 4, monkeypatch)
-    victim = chunk_files(out)[1]
+    victim, other, third = chunk_files(out)[1:4]
     victim.write_bytes(victim.read_bytes()[:100])     # what a disk fault might leave
+    third.write_bytes(other.read_bytes())             # a readable chunk under another chunk's name
     assert main(["run", "--resume", str(out), "--json"]) == 0
     assert_same_results(work / "whole", out)
 

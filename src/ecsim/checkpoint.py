@@ -117,9 +117,13 @@ class Checkpoint:
             path = self._path(task)
             if path.is_file():
                 try:
-                    done[task] = pickle.loads(path.read_bytes())
+                    summary = pickle.loads(path.read_bytes())
+                    if (summary.start, summary.n) == (task.start, task.stop - task.start):
+                        done[task] = summary
+                        continue
                 except Exception:   # damaged by something outside ecsim: recompute rather than trust
-                    path.unlink()
+                    pass
+                path.unlink()
         self.resumed = len(done)
         return done
 
