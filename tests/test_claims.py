@@ -224,6 +224,10 @@ def test_trial_rule_checks_the_parameter_best_case(registry, claims_file, p05, v
     assert got == verdict, reason
     assert numbers["arms"]["cbd"]["parameter_best_case_points"] == pytest.approx(points)
     assert f"largest benefit is about {points:.2f} points" in reason
+    # the expected score in points, where the run has it, comes before the per-cent approximation
+    ctx.answer_uncertainty["cbd.twstrs_total_vs_control_points"] = {"median": -0.5, "p05": -3.5, "p95": 0.1}
+    got, reason, numbers = rules.trial(rule, ctx, claims_file)
+    assert got == "unknown" and numbers["arms"]["cbd"]["parameter_best_case_points"] == pytest.approx(3.5)
 
 
 # --- the verdicts follow the mechanism ------------------------------------------------------------

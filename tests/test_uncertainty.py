@@ -157,3 +157,25 @@ def test_clinical_parameters_one_at_a_time(short_trial, registry):
     assert toxin["answer_low"] == toxin["answer_high"] == r["baseline"]
     assert weight["answer_low"] != weight["answer_high"]
     assert r["factors"][0]["parameter"] == "cbg_w_gpe_stn"
+
+
+def test_expected_item_score_is_the_mean_over_raters():
+    """The expectation of a rounded, clipped, noisy item (scales.EXPECTED) against a Monte Carlo mean
+    of the rater-noise version over 200,000 raters; with no noise it is the rounded score."""
+    from ecsim.circuit.scales import EXPECTED, _item
+    rng = np.random.default_rng(0)
+    x = np.array([0.0, 0.02, 0.3, 0.55, 0.97])
+    for top, sd in ((4, 0.5), (30, 1.0), (2, 0.25)):
+        z = rng.standard_normal((200_000, len(x)))
+        monte_carlo = _item(np.broadcast_to(x, z.shape), top, z, sd).mean(axis=0)
+        np.testing.assert_allclose(_item(x, top, EXPECTED, sd), monte_carlo, atol=0.01)
+    assert list(_item(x, 4, EXPECTED, 0.0)) == list(np.where(x > 0, np.clip(np.rint(4 * x), 0, 4), 0.0))
+
+
+def test_the_answer_in_points_moves_smoothly(short_trial, registry):
+    """With items at their mean over raters the typical patient's primary scale changes by fractions
+    of a point, where one rater's rounded scores would move in whole points or not at all."""
+    f = HeadlineFunction(short_trial, registry, ["cbd_cb1_nam_kb"], ["isolate_300mg_day"])
+    kb = registry["cbd_cb1_nam_kb"].value
+    out = f(np.array([[kb * 0.1], [kb], [kb * 10]]))["isolate_300mg_day.twstrs_total_vs_control_points"]
+    assert np.all(np.abs(out) < 1.0) and len(set(np.round(out, 6))) == 3

@@ -218,9 +218,10 @@ def demographics(scenario: Scenario) -> Demographics:
 
 def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
                    registry: Registry | None = None, model: Model | None = None,
-                   overrides: dict[str, np.ndarray] | None = None) -> Chunk:
+                   overrides: dict[str, np.ndarray] | None = None, expected_scores: bool = False) -> Chunk:
     """One arm, patients [start, stop): trajectories of every state and output. ``overrides``
-    replace per-patient parameter values (one value per patient; uncertainty analysis)."""
+    replace per-patient parameter values (one value per patient; uncertainty analysis);
+    ``expected_scores`` rates every scale item at its mean over raters."""
     registry = registry or scenario_registry(scenario)
     model = model or full_model()
     grid = grid_for(scenario)
@@ -230,18 +231,18 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
         out = outputs(model, p, states)
         clinical = None
         if scenario.population.phenotype is not None:
-            clinical = assess_chunk(scenario, arm, grid.times, out, start, stop, registry)
+            clinical = assess_chunk(scenario, arm, grid.times, out, start, stop, registry, expected_scores)
     return Chunk(grid.times, out, p, states, clinical)
 
 
 def assess_chunk(scenario: Scenario, arm: Arm, times_h: np.ndarray, out: dict[str, np.ndarray], start: int,
-                 stop: int, registry: Registry) -> ClinicalTrajectory:
+                 stop: int, registry: Registry, expected_scores: bool = False) -> ClinicalTrajectory:
     """The clinical layers (circuit, motor output, scales) at the scenario's visits, driven by the
     drug-layer outputs ``out`` of patients [start, stop). Re-run alone to vary clinical parameters."""
     days = visit_days(scenario)
     return assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype, days,
                   visit_drivers(times_h, out, days), arm_course(arm, scenario), scenario.population.seed, start,
-                  stop, typical=scenario.population.typical)
+                  stop, typical=scenario.population.typical, expected_scores=expected_scores)
 
 
 def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry: Registry,

@@ -26,7 +26,7 @@ from ..faults import ParameterSetFault
 from .network import CircuitInputs, CircuitParameters, State, fixed_point
 from .phenotypes import phenotype_modulators
 from .regions import N_CHANNELS, REGIONS
-from .scales import N_NOISE, SYMPTOMS, score
+from .scales import EXPECTED, N_NOISE, SYMPTOMS, score
 
 STREAM = 7919          # separates these draws from the PK population's
 RELEASE = {"release_corticostriatal": "release_glu_corticostriatal_rel",
@@ -163,12 +163,13 @@ def plastic_targets(base: dict[str, np.ndarray], dopamine: np.ndarray, cb1_ctx: 
 
 def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np.ndarray,
            drivers: dict[str, np.ndarray], course: Course, seed: int, start: int, stop: int,
-           typical: bool = False) -> ClinicalTrajectory:
+           typical: bool = False, expected_scores: bool = False) -> ClinicalTrajectory:
     """Circuit, motor output and scales at each visit for patients [start, stop).
 
     ``drivers`` maps RELEASE names and PLASTICITY_SIGNAL to (patients, visits) arrays, relative to
     the drug-free state (all ones without drugs); ``course`` holds the arm's other treatments.
-    ``typical``: median severity and responses, no rater noise.
+    ``typical``: median severity and responses, no rater noise. ``expected_scores``: each scale
+    item at its mean over raters (`scales.EXPECTED`) instead of one rater's draw.
     """
     n = stop - start
     z = PatientDraws(seed, start, stop, typical)
@@ -198,7 +199,7 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
         m = motor_output(states, cm.reference, cm.motor,
                          treatment.strength(tm, course, day, z.treatment[:, 0], z_physio), through)
         m = rated(m, treatment.rating_scale(tm, course, day, z.treatment[:, 1]))
-        s = score(m, z.rater(v), cm.values["rater_sd"], cm.values["rater_sd_cranial"],
+        s = score(m, EXPECTED if expected_scores else z.rater(v), cm.values["rater_sd"], cm.values["rater_sd_cranial"],
                   cm.values["motor_detection_threshold"], cm.values["neck_rotation_max"], cm.values["twstrs_tilt_share"],
                   treatment.pain_factor(tm, course, day, z_pain))
         out.add(v, states["rest"], cm, m, s, converged)

@@ -61,9 +61,35 @@ def provoking_factor(m: MotorOutput, threshold: float) -> np.ndarray:
                       m.involuntary_action > threshold], [4, 3, 2, 1], 0)
 
 
-def _item(x: np.ndarray, top: float, noise: np.ndarray, sd: float) -> np.ndarray:
-    """An item scored 0..top from a 0-1 index; raters disagree only where there is something to see."""
+class ExpectedRating:
+    """Stands in for the rater noise in `score`: every item is scored at its expectation over
+    raters instead of one rater's draw (a smooth read-out in scale points for the typical patient)."""
+
+    def __getitem__(self, key) -> "ExpectedRating":
+        return self
+
+
+EXPECTED = ExpectedRating()
+
+
+def _item(x: np.ndarray, top: float, noise, sd: float) -> np.ndarray:
+    """An item scored 0..top from a 0-1 index; raters disagree only where there is something to see.
+    With `EXPECTED` as ``noise``: the mean over raters, E[clip(rint(top·x + sd·Z), 0, top)] =
+    sum over k = 1..top of Phi((top·x - k + 1/2) / sd), Z standard normal."""
+    if isinstance(noise, ExpectedRating):
+        return np.where(x > 0, expected_rounded(top * x, top, sd), 0.0)
     return np.where(x > 0, np.clip(np.rint(top * x + sd * noise), 0, top), 0.0)
+
+
+def expected_rounded(mu: np.ndarray, top: float, sd) -> np.ndarray:
+    """E[clip(rint(mu + sd·Z), 0, top)] for integer ``top`` (rint(mu) clipped where sd is 0)."""
+    from scipy.special import ndtr
+    mu = np.asarray(mu, dtype=float)
+    sd = np.broadcast_to(np.asarray(sd, dtype=float), mu.shape)
+    k = np.arange(1, int(top) + 1)
+    safe = np.where(sd > 0, sd, 1.0)[..., None]
+    smooth = ndtr((mu[..., None] - k + 0.5) / safe).sum(axis=-1)
+    return np.where(sd > 0, smooth, np.clip(np.rint(mu), 0, top))
 
 
 def rotation_score(degrees: np.ndarray) -> np.ndarray:

@@ -161,7 +161,7 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
             arms[name]["verdict"] = "partly supported"      # helps, but only above the article's doses
     if mic is not None:
         for name in arms:
-            _trial_parameter_bound(arms[name], ctx, name, mic.points)
+            _trial_parameter_bound(arms[name], ctx, name, scale, mic.points)
     best = min(arms, key=lambda a: (RANK[arms[a]["verdict"]], arms[a]["difference_vs_control"]["mean"] or 0.0))
     numbers = {"scenario": ctx.trial.scenario, "phenotype": ctx.trial.phenotype, "scale": scale,
                "day": stats["primary_day"], "minimal_important_change": mic.points if mic else None, "arms": arms}
@@ -175,16 +175,21 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
     return arms[best]["verdict"], text + f"; the smallest change that matters is {mic.points:g} points" + tail, numbers
 
 
-def _trial_parameter_bound(arm: dict, ctx: ClaimsContext, name: str, mic: float) -> None:
+def _trial_parameter_bound(arm: dict, ctx: ClaimsContext, name: str, scale: str, mic: float) -> None:
     """A "not supported" arm whose best case over parameter uncertainty (typical patient, the run's
-    `uncertainty.json`: affected regions' severity vs control, per cent) would reach the minimal
-    important change becomes unknown. Per cent is turned into points with the control arm's mean
-    baseline score, as if the scale were proportional to severity (an approximation)."""
-    interval = ctx.answer_uncertainty.get(f"{name}.severity_vs_control_pct")
+    `uncertainty.json`) would reach the minimal important change becomes unknown. The best case is
+    the primary scale's expected change against control in points where the run has it; else the
+    affected regions' severity change (per cent) in points of the control arm's baseline score, as
+    if the scale were proportional to severity (an approximation)."""
+    points = ctx.answer_uncertainty.get(f"{name}.{scale}_vs_control_points")
+    percent = ctx.answer_uncertainty.get(f"{name}.severity_vs_control_pct")
     baseline = ctx.trial.control_baseline
-    if interval is None or baseline is None:
+    if points is not None:
+        best = -min(points["p05"], points["p95"])
+    elif percent is not None and baseline is not None:
+        best = -min(percent["p05"], percent["p95"]) / 100.0 * baseline
+    else:
         return
-    best = -min(interval["p05"], interval["p95"]) / 100.0 * baseline
     arm["parameter_best_case_points"] = _q(best)
     if arm["verdict"] == "not supported" and best >= mic:
         arm["verdict"] = "unknown"

@@ -8,7 +8,8 @@ batch axis: K sets cost one chunked simulation of K patients per arm.
 Headline outputs per CBD arm (last-day averages): plasma CBD, free brain CBD, FAAH inhibition,
 brain anandamide fold, CB1 signal and GABA release at the striatal output synapse; with a phenotype,
 the severity summed over the affected body regions against the control arm at the trial's primary
-day (per cent of the control's; negative is better) and the GPi rate difference (Hz). Keys are
+day (per cent of the control's; negative is better), the primary scale's change against control in points
+(each item at its mean over raters, `scales.EXPECTED`) and the GPi rate difference (Hz). Keys are
 ``<arm>.<output>``; split them with `split_key` (arm names may contain dots).
 """
 
@@ -52,6 +53,9 @@ class HeadlineFunction:
         self.control = scenario.trial.control_arm if scenario.population.phenotype else None
         self.day = scenario.trial.primary_day if scenario.trial.primary_day is not None else scenario.duration_days
         self.mapper = mapper   # `ecsim.distributed.ordered_mapper`'s map, to run chunks on Dask; None: here
+        from ..clinical_summary import primary_scale
+        self.scale = primary_scale(scenario.population.phenotype, scenario.trial.primary_scale) \
+            if scenario.population.phenotype else None
 
     def __call__(self, values: np.ndarray) -> dict[str, np.ndarray]:
         size = CHUNK if self.mapper is None else DASK_CHUNK
@@ -70,18 +74,20 @@ class HeadlineFunction:
         k = len(values)
         overrides = {name: values[:, j] for j, name in enumerate(self.names)}
         arms = {a.name: a for a in self.scenario.arms}
-        chunks = {name: simulate_chunk(self.scenario, arms[name], 0, k, registry=self.registry, overrides=overrides)
+        chunks = {name: simulate_chunk(self.scenario, arms[name], 0, k, registry=self.registry, overrides=overrides,
+                                       expected_scores=True)
                   for name in self.arms + ([self.control] if self.control else [])}
         result = {}
         for arm in self.arms:
             metrics = _exposure(chunks[arm])
             result |= {f"{arm}.{label}": metrics[key] for label, key in self.levels.items()}
             if self.control:
-                result |= versus_control(arm, chunks[arm].clinical, chunks[self.control].clinical, self.day)
+                result |= versus_control(arm, chunks[arm].clinical, chunks[self.control].clinical, self.day,
+                                         self.scale)
         return result
 
 
-def versus_control(arm: str, c, control, day: float) -> dict[str, np.ndarray]:
+def versus_control(arm: str, c, control, day: float, scale: str | None = None) -> dict[str, np.ndarray]:
     """Severity summed over the affected regions, as a per cent of the control arm's sum at the
     visit nearest ``day``; the GPi rate difference in Hz. ``c`` and ``control`` are clinical
     trajectories. Affected: at baseline, at least half as severe as the worst region (the neck in
@@ -94,8 +100,11 @@ def versus_control(arm: str, c, control, day: float) -> dict[str, np.ndarray]:
     total = c.regions["severity"][:, visit][:, affected].sum(axis=1)
     ref = control.regions["severity"][:, visit][:, affected].sum(axis=1)
     change = 100.0 * (total - ref) / np.where(ref > 0, ref, np.nan)
-    return {f"{arm}.severity_vs_control_pct": change,
-            f"{arm}.gpi_hz_vs_control": c.totals["gpi_hz"][:, visit] - control.totals["gpi_hz"][:, visit]}
+    out = {f"{arm}.severity_vs_control_pct": change,
+           f"{arm}.gpi_hz_vs_control": c.totals["gpi_hz"][:, visit] - control.totals["gpi_hz"][:, visit]}
+    if scale is not None:   # the trial's primary scale, expected over raters: points against control
+        out[f"{arm}.{scale}_vs_control_points"] = c.totals[scale][:, visit] - control.totals[scale][:, visit]
+    return out
 
 
 def _exposure(chunk) -> dict[str, np.ndarray]:
