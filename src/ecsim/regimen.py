@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine import Bolus, Grid
+from .errors import InputError
 from .pk.model import pf04457845_bolus
 from .products import absorption_rate_factors, cbd_bolus, clobazam_bolus, thc_bolus, thc_to_cbd
 from .scenario import Arm, DosingStep
@@ -40,7 +41,9 @@ def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
         for t in dose_times(step, grid):
             doses.append(thc_bolus(p, t, step_mg(step, p["body_weight_kg"]), arm.route, arm.food))
     for co in arm.comedication:
-        bolus = pf04457845_bolus if co.drug == "pf04457845" else clobazam_bolus
+        bolus = {"pf04457845": pf04457845_bolus, "clobazam": clobazam_bolus}.get(co.drug)
+        if bolus is None:
+            raise InputError(f"arms.{arm.name}.comedication.drug", co.drug, "clobazam or pf04457845 (nabilone is not modelled yet)")
         for step in co.steps:
             for t in dose_times(step, grid):
                 doses.append(bolus(p, t, step_mg(step, p["body_weight_kg"])))

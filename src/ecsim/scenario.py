@@ -121,9 +121,10 @@ class DosingStep(_Strict):
 
 
 class CoMedication(_Strict):
-    """Another drug on its own schedule: clobazam, or PF-04457845 (oral irreversible FAAH inhibitor)."""
+    """Another drug on its own schedule: clobazam, PF-04457845 (oral irreversible FAAH inhibitor) or
+    nabilone (oral synthetic CB1/CB2 agonist)."""
 
-    drug: Literal["clobazam", "pf04457845"]
+    drug: Literal["clobazam", "pf04457845", "nabilone"]
     steps: list[DosingStep] = Field(min_length=1, max_length=50)
 
 
