@@ -80,13 +80,19 @@ def _integrate(model, values, doses, grid, batch) -> dict[str, np.ndarray]:
 
 def outputs(model: Model, values: dict[str, np.ndarray], trajectories: dict[str, np.ndarray]
             ) -> dict[str, np.ndarray]:
-    """Named outputs (units in the names), each (batch, time)."""
+    """Named outputs (units in the names), each (batch, time).
+
+    Per-patient values enter as (batch, 1) columns and broadcast against the (batch, time) states
+    inside the expressions, so terms of parameters alone are computed once per patient, not once
+    per output time; element by element the arithmetic is the same as on full arrays.
+    """
     fn = output_function(model)
     batch, size = next(iter(trajectories.values())).shape
-    merged = {k: v[:, None] for k, v in values.items()} | trajectories
-    flat = {k: np.broadcast_to(v, (batch, size)).ravel() for k, v in merged.items() if k in fn.names}
-    stacked = fn(flat, batch * size).reshape(batch, size, -1)
-    return {name: stacked[:, :, i] for i, name in enumerate(model.outputs)}
+    columns = {k: np.asarray(v)[:, None] if np.ndim(v) == 1 else v for k, v in values.items()}
+    merged = columns | trajectories
+    results = fn.fn(*(merged[k] for k in fn.names))
+    return {name: np.array(np.broadcast_to(r, (batch, size)), dtype=float)
+            for name, r in zip(model.outputs, results)}
 
 
 def _kicks(block: LinearBlock, doses: list[Bolus], grid: Grid, batch: int) -> dict[int, np.ndarray]:

@@ -126,22 +126,36 @@ def targets(x: State, inp: CircuitInputs, p: CircuitParameters) -> State:
     inhibition = p.w_fs_msn * x["fs"] - p.bias_msn - inp.msn_excitability
     d1 = (1 + lam) * (inp.corticostriatal_d1 * cortical - p.w_gpe_msn * x["gpe"]) - inhibition
     d2 = (1 - lam) * (inp.corticostriatal_d2 * cortical - p.w_gpe_msn * x["gpe"]) - inhibition
-    fs = norm * (glu * (p.w_cortex_fs * _sum(x["cortex"]) + p.w_salience_fs * _sum(command))
-                 - p.w_gpe_fs * _sum(x["gpe"]))
     stn = p.w_cortex_stn * x["cortex"] - norm * p.w_gpe_stn * _sum(x["gpe"]) + p.bias_stn
-    stn_drive = norm * inp.release_stn * _sum(x["stn"])
-    d1_out, d2_out = inp.d1_output * x["d1"], inp.d2_output * x["d2"]
-    gpe = (p.w_stn_gpe * stn_drive - p.w_msn_gpe * inp.release_striatum_gpe * (d1_out + d2_out)
-           + p.bias_gp)
-    gpi = (p.w_stn_gpi * stn_drive - norm * p.w_gpe_gpi * _sum(x["gpe"])
-           - p.w_d1_gpi * inp.release_striatum_gpi * d1_out + p.bias_gp)
+    gpe = (p.w_stn_gpe * _stn_drive(x, inp, norm) - p.w_msn_gpe * inp.release_striatum_gpe
+           * (inp.d1_output * x["d1"] + inp.d2_output * x["d2"]) + p.bias_gp)
     thalamus = (p.w_cortex_thalamus * x["cortex"] - p.w_trn * x["trn"]
                 - p.w_gpi_thalamus * inp.gpi_output * x["gpi"] + p.bias_thalamus)
     trn = norm * p.w_trn * (_sum(x["cortex"]) + _sum(x["thalamus"]))
     cortex = inp.loop_gain * p.w_cortex_thalamus * x["thalamus"] + command
-    raw = {"d1": d1, "d2": d2, "fs": fs, "stn": stn, "gpe": gpe, "gpi": gpi, "thalamus": thalamus,
-           "trn": trn, "cortex": cortex}
-    return {k: np.clip(np.broadcast_to(v, x[k].shape), 0.0, 1.0) for k, v in raw.items()}
+    raw = {"d1": d1, "d2": d2, "fs": _fs_input(x, inp, p, norm), "stn": stn, "gpe": gpe,
+           "gpi": _gpi_input(x, inp, p, norm), "thalamus": thalamus, "trn": trn, "cortex": cortex}
+    return {k: _clipped(v, x[k].shape) for k, v in raw.items()}
+
+
+def _clipped(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.clip(np.broadcast_to(v, shape), 0.0, 1.0)
+
+
+def _stn_drive(x: State, inp: CircuitInputs, norm: float) -> np.ndarray:
+    """Diffuse STN glutamate onto GPe and GPi/SNr, after CB1 release factors."""
+    return norm * inp.release_stn * _sum(x["stn"])
+
+
+def _fs_input(x: State, inp: CircuitInputs, p: CircuitParameters, norm: float) -> np.ndarray:
+    command = p.tonic_drive + inp.command
+    return norm * (inp.release_corticostriatal * (p.w_cortex_fs * _sum(x["cortex"]) + p.w_salience_fs * _sum(command))
+                   - p.w_gpe_fs * _sum(x["gpe"]))
+
+
+def _gpi_input(x: State, inp: CircuitInputs, p: CircuitParameters, norm: float) -> np.ndarray:
+    return (p.w_stn_gpi * _stn_drive(x, inp, norm) - norm * p.w_gpe_gpi * _sum(x["gpe"])
+            - p.w_d1_gpi * inp.release_striatum_gpi * (inp.d1_output * x["d1"]) + p.bias_gp)
 
 
 @dataclass(frozen=True)
@@ -186,8 +200,9 @@ def _pallidal_loop(x: State, inp: CircuitInputs, p: CircuitParameters) -> None:
 
 def _explicit(x: State, inp: CircuitInputs, p: CircuitParameters) -> None:
     """GPi and FS follow directly from the other units (in place)."""
-    u = targets(x, inp, p)
-    x["gpi"], x["fs"] = u["gpi"], u["fs"]
+    norm = N_REFERENCE / x["d1"].shape[-1]
+    x["gpi"] = _clipped(_gpi_input(x, inp, p, norm), x["gpi"].shape)
+    x["fs"] = _clipped(_fs_input(x, inp, p, norm), x["fs"].shape)
 
 
 def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channels: int, *,
