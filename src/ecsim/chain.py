@@ -8,6 +8,7 @@ from .ecs import ecs_submodel, faah_turnover_submodel, synapse_submodel, toleran
 from .model.declaration import Model
 from .registry import Registry
 from .pk.model import cbd_submodel, clobazam_submodel, pf04457845_submodel, thc_submodel
+from .pk.nabilone import nabilone_submodel
 
 
 def typical_covariates(registry: Registry) -> dict[str, float]:
@@ -21,6 +22,8 @@ def typical_covariates(registry: Registry) -> dict[str, float]:
 @lru_cache(maxsize=1)
 def full_model() -> Model:
     """Every submodel, in dependency order: drug levels before the targets they drive; the FAAH
-    protein (turnover, covalent inactivation by PF-04457845) before the tone it sets."""
+    protein (turnover, covalent inactivation by PF-04457845) before the tone it sets. Nabilone's
+    block has constant coefficients, so CB1 tolerance (a Magnus block) may read it."""
     return Model((cbd_submodel(), thc_submodel(), clobazam_submodel(), pf04457845_submodel(),
-                  faah_turnover_submodel(), ecs_submodel(), tolerance_submodel(), synapse_submodel()))
+                  nabilone_submodel(), faah_turnover_submodel(), ecs_submodel(), tolerance_submodel(),
+                  synapse_submodel()))

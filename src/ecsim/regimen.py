@@ -7,8 +7,13 @@ import numpy as np
 from .engine import Bolus, Grid
 from .errors import InputError
 from .pk.model import pf04457845_bolus
+from .pk.nabilone import nabilone_bolus
 from .products import absorption_rate_factors, cbd_bolus, clobazam_bolus, thc_bolus, thc_to_cbd
 from .scenario import Arm, DosingStep
+
+
+COMEDICATION_BOLUS = {"clobazam": clobazam_bolus, "nabilone": nabilone_bolus, "pf04457845": pf04457845_bolus}
+"""How an oral dose of each co-medication (mg, per patient) enters the model."""
 
 
 def dose_times(step: DosingStep, grid: Grid) -> list[float]:
@@ -25,8 +30,8 @@ def step_mg(step: DosingStep, weight_kg: np.ndarray) -> np.ndarray:
 
 
 def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
-    """Every bolus of the arm: CBD with the product's THC, extra THC, co-medications (clobazam, or
-    the irreversible FAAH inhibitor PF-04457845)."""
+    """Every bolus of the arm: CBD with the product's THC, extra THC, co-medications (clobazam, the
+    irreversible FAAH inhibitor PF-04457845, the CB1/CB2 agonist nabilone)."""
     doses: list[Bolus] = []
     thc_ratio = thc_to_cbd(p, arm.product)
     for step in arm.cbd:
@@ -41,9 +46,9 @@ def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
         for t in dose_times(step, grid):
             doses.append(thc_bolus(p, t, step_mg(step, p["body_weight_kg"]), arm.route, arm.food))
     for co in arm.comedication:
-        bolus = {"pf04457845": pf04457845_bolus, "clobazam": clobazam_bolus}.get(co.drug)
+        bolus = COMEDICATION_BOLUS.get(co.drug)
         if bolus is None:
-            raise InputError(f"arms.{arm.name}.comedication.drug", co.drug, "clobazam or pf04457845 (nabilone is not modelled yet)")
+            raise InputError(f"arms.{arm.name}.comedication.drug", co.drug, ", ".join(sorted(COMEDICATION_BOLUS)))
         for step in co.steps:
             for t in dose_times(step, grid):
                 doses.append(bolus(p, t, step_mg(step, p["body_weight_kg"])))

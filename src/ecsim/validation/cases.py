@@ -12,6 +12,7 @@ from pydantic import Field, ValidationError, model_validator
 from ..circuit.clinical import clinical_output_names
 from ..errors import InputError
 from ..scenario import Scenario, _Strict, parse_yaml_mapping, pydantic_to_input_error, read_text_file
+from ..treatments.adverse import EVENTS
 
 Statistic = Literal["geometric_mean", "arithmetic_mean", "median", "geometric_cv", "arithmetic_cv",
                     "arithmetic_sd", "fraction_positive", "fraction_at_most"]
@@ -52,6 +53,22 @@ class Quantity(_Strict):
         return self
 
 
+class AdverseQuantity(_Strict):
+    """The share of an arm's patients with an adverse event: the mean over simulated patients of
+    each one's risk from `ecsim.treatments.adverse.adverse_effects` (the expected proportion).
+
+    The risks read the last 24 h of the run (steady-state exposure), so the scenario should last as
+    long as the study's dosing. Clobazam and valproate enter the CBD events as flags: a patient
+    whose arm doses clobazam is on it; ``clobazam_share`` and ``valproate_share`` add the share of
+    patients the study reports on them (independently, as flags only, without their PK).
+    """
+
+    arm: str
+    event: Literal[EVENTS]
+    clobazam_share: float = Field(default=0.0, ge=0, le=1, description="share of patients also on clobazam")
+    valproate_share: float = Field(default=0.0, ge=0, le=1, description="share of patients on valproate")
+
+
 class Observed(_Strict):
     """The published value and its spread; give what the paper gives."""
 
@@ -63,14 +80,26 @@ class Observed(_Strict):
     range_low: float | None = None
     range_high: float | None = None
     n: int | None = Field(default=None, ge=1)
+    events: int | None = Field(default=None, ge=0, description="patients with the event (binomial rule)")
     source_detail: str = ""
 
 
 class Rule(_Strict):
-    """Tolerance rule (DESIGN §4): ``ci``, ``relative`` (±within), ``range``, ``sd`` or ``cv_sampling``."""
+    """Tolerance rule (DESIGN §4): ``ci``, ``relative`` (±within as a fraction), ``absolute`` (±within
+    in the quantity's own unit; must be given), ``range``, ``sd``, ``cv_sampling`` or ``binomial``
+    (observed events of n: the simulated proportion inside their 95 % Wilson interval)."""
 
-    type: Literal["ci", "relative", "range", "sd", "cv_sampling"]
+    type: Literal["ci", "relative", "absolute", "range", "sd", "cv_sampling", "binomial"]
     within: float = Field(default=0.25, gt=0)
+
+    @model_validator(mode="after")
+    def _absolute_needs_within(self) -> "Rule":
+        if self.type == "absolute" and "within" not in self.model_fields_set:
+            raise ValueError("rule absolute needs within (the allowed distance, in the quantity's unit)")
+        return self
+
+
+KINDS = ("quantity", "ratio_of", "correlation_of", "difference_of", "adverse")
 
 
 class Metric(_Strict):
@@ -79,22 +108,43 @@ class Metric(_Strict):
     ratio_of: tuple[Quantity, Quantity] | None = None
     correlation_of: tuple[Quantity, Quantity] | None = Field(
         default=None, description="Spearman correlation across patients of two per-patient values")
+    difference_of: tuple[Quantity, Quantity] | None = Field(
+        default=None, description="the first quantity's summary minus the second's (e.g. treatment - placebo)")
+    adverse: AdverseQuantity | None = Field(default=None,
+                                            description="share of an arm's patients with an adverse event")
     observed: Observed
     rule: Rule
     note: str = ""
 
     @model_validator(mode="after")
     def _one(self) -> "Metric":
-        given = [x for x in (self.quantity, self.ratio_of, self.correlation_of) if x is not None]
+        given = [k for k in KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of quantity, ratio_of or correlation_of")
+            raise ValueError("give exactly one of " + ", ".join(KINDS))
         missing = [f for f in RULE_NEEDS[self.rule.type] if getattr(self.observed, f) is None]
         if missing:
             raise ValueError(f"rule {self.rule.type} needs observed.{' and observed.'.join(missing)}")
+        if self.rule.type == "binomial":
+            _check_binomial(self.observed)
         return self
 
     def quantities(self) -> list[Quantity]:
-        return [self.quantity] if self.quantity else list(self.ratio_of or self.correlation_of)
+        """The quantities summarised over patients (none for an adverse measure)."""
+        if self.quantity:
+            return [self.quantity]
+        return list(self.ratio_of or self.correlation_of or self.difference_of or ())
+
+    def arms(self) -> list[str]:
+        return [q.arm for q in self.quantities()] + ([self.adverse.arm] if self.adverse else [])
+
+
+def _check_binomial(obs: "Observed") -> None:
+    """Events at most n, and the observed value their proportion (to the 2 decimals papers print)."""
+    if obs.events > obs.n:
+        raise InputError("observed.events", obs.events, f"at most observed.n ({obs.n})")
+    if abs(obs.value - obs.events / obs.n) > 0.005 + 1e-12:
+        raise InputError("observed.value", obs.value, f"the proportion events/n = {obs.events}/{obs.n} = "
+                         f"{obs.events / obs.n:.4g} (binomial rule)")
 
 
 @lru_cache(maxsize=1)
@@ -137,8 +187,8 @@ def _check_clinical(metric: str, q: Quantity, scenario: Scenario, sampling_h: li
             raise InputError(f"{where}.{name}", day, "a visit day: " + ", ".join(f"{d:g}" for d in days))
 
 
-RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "range": ("range_low", "range_high"),
-              "sd": ("sd",), "cv_sampling": ("n",)}
+RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "absolute": (), "range": ("range_low", "range_high"),
+              "sd": ("sd",), "cv_sampling": ("n",), "binomial": ("events", "n")}
 
 
 class Case(_Strict):
@@ -156,9 +206,10 @@ class Case(_Strict):
     def _arms(self) -> "Case":
         arms = {a.name for a in self.scenario.arms}
         for m in self.metrics:
+            for arm in m.arms():
+                if arm not in arms:
+                    raise ValueError(f"metric {m.id}: arm {arm!r} is not one of {sorted(arms)}")
             for q in m.quantities():
-                if q.arm not in arms:
-                    raise ValueError(f"metric {m.id}: arm {q.arm!r} is not one of {sorted(arms)}")
                 _check_clinical(m.id, q, self.scenario, self.sampling_h)
         return self
 

@@ -10,10 +10,14 @@ from scipy import stats
 from ..circuit.regions import REGIONS
 from ..ecs.species import species_registry
 from ..errors import InputError
+from ..exposure import exposure_metrics
 from ..registry import Registry, default_registry
 from ..simulation import Chunk, simulate_chunk
-from .cases import Case, Metric, Quantity
+from ..treatments.adverse import CLOBAZAM_EXPOSURE, adverse_effects
+from .cases import AdverseQuantity, Case, Metric, Quantity
 from .nca import MEASURES
+
+WILSON_Z = float(stats.norm.ppf(0.975))
 
 
 @dataclass(frozen=True)
@@ -31,16 +35,22 @@ class MetricResult:
         return asdict(self)
 
 
+def case_registry(case: Case, registry: Registry) -> Registry:
+    """The parameter set of the case's species (rat and mouse values where the registry has them),
+    with the scenario's overrides."""
+    return species_registry(registry, case.scenario.species).with_overrides(case.scenario.parameters)
+
+
 def simulate_case(case: Case, registry: Registry, n: int | None = None, typical: bool = False
                   ) -> dict[str, Chunk]:
     """Every arm of the case's scenario, for ``n`` virtual patients (typical patient if asked), with
-    the parameter set of the scenario's species (rat and mouse values where the registry has them)."""
+    the parameter set of `case_registry`."""
     scenario = case.scenario
     if typical:
         scenario = scenario.model_copy(update={"population": scenario.population.model_copy(
             update={"typical": True})})
     n = 1 if typical else (n or case.n_simulated)
-    reg = species_registry(registry, scenario.species).with_overrides(scenario.parameters)
+    reg = case_registry(case, registry)
     return {arm.name: simulate_chunk(scenario, arm, 0, n, registry=reg) for arm in scenario.arms}
 
 
@@ -111,16 +121,45 @@ def summarise(values: np.ndarray, statistic: str) -> float:
     return float(100 * np.std(v, ddof=1) / np.mean(v))
 
 
-def simulated_value(metric: Metric, chunks: dict[str, Chunk], sampling_h: list[float]) -> float:
+def simulated_value(metric: Metric, chunks: dict[str, Chunk], sampling_h: list[float],
+                    registry: Registry | None = None) -> float:
+    """The metric's simulated value; ``registry`` (the case's, `case_registry`) for adverse measures."""
+    if metric.adverse is not None:
+        return adverse_share(metric.adverse, chunks[metric.adverse.arm], registry or default_registry())
     if metric.quantity is not None:
         q = metric.quantity
         return summarise_quantity(quantity_values(q, chunks, sampling_h), q)
     if metric.correlation_of is not None:
         a, b = (quantity_values(q, chunks, sampling_h) for q in metric.correlation_of)
         return float(stats.spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else float("nan")
-    num, den = metric.ratio_of
-    return (summarise_quantity(quantity_values(num, chunks, sampling_h), num)
-            / summarise_quantity(quantity_values(den, chunks, sampling_h), den))
+    first, second = metric.ratio_of or metric.difference_of
+    x, y = (summarise_quantity(quantity_values(q, chunks, sampling_h), q) for q in (first, second))
+    return x - y if metric.difference_of is not None else x / y
+
+
+def adverse_share(a: AdverseQuantity, chunk: Chunk, registry: Registry) -> float:
+    """Expected share of the arm's patients with the event: the mean of the patients' risks, averaged
+    over being on clobazam (share ``clobazam_share``, or dosed in the arm) and on valproate (share
+    ``valproate_share``), the two taken as independent. Exact in expectation: nothing is sampled."""
+    exposure = exposure_metrics(chunk.times_h, chunk.outputs, chunk.values)
+    daily_cbd_mg = np.asarray(chunk.values["cbd_daily_mg"], dtype=float)
+    on_clobazam = exposure | {CLOBAZAM_EXPOSURE: np.ones_like(daily_cbd_mg)}   # the flag alone (> 0)
+    total = 0.0
+    for clobazam_weight, exp in ((a.clobazam_share, on_clobazam), (1 - a.clobazam_share, exposure)):
+        for valproate_weight, valproate in ((a.valproate_share, True), (1 - a.valproate_share, False)):
+            weight = clobazam_weight * valproate_weight
+            if weight > 0:
+                risk = adverse_effects(exp, daily_cbd_mg, registry, valproate=valproate)[a.event]
+                total += weight * float(np.mean(risk[np.isfinite(risk)]))
+    return total
+
+
+def wilson_interval(events: int, n: int, z: float = WILSON_Z) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion (95 % with the default z; Wilson 1927)."""
+    p = events / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
 
 
 def judge(metric: Metric, simulated: float) -> tuple[bool, str]:
@@ -130,6 +169,12 @@ def judge(metric: Metric, simulated: float) -> tuple[bool, str]:
         return False, "simulated value is not finite"
     if rule.type == "relative":
         return abs(simulated / obs.value - 1) <= rule.within, f"within ±{rule.within:.0%} of observed"
+    if rule.type == "absolute":
+        return bool(abs(simulated - obs.value) <= rule.within), f"within ±{rule.within:g} of observed (absolute)"
+    if rule.type == "binomial":
+        lo, hi = wilson_interval(obs.events, obs.n)
+        return (bool(lo <= simulated <= hi),
+                f"inside the 95% Wilson interval [{lo:.3f}, {hi:.3f}] of {obs.events}/{obs.n}")
     if rule.type == "ci":
         return obs.ci_low <= simulated <= obs.ci_high, f"inside published CI [{obs.ci_low}, {obs.ci_high}]"
     if rule.type == "range":
@@ -155,9 +200,10 @@ def _cv_consistent(observed_cv: float, simulated_cv: float, n: int) -> tuple[boo
 def evaluate_case(case: Case, registry: Registry | None = None) -> list[MetricResult]:
     registry = registry or default_registry()
     chunks = simulate_case(case, registry)
+    reg = case_registry(case, registry)
     out = []
     for m in case.metrics:
-        sim = simulated_value(m, chunks, case.sampling_h)
+        sim = simulated_value(m, chunks, case.sampling_h, reg)
         passed, words = judge(m, sim)
         out.append(MetricResult(f"{case.id}.{m.id}", case.kind, _describe(m), m.observed.value,
                                 round(sim, 6) if np.isfinite(sim) else float("nan"), words, passed, m.note))
@@ -171,8 +217,15 @@ def _describe(m: Metric) -> str:
         return f"{q.statistic} {q.measure}{day} {q.output} [{q.arm}]"
     if m.quantity:
         return one(m.quantity)
+    if m.adverse:
+        a = m.adverse
+        comed = "".join(f", {share:g} on {drug}" for drug, share in (("clobazam", a.clobazam_share),
+                                                                       ("valproate", a.valproate_share)) if share)
+        return f"share with {a.event} [{a.arm}{comed}]"
     if m.correlation_of:
         return f"Spearman correlation of {one(m.correlation_of[0])} with {one(m.correlation_of[1])}"
+    if m.difference_of:
+        return f"difference {one(m.difference_of[0])} - {one(m.difference_of[1])}"
     return f"ratio {one(m.ratio_of[0])} / {one(m.ratio_of[1])}"
 
 
