@@ -46,8 +46,30 @@ def test_published_cbg_selection(params):
 def test_uniform_state_does_not_depend_on_channel_count(params):
     six = fixed_point(CircuitInputs(command=np.zeros((1, 6))), params, 1, 6).state
     many = fixed_point(CircuitInputs(command=np.zeros((1, N_CHANNELS))), params, 1, N_CHANNELS).state
-    for k in six:
-        assert six[k][0, 0] == pytest.approx(many[k][0, 0], abs=1e-9)
+    for k in six:   # the solver stops with every unit within 1e-9 of its target; states agree to a few times that
+        assert six[k][0, 0] == pytest.approx(many[k][0, 0], abs=1e-8)
+
+
+@pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
+def test_accelerated_and_plain_damped_iterations_find_the_same_state(registry, params, phenotype):
+    # Anderson mixing is only a faster route to the fixed point of the plain damped iteration:
+    # for patients of every phenotype, with CB1 release factors and commands spread around
+    # their drug-free values, both methods end at the same state
+    from ecsim.circuit.phenotypes import phenotype_modulators
+    rng = np.random.default_rng(7)
+    n = 12
+    mods = phenotype_modulators(phenotype, registry, rng.normal(size=n))
+    release = {k: rng.uniform(0.7, 1.1, size=(n, 1)) for k in
+               ("release_corticostriatal", "release_striatum_gpe", "release_striatum_gpi", "release_stn")}
+    command = rng.uniform(0.0, 0.3, size=(n, N_CHANNELS))
+    inp = CircuitInputs(command=command, **mods, **release)
+    fast = fixed_point(inp, params, n, N_CHANNELS)
+    plain = fixed_point(inp, params, n, N_CHANNELS, accelerate=False)
+    assert (fast.converged == plain.converged).all()
+    ok = fast.converged
+    for k in fast.state:
+        assert np.abs(fast.state[k][ok] - plain.state[k][ok]).max() < 5e-8   # measured: at most 9e-9
+    assert fast.iterations < plain.iterations
 
 
 @pytest.mark.parametrize("mods", [{}, {"dopamine": 0.05}, {"loop_gain": 1.3},

@@ -205,19 +205,29 @@ def _explicit(x: State, inp: CircuitInputs, p: CircuitParameters) -> None:
     x["fs"] = _clipped(_fs_input(x, inp, p, norm), x["fs"].shape)
 
 
+SLOW = ("d1", "d2", "thalamus", "trn", "cortex")
+ANDERSON_DEPTH = 5
+
+
 def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channels: int, *,
                 start: State | None = None, tol: float = 1e-9, max_iter: int = 3000,
-                relax: float = 0.5) -> FixedPoint:
-    """Steady state: the STN-GPe loop solved exactly, the other units by damped iteration.
+                relax: float = 0.5, accelerate: bool = True) -> FixedPoint:
+    """Steady state: the STN-GPe loop solved exactly, the other units by damped iteration
+    x <- x + relax (u(x) - x), Anderson-accelerated unless ``accelerate`` is False.
 
-    The fixed point does not depend on the time constants. Patients whose iteration has not
-    settled after ``max_iter`` have no stable steady state near the start: they are flagged, and
-    `simulate` shows what they do instead.
+    Anderson mixing (depth ANDERSON_DEPTH; Walker & Ni 2011, doi:10.1137/10078356X) extrapolates
+    from the last residuals of each patient alone, so a patient's result does not depend on its
+    batch. It needs about 5 times fewer iterations than plain damping (measured on the default
+    scenario's visits: 5-42 instead of 14-223) and lands within the stopping tolerance of the same
+    state (tests/test_circuit.py compares both). Stopping rule: every unit within ``tol`` of its
+    target. The fixed point does not depend on the time constants. Patients whose iteration has
+    not settled after ``max_iter`` have no steady state the iteration can reach from the start:
+    they are flagged, and `simulate` shows what they do instead.
     """
     x = {k: v.copy() for k, v in (start or rest_state(patients, channels)).items()}
-    slow = ("d1", "d2", "thalamus", "trn", "cortex")
     change = np.full(patients, np.inf)
     active = np.ones((patients, 1), dtype=bool)
+    history_x, history_f = [], []
     for it in range(1, max_iter + 1):
         before = {k: x[k] for k in ("stn", "gpe", "gpi", "fs")}
         _pallidal_loop(x, inp, p)
@@ -229,9 +239,31 @@ def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channel
         active = (change >= tol)[:, None]
         if not active.any():
             break
-        for k in slow:
-            x[k] = np.where(active, x[k] + relax * (u[k] - x[k]), x[k])
+        xs = np.concatenate([x[k] for k in SLOW], axis=1)
+        fs = np.concatenate([u[k] for k in SLOW], axis=1) - xs
+        history_x, history_f = (history_x + [xs])[-ANDERSON_DEPTH - 1:], (history_f + [fs])[-ANDERSON_DEPTH - 1:]
+        new = np.clip(_anderson(history_x, history_f, relax) if accelerate else xs + relax * fs, 0.0, 1.0)
+        col = 0
+        for k in SLOW:
+            width = x[k].shape[1]
+            x[k] = np.where(active, new[:, col:col + width], x[k])
+            col += width
     return FixedPoint(x, change < 1e3 * tol, it)
+
+
+def _anderson(xs: list[np.ndarray], fs: list[np.ndarray], relax: float) -> np.ndarray:
+    """Next iterate from the history (oldest first), each (patients, dims)."""
+    x, f = xs[-1], fs[-1]
+    if len(xs) < 2:
+        return x + relax * f
+    dX = np.stack([b - a for a, b in zip(xs, xs[1:])], axis=-1)   # (patients, dims, m)
+    dF = np.stack([b - a for a, b in zip(fs, fs[1:])], axis=-1)
+    dFt = dF.transpose(0, 2, 1)
+    gram = dFt @ dF
+    scale = np.trace(gram, axis1=1, axis2=2)[:, None, None]
+    gram = gram + (1e-10 * scale + 1e-300) * np.eye(dF.shape[-1])
+    gamma = np.linalg.solve(gram, dFt @ f[..., None])
+    return x + relax * f - ((dX + relax * dF) @ gamma)[..., 0]
 
 
 @dataclass(frozen=True)
