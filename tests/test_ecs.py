@@ -89,6 +89,56 @@ def test_single_agonist_operational_model(registry):
     assert out["cb1_signal_glu_corticostriatal"][0] == pytest.approx(expected)
 
 
+def test_plasma_anandamide_has_its_own_faah_share(registry):
+    """Complete FAAH inhibition: brain AEA 1/(1 - fm_brain) = 15x (Cravatt 2001), plasma AEA
+    1/(1 - fm_plasma) = 10x (Mayo 2020); the two shares are separate parameters."""
+    out = ecs(registry, faah_extra_inhibition=1.0)
+    assert out["aea_fold_brain"][0] == pytest.approx(1 / (1 - registry["aea_fm_faah"].value))
+    assert out["aea_fold_plasma"][0] == pytest.approx(1 / (1 - registry["aea_plasma_fm_faah"].value))
+    assert out["aea_fold_plasma"][0] == pytest.approx(10.0)
+
+
+def test_cbd_raises_plasma_anandamide_in_proportion_to_the_plasma_faah_share(registry):
+    """1 - 1/fold = fm x (share of FAAH-mediated clearance removed) in each compartment, so under
+    CBD the plasma and brain rises keep the exact ratio fm_plasma / fm_brain (0.9 / 0.933)."""
+    out = ecs(registry, np.geomspace(1.0, 1e5, 12))
+    ratio = (1 - 1 / out["aea_fold_plasma"]) / (1 - 1 / out["aea_fold_brain"])
+    expected = registry["aea_plasma_fm_faah"].value / registry["aea_fm_faah"].value
+    np.testing.assert_allclose(ratio, expected, rtol=1e-9)
+    assert np.all(out["aea_fold_plasma"] < out["aea_fold_brain"])
+
+
+def test_plasma_faah_share_moves_only_the_plasma_fold(registry):
+    """With the plasma share set to the brain's, the plasma fold is bitwise the brain fold (the model
+    before plasma had its own share); changing it leaves every other output bitwise unchanged."""
+    from ecsim.registry import Registry
+    cbd = np.geomspace(1.0, 1e5, 6)
+    kwargs = dict(faah_extra_inhibition=0.3, d2_agonist_occupancy=0.5)
+    params = dict(registry.parameters)
+    params["aea_plasma_fm_faah"] = params["aea_plasma_fm_faah"].model_copy(
+        update={"value": registry["aea_fm_faah"].value})
+    old = ecs(Registry(params, registry.references), cbd, 3.0, **kwargs)
+    new = ecs(registry, cbd, 3.0, **kwargs)
+    np.testing.assert_array_equal(old["aea_fold_plasma"], old["aea_fold_brain"])
+    assert np.all(new["aea_fold_plasma"] != old["aea_fold_plasma"])
+    for name in new.keys() - {"aea_fold_plasma"}:
+        np.testing.assert_array_equal(new[name], old[name], err_msg=name)
+    # no state reads it, so trajectories (PK, FAAH protein, CB1 tolerance) cannot move either
+    assert not any("aea_plasma_fm_faah" in map(str, rate.free_symbols) for rate in full_model().rates.values())
+
+
+def test_faah_knockout_case_reads_the_brain_share_only(registry):
+    """CRAV01 (mouse brain) gives 1/(1 - aea_fm_faah_mouse) whatever the human plasma share."""
+    from ecsim.registry import Registry
+    from ecsim.validation import evaluate_case, load_cases
+    case = next(c for c in load_cases() if c.id == "CRAV01_FAAH_KO")
+    params = dict(registry.parameters)
+    params["aea_plasma_fm_faah"] = params["aea_plasma_fm_faah"].model_copy(update={"value": 0.5})
+    for reg in (registry, Registry(params, registry.references)):
+        result = evaluate_case(case, reg)[0]
+        assert result.simulated == pytest.approx(1 / (1 - registry["aea_fm_faah_mouse"].value), rel=1e-6)  # 6 digits reported
+
+
 def test_targets_cli_json(tmp_path):
     res = run_cli("targets", "--patients", "6", "--json")
     assert res.returncode == 0, res.stderr
@@ -182,7 +232,8 @@ def test_pf04457845_inhibits_faah_and_the_enzyme_returns_slowly(make_scenario):
     assert inhibition[24 * 21] < inhibition[24 * 15], "recovering"
     # no faster than new synthesis allows: the drug left can only slow recovery further
     assert inhibition[24 * 21] >= inhibition[24 * 15] * np.exp(-0.0051 * 144)
-    assert out["aea_fold_plasma"][0, 24 * 14] > 3.5
+    # plasma fatty-acid amides 3.5-10-fold (Li 2012); plasma anandamide at most 1/(1 - 0.9) = 10-fold
+    assert 3.5 < out["aea_fold_plasma"][0, 24 * 14] <= 10.0
     plasma = out["pf04457845_plasma_ng_per_ml"][0]
     assert plasma[24 * 21] < 0.02 * plasma[24 * 14] and inhibition[24 * 21] > 0.5, "enzyme still lost, drug gone"
 

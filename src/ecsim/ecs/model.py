@@ -5,7 +5,9 @@ drug levels (hours), so they enter as algebraic outputs of the state (DESIGN §5
 
 - enzyme and carrier inhibition by CBD: C / (C + IC50) (competitive, unbound CBD);
 - anandamide: clearance falls with FAAH inhibition and with FABP-carrier inhibition (FAAH reaches
-  AEA through FABPs); D2 activation multiplies striatal release (Giuffrida 1999);
+  AEA through FABPs); D2 activation multiplies striatal release (Giuffrida 1999). Brain and plasma
+  anandamide have their own FAAH shares of clearance (mouse knockout for brain, Cravatt 2001; human
+  plasma under near-complete FAAH inhibition, Mayo 2020);
 - 2-AG: clearance shared by MAGL (85 %) and ABHD12/ABHD6 (Blankman 2007);
 - CB1: Black–Leff operational model with several agonists (2-AG, AEA, THC, 11-OH-THC) and CBD as a
   negative allosteric modulator scaling agonist affinity (alpha) and efficacy (beta) with
@@ -35,6 +37,7 @@ INTERVENTIONS = {"faah_extra_inhibition": "dimensionless", "magl_extra_inhibitio
 PARAMETERS = {
     "cbd_magl_ic50": "umol/L", "cbd_fabp_ki": "umol/L", "faah_fabp_dependence": "dimensionless",
     "aea_fm_faah": "dimensionless", "twoag_fm_magl": "dimensionless", "aea_d2_release_gain": "dimensionless",
+    "aea_plasma_fm_faah": "dimensionless",
     "aea_free_brain_baseline": "nmol/L", "twoag_free_brain_baseline": "nmol/L", "aea_cb1_kd": "nmol/L",
     "twoag_cb1_kd": "nmol/L", "thc_cb1_ki": "nmol/L", "cb1_tau_2ag": "dimensionless",
     "cb1_tau_aea": "dimensionless", "cb1_tau_thc": "dimensionless", "cbd_cb1_nam_kb": "umol/L",
@@ -43,6 +46,7 @@ PARAMETERS = {
     "cb1_density_stn": "dimensionless", "cb1_release_imax": "dimensionless", "cbd_cb2_ki": "nmol/L",
     "thc_cb2_ki": "nmol/L", "cbd_ent1_ki": "nmol/L", "cbd_5ht1a_ki": "nmol/L", "cbd_gpr55_ic50": "nmol/L",
     "cbd_trpv1_ec50": "nmol/L", "cb1_recovery_rate": "1/h", "cb1_internalisation_rate": "1/h",
+    "nabilone_cb1_ki": "nmol/L", "nabilone_cb1_tau": "dimensionless",
 }
 
 FAAH_TURNOVER = {"faah_degradation_rate": "1/h", "pf04457845_faah_kinact_ki": "L/nmol/h",
@@ -51,7 +55,7 @@ FAAH_LOST = "faah_inactivated_fraction"   # 1 - active FAAH protein (covalently 
 
 S = {name: sp.Symbol(name, real=True, nonnegative=True)
      for name in [*PARAMETERS, *INTERVENTIONS, *FAAH_TURNOVER, FAAH_LOST, "cbd_free_nM", "thc_free_nM",
-                  "thc11oh_free_nM", "pf04457845_plasma_nM_total"]}
+                  "thc11oh_free_nM", "pf04457845_plasma_nM_total", "nabilone_free_nM"]}
 
 
 def fraction(c: sp.Expr, k: sp.Expr) -> sp.Expr:
@@ -97,12 +101,15 @@ def _agonists(aea_site: str, with_drugs: bool = True, reversible_only: bool = Fa
     # a synthetic full agonist (WIN 55,212-2, CP55940) given as its drug-free occupancy o:
     # [A]/K = o / (1 - o), with 2-AG's efficacy
     synthetic = S["synthetic_cb1_agonist_occupancy"] / (1 - S["synthetic_cb1_agonist_occupancy"])
+    nabilone_nM = S["nabilone_free_nM"]   # oral nabilone (ecsim.pk.nabilone), unbound plasma = brain
     if not with_drugs:
         aea_fold, twoag_fold, thc_nM, synthetic = sp.Integer(1), sp.Integer(1), sp.Integer(0), sp.Integer(0)
+        nabilone_nM = sp.Integer(0)
     return [(S["twoag_free_brain_baseline"] * twoag_fold, S["twoag_cb1_kd"], S["cb1_tau_2ag"]),
             (S["aea_free_brain_baseline"] * aea_fold, S["aea_cb1_kd"], S["cb1_tau_aea"]),
             (thc_nM, S["thc_cb1_ki"], S["cb1_tau_thc"]),
-            (synthetic, sp.Integer(1), S["cb1_tau_2ag"])]
+            (synthetic, sp.Integer(1), S["cb1_tau_2ag"]),
+            (nabilone_nM, S["nabilone_cb1_ki"], S["nabilone_cb1_tau"])]
 
 
 def occupancy(agonists, nam: sp.Expr) -> sp.Expr:
@@ -130,9 +137,11 @@ def faah_turnover_submodel() -> Submodel:
                     outputs={"faah_active_fraction": 1 - u})
 
 
-def _aea_clearance(faah: sp.Expr, fabp: sp.Expr) -> sp.Expr:
-    """Anandamide clearance relative to baseline at a FAAH inhibition and an FABP inhibition."""
-    fm = S["aea_fm_faah"]
+def _aea_clearance(faah: sp.Expr, fabp: sp.Expr, fm: sp.Expr = S["aea_fm_faah"]) -> sp.Expr:
+    """Anandamide clearance relative to baseline at a FAAH inhibition and an FABP inhibition, with
+    ``fm`` the FAAH share of clearance at baseline (brain by default); the rest (NAAA, COX-2, FAAH-2
+    in primates, uptake elsewhere) is left untouched. The fold is the inverse, so 1 - 1/fold = fm x
+    (the fraction of FAAH-mediated clearance removed)."""
     return fm * (1 - faah) * (1 - S["faah_fabp_dependence"] * fabp) + 1 - fm
 
 
@@ -147,16 +156,19 @@ def ecs_submodel() -> Submodel:
     algebra = {
         "AEA_FOLD_BRAIN": 1 / _aea_clearance(faah, fabp),
         "AEA_FOLD_STRIATUM": d2 / _aea_clearance(faah, fabp),
+        # plasma anandamide: the FAAH share measured in human plasma, not the mouse-brain one
+        "AEA_FOLD_PLASMA": 1 / _aea_clearance(faah, fabp, S["aea_plasma_fm_faah"]),
         # what CB1 tolerance sees (see tolerance_submodel): reversible FAAH inhibition only
         "AEA_FOLD_BRAIN_REVERSIBLE": 1 / _aea_clearance(reversible, fabp),
         "AEA_FOLD_STRIATUM_REVERSIBLE": d2 / _aea_clearance(reversible, fabp),
         "TWOAG_FOLD": 1 / (S["twoag_fm_magl"] * (1 - magl) + 1 - S["twoag_fm_magl"]),
     }
-    aea_brain, aea_striatum, twoag = (sp.Symbol(k, real=True, nonnegative=True)
-                                      for k in ("AEA_FOLD_BRAIN", "AEA_FOLD_STRIATUM", "TWOAG_FOLD"))
+    aea_brain, aea_striatum, aea_plasma, twoag = (
+        sp.Symbol(k, real=True, nonnegative=True)
+        for k in ("AEA_FOLD_BRAIN", "AEA_FOLD_STRIATUM", "AEA_FOLD_PLASMA", "TWOAG_FOLD"))
     outputs = {
         "faah_inhibition": faah, "magl_inhibition": magl, "fabp_inhibition": fabp,
-        "aea_fold_brain": aea_brain, "aea_fold_striatum": aea_striatum, "aea_fold_plasma": aea_brain,
+        "aea_fold_brain": aea_brain, "aea_fold_striatum": aea_striatum, "aea_fold_plasma": aea_plasma,
         "twoag_fold_brain": twoag, "twoag_fold_plasma": twoag,
         "cb2_occupancy_cbd": fraction(cbd_nM, S["cbd_cb2_ki"]),
         "cb2_occupancy_thc": fraction(thc_nM, S["thc_cb2_ki"]),
