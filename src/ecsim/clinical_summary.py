@@ -61,6 +61,9 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
     difference from the control arm with a Welch 95 % CI (normal approximation: large arms).
     With ``dropout`` (the scenario's `trial.dropout`), a ``dropout`` block adds the same statistics
     for completers and for intention-to-treat with the last observation carried forward."""
+    if any(r.sequence is not None for r in results):   # a crossover: `ecsim.designs`
+        from .designs import crossover_statistics
+        return crossover_statistics(results, scale, control, responder, size, replicates, seed)
     arms = {r.name: r for r in results if r.clinical}
     first = next(iter(arms.values()))
     k = len(first.visit_days) - 1 if day is None else int(np.argmin(np.abs(first.visit_days - day)))

@@ -227,6 +227,19 @@ class Dropout(_Strict):
     adverse_effects: bool = Field(default=True, description="adverse-effect risk raises the hazard")
 
 
+class Crossover(_Strict):
+    """A crossover trial: each patient takes the arms in the order of one sequence, one period each,
+    with a washout (no treatment) between periods; patients are randomised to sequences.
+    docs/scenarios.md, `ecsim.designs`."""
+
+    period_days: int = Field(gt=0, le=365, description="length of each treatment period (whole days)")
+    washout_days: int = Field(default=0, ge=0, le=365, description="untreated days between periods")
+    sequences: list[Annotated[list[Annotated[str, Field(min_length=1, max_length=60)]],
+                              Field(min_length=2, max_length=6)]] | None = Field(
+        default=None, min_length=2, max_length=12,
+        description="orders of arm names; default: every rotation of the arms (AB/BA for two)")
+
+
 class Trial(_Strict):
     """Trial conduct: expectation (placebo) response, control arm and primary scale for statistics."""
 
@@ -240,6 +253,7 @@ class Trial(_Strict):
                                             description="replicate trials of this size are drawn from the virtual arms")
     replicates: int = Field(default=500, ge=10, le=100_000)
     dropout: Dropout | None = Field(default=None, description="withdrawal over the trial (off by default)")
+    crossover: Crossover | None = Field(default=None, description="a crossover design (default: parallel arms)")
 
 
 class Population(_Strict):
@@ -288,10 +302,16 @@ class Scenario(_Strict):
         return given
 
     def visit_days(self) -> list[float]:
-        """Clinical visits: day 0, then every ``visit_interval_days``, and the last day."""
+        """Clinical visits: day 0, then every ``visit_interval_days``, and the last day; in a
+        crossover also the first and last day of every period (its baseline and end point)."""
         n = int(self.duration_days // self.visit_interval_days + 1e-9)
         days = [k * self.visit_interval_days for k in range(n + 1)]
-        return days if abs(days[-1] - self.duration_days) < 1e-9 else days + [self.duration_days]
+        days = days if abs(days[-1] - self.duration_days) < 1e-9 else days + [self.duration_days]
+        if self.trial.crossover is None:
+            return days
+        from .designs import period_bounds
+        extra = [d for bounds in period_bounds(self) for d in bounds if min(abs(d - x) for x in days) > 1e-9]
+        return sorted(days + extra)
 
     @model_validator(mode="after")
     def _clinical_needs_a_phenotype(self) -> "Scenario":
@@ -330,6 +350,9 @@ class Scenario(_Strict):
         for arm in self.arms:
             for label, steps in _all_steps(arm):
                 _check_steps(steps, self.output_step_h, self.duration_days, f"arms.{arm.name}.{label}")
+        if self.trial.crossover is not None:
+            from .designs import check_crossover
+            check_crossover(self)
         return self
 
 

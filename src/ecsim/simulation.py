@@ -159,6 +159,7 @@ class ArmResult:
     clinical: dict[str, np.ndarray] = field(default_factory=dict)   # per patient x visit (float32)
     region_severity_sum: np.ndarray | None = None                   # visits x regions, summed over patients
     unconverged: int = 0                                            # patient-visits whose circuit did not settle
+    sequence: object | None = None                                  # crossover: its `designs.Sequence`
     _sums: dict[str, TreeSum] = field(default_factory=dict, init=False, repr=False)
     _severity: TreeSum = field(default_factory=TreeSum, init=False, repr=False)
     _parts: list[ChunkSummary] = field(default_factory=list, init=False, repr=False)
@@ -290,6 +291,10 @@ class Simulation:
 
     def __init__(self, scenario: Scenario, *, registry: Registry | None = None, chunk: int = CHUNK):
         self.scenario = scenario
+        self.sequences = None
+        if scenario.trial.crossover is not None:   # one arm per sequence: `ecsim.designs`
+            from .designs import crossover_scenario
+            self.scenario, self.sequences = crossover_scenario(scenario)
         self.registry = scenario_registry(scenario, registry)
         self.model = full_model()
         self.chunk = chunk
@@ -304,7 +309,9 @@ class Simulation:
         as it finishes. ``progress(arm_name, patients)`` is called as chunks finish."""
         from .distributed import chunk_executor
         started = time.perf_counter()
-        results = [ArmResult(arm.name, grid_for(self.scenario).times) for arm in self.scenario.arms]
+        results = [ArmResult(arm.name, grid_for(self.scenario).times,
+                             sequence=self.sequences[i] if self.sequences else None)
+                   for i, arm in enumerate(self.scenario.arms)]
         tasks = self.tasks()
         done = checkpoint.finished(tasks) if checkpoint is not None else {}
         self.execution = {"workers": workers, "scheduler": scheduler, "chunk_patients": self.chunk,
