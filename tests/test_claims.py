@@ -362,3 +362,164 @@ def test_addiction_rule_follows_the_opioid_risk(registry, claims_file):
     assert risk["botulinum toxin"] == 0.0 and risk["non-opioid painkiller (paracetamol 4 g/day)"] == 0.0
     none = registry.with_overrides({"opioid_addiction_risk": 1e-9, "benzodiazepine_dependence_risk": 1e-9})
     assert rules.addiction(rule, ClaimsContext(none, {}, 0), claims_file)[0] == "not supported"
+
+
+# --- parameter uncertainty of the threshold, prevalence, symptoms, causes and counterexample rules --
+
+def with_range(registry, name, low, high):
+    """The registry with one parameter's uncertainty replaced by a uniform range (a test override)."""
+    from ecsim.registry import Registry, Spread
+    spread = Spread(distribution="uniform", low=low, high=high, basis="test")
+    return Registry(dict(registry.parameters) | {name: registry[name].model_copy(update={"uncertainty": spread})},
+                    registry.references)
+
+
+def narrowed(registry, names, width=0.01):
+    """Every named parameter's range shrunk to ±``width`` (relative) around its value."""
+    for n in names:
+        v = registry[n].value
+        registry = with_range(registry, n, v * (1 - width), v * (1 + width))
+    return registry
+
+
+THRESHOLD_ARMS = ["fullspectrum_10mg_day_fasted", "fullspectrum_50mg_day_fasted", "fullspectrum_50mg_day_fed"]
+
+
+def threshold_ctx(registry, draws=32, seed=1):
+    """The two threshold claims' context without simulating: each patient's largest THC dose is a
+    covariate of the claims-doses patients (the quantity the simulation reports)."""
+    from ecsim.claims.context import doses_scenario, threshold_parameter_spread
+    from ecsim.simulation import patient_inputs
+    scenario = doses_scenario(200, None)
+    arms = {a.name: a for a in scenario.arms}
+    doses = {arm: {"thc_single_dose_mg": patient_inputs(scenario, arms[arm], 0, 200, registry)[0]["max_single_thc_mg"]}
+             for arm in THRESHOLD_ARMS}
+    ctx = ClaimsContext(registry, doses, 200)
+    ctx.threshold_spread["thc_impairment_threshold_mg"] = threshold_parameter_spread(
+        registry, 200, None, THRESHOLD_ARMS, "thc_impairment_threshold_mg", draws, seed)
+    return ctx
+
+
+def claim_rule(claims_file, cid):
+    return next(c.rule for c in claims_file.claims if c.id == cid)
+
+
+def test_threshold_draws_reproduce_the_simulated_thc_doses(registry):
+    """With every drawn range shrunk to nothing, each draw's share of patients below the threshold
+    is the share from the simulated patients' own THC doses (the same patients, recomputed). The
+    threshold is set near the median dose, where any mismatch would show."""
+    from ecsim.claims.context import run_doses, threshold_parameter_spread
+    from ecsim.uncertainty.problem import file_parameters
+    reg = narrowed(registry.with_overrides({"thc_impairment_threshold_mg": 0.6}),
+                   sorted(file_parameters("products.yaml")), width=1e-9)
+    spread = threshold_parameter_spread(reg, 8, 3, ["fullspectrum_50mg_day_fed"], "thc_impairment_threshold_mg", 4)
+    simulated = run_doses(registry, 8, 3)["fullspectrum_50mg_day_fed"]["thc_single_dose_mg"]
+    share = float(np.mean(simulated < 0.6))
+    assert 0.0 < share < 1.0
+    assert spread["arms"]["fullspectrum_50mg_day_fed"]["below"] == [pytest.approx(share)] * 4
+
+
+def test_threshold_verdict_turns_unknown_when_the_threshold_range_widens(registry, claims_file):
+    """'Non-psychoactive' holds for ≥95 % of patients at the registry values; with narrow ranges it
+    stays decided, with a threshold range reaching down to 0.3 mg the model cannot decide; a
+    threshold the scenario sets is held, not drawn, and the verdict is decided again."""
+    from ecsim.uncertainty.problem import file_parameters
+    rule = claim_rule(claims_file, "non_psychoactive")
+    names = sorted(file_parameters("products.yaml") | {"thc_impairment_threshold_mg"})
+    nominal = rules.threshold(rule, ClaimsContext(registry, threshold_ctx(registry).doses, 200), claims_file)[0]
+    assert nominal == "supported"
+    narrow = narrowed(registry, names)
+    verdict, reason, numbers = rules.threshold(rule, threshold_ctx(narrow), claims_file)
+    assert verdict == nominal and "holds within parameter uncertainty" in reason, reason
+    wide = with_range(narrow, "thc_impairment_threshold_mg", 0.3, 5.0)
+    verdict, reason, numbers = rules.threshold(rule, threshold_ctx(wide), claims_file)
+    assert verdict == "unknown" and "could be" in reason, reason
+    assert numbers["parameter_uncertainty"]["threshold_mg"]["p05"] < 1.0
+    fixed = wide.with_overrides({"thc_impairment_threshold_mg": 2.5})      # as a scenario's `parameters` does
+    verdict, reason, numbers = rules.threshold(rule, threshold_ctx(fixed), claims_file)
+    assert verdict == nominal, reason
+    assert "thc_impairment_threshold_mg" not in numbers["parameter_uncertainty"]["factors"]
+
+
+def test_a_wider_thc_content_range_can_only_widen_the_share(registry, claims_file):
+    """The full-spectrum advice (THC above the threshold) at narrow ranges vs with the THC:CBD
+    ratio's range widened tenfold upwards: the share of patients above the threshold reaches
+    higher; the same seed gives the same intervals, another seed other ones."""
+    rule = claim_rule(claims_file, "full_spectrum_advice")
+    narrow = narrowed(registry, ["full_spectrum_thc_to_cbd", "thc_impairment_threshold_mg"])
+    wide = with_range(narrow, "full_spectrum_thc_to_cbd", 0.005, 0.45)
+    best = {name: rules.threshold(rule, threshold_ctx(reg), claims_file)[2]["parameter_uncertainty"]
+            ["fraction_claim_holds_best_arm"] for name, reg in (("narrow", narrow), ("wide", wide))}
+    assert best["wide"]["p95"] > best["narrow"]["p95"] + 0.2
+    assert best["wide"]["p05"] <= best["narrow"]["p95"]
+    again = rules.threshold(rule, threshold_ctx(wide), claims_file)[2]["parameter_uncertainty"]
+    assert again["fraction_claim_holds_best_arm"] == best["wide"]
+    other = rules.threshold(rule, threshold_ctx(wide, seed=2), claims_file)[2]["parameter_uncertainty"]
+    assert other["fraction_claim_holds_best_arm"] != best["wide"]
+
+
+def test_prevalence_verdict_within_the_population_range(registry, claims_file):
+    """250,000 lies inside Medina 2022's interval times 335 million people (17,000-629,000) and far
+    above Steeves 2012's (41,000-75,000). A ±2 % population leaves the verdict decided. A population
+    unsure by ±75 % (about 84-586 million) could put the count above Medina's interval too
+    (187.74 per 100,000 of 84 million is 157,000), and the verdict becomes unknown."""
+    rule = claim_rule(claims_file, "us_prevalence")
+    verdict, reason, numbers = rules.prevalence(rule, ctx_with(0, 0, registry), claims_file)
+    assert verdict == "partly supported" and "holds within parameter uncertainty" in reason
+    rows = {r["source"]: r for r in numbers["estimates"]}
+    assert not rows["steeves2012"]["inside_for_some_population"] and rows["medina2022"]["inside_for_every_population"]
+    unsure = rule.model_copy(update={"population_uncertainty": 0.75})
+    verdict, reason, numbers = rules.prevalence(unsure, ctx_with(0, 0, registry), claims_file)
+    assert verdict == "unknown", reason
+    medina = next(r for r in numbers["estimates"] if r["source"] == "medina2022")
+    assert medina["inside_for_some_population"] and not medina["inside_for_every_population"]
+
+
+def phenotype_ctx(registry, draws, names):
+    from ecsim.claims.context import phenotype_parameter_spread
+    ctx = ClaimsContext(registry, {}, 0)
+    ctx.phenotype_spread = phenotype_parameter_spread(registry, draws, 4, [("drd", 150.0)], names=names)
+    return ctx
+
+
+def test_causes_and_cure_turn_unknown_when_the_d1_plasticity_range_reaches_zero(registry, claims_file):
+    """Dopa-responsive dystonia arises in the model through D1 corticostriatal plasticity: without
+    it (gain near 0) the typical DRD patient has no dystonia. A narrow range around the registry
+    value keeps the causes and 'no cure' verdicts; a range reaching zero leaves both undecided."""
+    causes, cure = claim_rule(claims_file, "causes"), claim_rule(claims_file, "no_cure")
+    bare = ClaimsContext(registry, {}, 0)
+    nominal = {"causes": rules.causes(causes, bare, claims_file)[0], "cure": rules.counterexample(cure, bare, claims_file)[0]}
+    assert nominal == {"causes": "supported", "cure": "partly supported"}
+    narrow = phenotype_ctx(with_range(registry, "plasticity_d1_ltp_gain", 0.19, 0.21), 4, ["plasticity_d1_ltp_gain"])
+    assert rules.causes(causes, narrow, claims_file)[0] == nominal["causes"]
+    assert rules.counterexample(cure, narrow, claims_file)[0] == nominal["cure"]
+    wide = phenotype_ctx(with_range(registry, "plasticity_d1_ltp_gain", 0.0, 0.04), 6, ["plasticity_d1_ltp_gain"])
+    verdict, reason, numbers = rules.causes(causes, wide, claims_file)
+    assert verdict == "unknown" and "transmitter abnormality" in reason, reason
+    assert numbers["parameter_uncertainty"]["bfmdrs_movement_above_normal"]["transmitter abnormality"]["p05"] == 0.0
+    verdict, reason, numbers = rules.counterexample(cure, wide, claims_file)
+    assert verdict == "unknown" and numbers["parameter_uncertainty"]["reduction"]["p05"] < 0.8, reason
+    assert rules.symptoms(claim_rule(claims_file, "symptoms"), wide, claims_file)[0] in ("supported", "unknown")
+
+
+@pytest.mark.parametrize("lo,hi,verdict", [
+    (0.3, 0.9, "supported"),          # produced for sure in every draw
+    (0.05, 0.9, "unknown"),           # produced by the median draw, not at the 5th percentile
+])
+def test_symptom_verdict_from_the_drawn_scores(registry, claims_file, lo, hi, verdict):
+    """Hand-made draws: every symptom produced by some form in each draw, except that blinking's
+    largest score runs from ``lo`` to ``hi`` over the draws."""
+    from ecsim.circuit.scales import SYMPTOMS
+    rule = claim_rule(claims_file, "symptoms")
+    forms = [p for p in rules.PHENOTYPES]
+    drawn = []
+    for x in np.linspace(lo, hi, 20):
+        scores = {p: {s: 0.5 for s in SYMPTOMS} | {"uncontrollable_blinking": x} for p in forms}
+        drawn.append({"by_phenotype": {p: {"bfmdrs_movement": 10.0, "symptoms": scores[p]} for p in forms},
+                      "levodopa": {}})
+    ctx = ClaimsContext(registry, {}, 0)
+    ctx.phenotype_spread = {"draws": 20, "draws_refused": 0, "draws_faulted": 0, "factors": ["x"], "numbers": drawn}
+    got, reason, numbers = rules.symptoms(rule, ctx, claims_file)
+    assert got == verdict, reason
+    assert numbers["parameter_uncertainty"]["largest_score_over_forms"]["uncontrollable_blinking"]["p05"] == \
+        pytest.approx(np.percentile(np.linspace(lo, hi, 20), 5), rel=1e-2)

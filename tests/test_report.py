@@ -4,6 +4,7 @@ validation, whose numbers are the run's own."""
 import base64
 import json
 import re
+from html import escape
 
 import pytest
 
@@ -68,15 +69,67 @@ def test_report_without_a_trial(tmp_path):
 
 
 def test_report_names_the_parameters_that_matter(trial_run):
-    """The answer carries a parameter-uncertainty interval and names three parameters with sources."""
-    out, _, html = trial_run
+    """The answer carries a parameter-uncertainty interval in scale points and names three parameters
+    with their sources; the uncertainty section gives each one's citation."""
+    out, summary, html = trial_run
     unc = json.loads((out / "uncertainty.json").read_text())
+    scale = summary["trial"]["primary_scale"]
+    points = {k: v for k, v in unc["intervals"].items() if k.endswith(f".{scale}_vs_control_points")}
+    assert points
     answer = html[html.index('id="answer"'):html.index('id="patients"')]
-    assert "How unsure the model is" in answer
-    widest = max((k for k in unc["intervals"] if k.endswith(".severity_vs_control_pct")),
-                 key=lambda k: unc["intervals"][k]["p95"] - unc["intervals"][k]["p05"])
-    for d in unc["drivers"][widest][:3]:
+    assert "How unsure the model is" in answer and "points" in answer
+    for key, v in points.items():
+        assert f"{key.rsplit('.', 1)[0]} {v['median']:+.3g} [{v['p05']:+.3g}, {v['p95']:+.3g}]" in answer, key
+    widest = max(points, key=lambda k: points[k]["p95"] - points[k]["p05"])
+    drivers = unc["drivers"][widest][:3]
+    assert len(drivers) == 3
+    section = html[html.index('id="uncertainty"'):html.index('id="claims"')]
+    for d in drivers:
         assert d["parameter"] in answer and d["source"] in answer
+        assert d["parameter"] in section and escape(d["citation"]) in section
+
+
+def test_report_shows_the_adverse_effect_intervals(trial_run):
+    """The uncertainty section lists each modelled adverse event's excess risk at the article's dose
+    classes with its 90 % interval over the adverse-parameter draws (the claims checker's numbers)."""
+    out, _, html = trial_run
+    row = next(r for r in json.loads((out / "claims.json").read_text()) if r["model"]["rule"] == "adverse")
+    by_class = row["model"]["numbers"]["excess_risk_by_class"]
+    section = html[html.index('id="uncertainty"'):html.index('id="claims"')]
+    assert "Side effects" in section and f"{row['model']['numbers']['parameter_draws']} draws" in section
+    for events in by_class.values():
+        for event, x in events.items():
+            low, high = x["parameter_90pct"]
+            assert low <= high
+            assert event.replace("_", " ") in section
+
+
+def test_paired_differences_match_patients_by_number():
+    """Each patient's change on an arm minus the same patient's change on control; a patient left
+    out of either arm (a numerical fault) is skipped, not paired with someone else."""
+    import numpy as np
+    from ecsim.report.figures import paired_differences
+    from ecsim.simulation import ArmResult
+
+    def arm(name, patients, change):
+        r = ArmResult(name, np.zeros(1))
+        r.patients, r.visit_days = np.array(patients), np.array([0.0, 28.0])
+        r.clinical = {"twstrs_total": np.column_stack([np.full(len(change), 40.0), 40.0 + np.array(change)])}
+        return r
+    control = arm("placebo", [0, 1, 2, 3], [-1.0, -2.0, -3.0, -4.0])
+    cbd = arm("cbd", [0, 2, 3], [-1.5, -3.0, -6.0])          # patient 1 faulted on this arm
+    got = paired_differences([control, cbd], "twstrs_total", "placebo", 28.0)
+    assert got["cbd"].tolist() == [-0.5, 0.0, -2.0]
+    assert paired_differences([control, cbd], "twstrs_total", "none", 28.0) == {}
+
+
+def test_the_arms_share_their_patients(trial_run):
+    """The paired differences rely on it: every arm's patient i has the same baseline scores."""
+    import pandas as pd
+    out, _, _ = trial_run
+    table = pd.read_parquet(out / "clinical.parquet")
+    baseline = table[table.day == 0].pivot(index="patient", columns="arm", values="twstrs_total")
+    assert baseline.shape[1] >= 3 and (baseline.nunique(axis=1) == 1).all()
 
 
 def test_report_escapes_scenario_text_and_survives_odd_trials(tmp_path):

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from ..registry import Registry
 from ..validation.snapshot import by_metric, is_current, load_snapshot
-from .context import (DOSE_PATIENTS, ClaimsContext, TrialEvidence, adverse_parameter_spread, dose_parameter_spread,
-                      run_doses, trial_evidence)
+from .context import (DOSE_PATIENTS, PHENOTYPE_DRAWS, ClaimsContext, TrialEvidence, adverse_parameter_spread,
+                      dose_parameter_spread, phenotype_parameter_spread, run_doses, threshold_parameter_spread,
+                      trial_evidence)
 from .rules import MODEL_RULES, combine, evidence_verdict
 from .spec import VERDICTS, Claim, ClaimsFile, load_claims
 
@@ -23,19 +24,33 @@ __all__ = ["check_claims", "claims_context", "trial_evidence", "TrialEvidence", 
 def claims_context(registry: Registry, trial: TrialEvidence | None = None, patients: int = DOSE_PATIENTS,
                    seed: int | None = None, uncertainty_draws: int = 64, spec: ClaimsFile | None = None,
                    answer_uncertainty: dict | None = None) -> ClaimsContext:
-    """Simulate the article's doses (``patients`` per dose; and ``uncertainty_draws`` parameter sets
-    at each dose class's highest-exposure arm, 0 to skip) and gather the trial and validation
-    numbers the rules need; ``answer_uncertainty`` is the run's `parameter_uncertainty` document."""
+    """Simulate the article's doses (``patients`` per dose) and gather the trial and validation
+    numbers the rules need; ``answer_uncertainty`` is the run's `parameter_uncertainty` document.
+    With ``uncertainty_draws`` (0 skips it), each rule's numbers also get their parameter
+    uncertainty: that many parameter sets for the engagement (typical patient at each dose class's
+    highest-exposure arm), adverse and threshold rules, at most PHENOTYPE_DRAWS for the symptoms,
+    causes and counterexample rules (each draw re-solves the circuit for every phenotype)."""
     spec = spec or load_claims()
     ctx = ClaimsContext(registry, run_doses(registry, patients, seed), patients, trial, by_metric(load_snapshot()))
     ctx.answer_uncertainty = (answer_uncertainty or {}).get("intervals", {})
-    if uncertainty_draws:
-        quantities = sorted({q for c in spec.claims if c.rule.kind == "engagement" for q in c.rule.quantities})
-        arms = [dc.arms[-1] for dc in spec.dose_classes.values()]
-        ctx.parameter_spread = dose_parameter_spread(registry, arms, quantities, uncertainty_draws, seed or 1)
-        if any(c.rule.kind == "adverse" for c in spec.claims):
-            every = [a for dc in spec.dose_classes.values() for a in dc.arms]
-            ctx.adverse_spread = adverse_parameter_spread(registry, ctx.doses, every, uncertainty_draws, seed or 1)
+    if not uncertainty_draws:
+        return ctx
+    rules = [c.rule for c in spec.claims]
+    draw_seed = seed or 1
+    quantities = sorted({q for r in rules if r.kind == "engagement" for q in r.quantities})
+    arms = [dc.arms[-1] for dc in spec.dose_classes.values()]
+    ctx.parameter_spread = dose_parameter_spread(registry, arms, quantities, uncertainty_draws, draw_seed)
+    if any(r.kind == "adverse" for r in rules):
+        every = [a for dc in spec.dose_classes.values() for a in dc.arms]
+        ctx.adverse_spread = adverse_parameter_spread(registry, ctx.doses, every, uncertainty_draws, draw_seed)
+    for param in sorted({r.threshold_param for r in rules if r.kind == "threshold"}):
+        tested = sorted({a for r in rules if r.kind == "threshold" and r.threshold_param == param for a in r.arms})
+        ctx.threshold_spread[param] = threshold_parameter_spread(registry, patients, seed, tested, param,
+                                                                 uncertainty_draws, draw_seed)
+    if any(r.kind in ("symptoms", "causes", "counterexample") for r in rules):
+        levodopa = [(r.phenotype, r.levodopa_mg_per_day) for r in rules if r.kind == "counterexample"]
+        ctx.phenotype_spread = phenotype_parameter_spread(registry, min(uncertainty_draws, PHENOTYPE_DRAWS),
+                                                          draw_seed, levodopa)
     return ctx
 
 

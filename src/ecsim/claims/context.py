@@ -14,7 +14,7 @@ import numpy as np
 
 from ..registry import Registry
 from ..scenario import Scenario, load_scenario
-from ..simulation import ArmResult, Simulation
+from ..simulation import ArmResult, Simulation, patient_inputs
 
 DOSES_SCENARIO = "claims-doses"
 DOSE_PATIENTS = 200
@@ -41,6 +41,8 @@ class ClaimsContext:
     validation: dict = field(default_factory=dict)   # metric id -> snapshot row
     parameter_spread: dict = field(default_factory=dict)   # arm -> quantity -> interval over parameter draws
     adverse_spread: dict = field(default_factory=dict)     # adverse_parameter_spread's document
+    threshold_spread: dict = field(default_factory=dict)   # threshold parameter -> threshold_parameter_spread's document
+    phenotype_spread: dict = field(default_factory=dict)   # phenotype_parameter_spread's document
     answer_uncertainty: dict = field(default_factory=dict)  # the run's parameter_uncertainty intervals
 
 
@@ -67,26 +69,17 @@ def adverse_parameter_spread(registry: Registry, doses: dict, arms: list[str], d
     parameters (and the THC threshold) drawn from their registry uncertainty, applied to the arm's
     simulated patients (the risks are algebraic in exposure: no new simulation). Arm -> event ->
     {median, p05, p95}; draws whose values a registry refuses are left out and counted."""
-    from ..errors import InputError
-    from ..uncertainty.problem import from_registry
     names = sorted(n for n in registry.parameters if n.startswith("adverse_")) + ["thc_impairment_threshold_mg"]
-    problem = from_registry(registry, names)
-    values = problem.values(np.random.default_rng([seed, 9003]).random((draws, len(problem.factors))))
+    factors, registries, refused = _drawn_registries(registry, names, draws, seed, ADVERSE_STREAM)
     means: dict[str, dict[str, list[float]]] = {arm: {} for arm in arms}
-    refused = 0
-    for row in values:
-        try:
-            reg = registry.with_overrides(dict(zip(problem.names, map(float, row))))
-        except InputError:
-            refused += 1
-            continue
+    for reg in registries:
         for arm in arms:
             exposure = {k[len("input."):]: v for k, v in doses[arm].items() if k.startswith("input.")}
             for event, v in excess_risks(exposure, reg).items():
                 means[arm].setdefault(event, []).append(float(np.mean(v)))
     out = {arm: {event: dict(zip(("p05", "median", "p95"), (float(f"{x:.4g}") for x in np.percentile(v, [5, 50, 95]))))
                  for event, v in events.items()} for arm, events in means.items()}
-    return {"draws": draws, "draws_refused": refused, "factors": problem.names, "arms": out}
+    return {"draws": draws, "draws_refused": refused, "factors": factors, "arms": out}
 
 
 def excess_risks(exposure: dict[str, np.ndarray], registry: Registry) -> dict[str, np.ndarray]:
@@ -113,12 +106,16 @@ def run_doses(registry: Registry, patients: int = DOSE_PATIENTS, seed: int | Non
 
 
 def _simulate_doses(registry: Registry, patients: int, seed: int | None) -> dict:
-    scenario = load_scenario(DOSES_SCENARIO)
-    data = scenario.model_dump(mode="json")
+    return dose_values(Simulation(doses_scenario(patients, seed), registry=registry).run(), registry)
+
+
+def doses_scenario(patients: int, seed: int | None) -> Scenario:
+    """The claims-doses scenario with ``patients`` per arm and, if given, the seed."""
+    data = load_scenario(DOSES_SCENARIO).model_dump(mode="json")
     data["population"]["n"] = patients
     if seed is not None:
         data["population"]["seed"] = seed
-    return dose_values(Simulation(Scenario.model_validate(data), registry=registry).run(), registry)
+    return Scenario.model_validate(data)
 
 
 def trial_evidence(scenario: Scenario, summary: dict) -> TrialEvidence | None:
@@ -168,3 +165,112 @@ def _spread(registry: Registry, arms: list[str], quantities: list[str], draws: i
         spread.setdefault(arm, {})[q] = {"median": float(f"{mid:.4g}"), "p05": float(f"{lo:.4g}"),
                                          "p95": float(f"{hi:.4g}"), "draws_faulted": int(len(v) - len(sound))}
     return spread
+
+
+# --- parameter uncertainty of the threshold and phenotype rules ----------------------------------
+
+ADVERSE_STREAM, THRESHOLD_STREAM, PHENOTYPE_STREAM = 9003, 9004, 9005   # each its own stream of parameter draws
+PHENOTYPE_DRAWS = 16   # each draw re-solves the circuit for every phenotype (about 0.6 s on the 2-core machine)
+
+
+def _drawn_registries(registry: Registry, names: list[str], draws: int, seed: int, stream: int):
+    """Registries with the named parameters drawn from their registry uncertainty (those the
+    scenario overrides stay fixed), and the number of draws a registry refused (left out)."""
+    from ..errors import InputError
+    from ..uncertainty.problem import from_registry
+    problem = from_registry(registry, names)
+    values = problem.values(np.random.default_rng([seed, stream]).random((draws, len(problem.factors))))
+    kept, refused = [], 0
+    for row in values:
+        try:
+            kept.append(registry.with_overrides(dict(zip(problem.names, map(float, row)))))
+        except InputError:
+            refused += 1
+    return problem.names, kept, refused
+
+
+def threshold_parameter_spread(registry: Registry, patients: int, seed: int | None, arms: list[str],
+                               threshold_param: str, draws: int, draw_seed: int = 1) -> dict:
+    """Share of the claims-doses patients whose largest single THC dose lies below and above the
+    threshold, per arm and parameter draw. Drawn: the product parameters (THC:CBD ratio, label
+    accuracy; products.yaml) and the threshold. Each draw recomputes every patient's THC dose
+    (mg) from the same patients: the dose is algebraic in these parameters, no simulation.
+    Returns {draws, draws_refused, factors, threshold_mg: [per draw], arms: {arm: {below, above}}}."""
+    from ..uncertainty.problem import file_parameters
+    scenario = doses_scenario(patients, seed)
+    by_name = {a.name: a for a in scenario.arms}
+    names = sorted(file_parameters("products.yaml") | {threshold_param})
+    factors, registries, refused = _drawn_registries(registry, names, draws, draw_seed, THRESHOLD_STREAM)
+    out = {arm: {"below": [], "above": []} for arm in arms}
+    limits = []
+    for reg in registries:
+        limit = reg.value(threshold_param, "mg")
+        limits.append(limit)
+        for arm in arms:
+            thc = patient_inputs(scenario, by_name[arm], 0, patients, reg)[0]["max_single_thc_mg"]
+            out[arm]["below"].append(float(np.mean(thc < limit)))
+            out[arm]["above"].append(float(np.mean(thc > limit)))
+    return {"draws": draws, "draws_refused": refused, "factors": factors, "threshold_mg": limits, "arms": out}
+
+
+def typical_patient(registry: Registry, phenotype: str, levodopa: float = 0.0, days=(0.0,)):
+    """The typical patient of a phenotype (median severity, no rater noise, no drug) at ``days``,
+    on levodopa (mg/day) if given: a ClinicalTrajectory of one patient."""
+    from ..circuit.clinical import ClinicalModel, assess, drug_free_drivers
+    from ..treatments.course import Course
+    d = np.asarray(days, dtype=float)
+    return assess(ClinicalModel.from_registry(registry), registry, phenotype, d, drug_free_drivers(1, len(d)),
+                  Course(levodopa_mg_per_day=levodopa), seed=0, start=0, stop=1, typical=True)
+
+
+def levodopa_key(phenotype: str, mg_per_day: float) -> str:
+    return f"{phenotype} on levodopa {mg_per_day:g} mg/day"
+
+
+def phenotype_numbers(registry: Registry, levodopa: list[tuple[str, float]]) -> dict:
+    """The typical patient of every phenotype at baseline (BFMDRS movement, each symptom's score)
+    and, for each (phenotype, levodopa mg/day), every scale before and after 4 weeks on it."""
+    from ..circuit.phenotypes import PHENOTYPES
+    from ..circuit.scales import SYMPTOMS
+    out = {"by_phenotype": {}, "levodopa": {}}
+    for p in PHENOTYPES:
+        tr = typical_patient(registry, p)
+        out["by_phenotype"][p] = {"bfmdrs_movement": float(tr.totals["bfmdrs_movement"][0, 0]),
+                                  "symptoms": {s: float(tr.symptoms[s][0, 0]) for s in SYMPTOMS}}
+    for phenotype, dose in levodopa:
+        tr = typical_patient(registry, phenotype, dose, days=(0.0, 28.0))
+        out["levodopa"][levodopa_key(phenotype, dose)] = {scale: {"before": float(v[0, 0]), "after": float(v[0, 1])}
+                                                          for scale, v in tr.totals.items()}
+    return out
+
+
+_PHENOTYPE_CACHE: dict[tuple, dict] = {}
+
+
+def phenotype_parameter_spread(registry: Registry, draws: int, seed: int = 1,
+                               levodopa: list[tuple[str, float]] = (), names: list[str] | None = None) -> dict:
+    """`phenotype_numbers` under ``draws`` draws of the phenotype, motor, scale and levodopa-response
+    parameters (`uncertainty.model.phenotype_parameters`, or ``names``), the circuit held at its
+    registry values. Returns {draws, draws_refused, draws_faulted, factors, numbers: [one
+    `phenotype_numbers` per kept draw]}; a draw whose normal circuit falls silent is a fault,
+    left out and counted. Kept per process."""
+    from ..uncertainty.model import phenotype_parameters
+    names = sorted(names or phenotype_parameters(registry))
+    key = (registry.digest(), draws, seed, tuple(levodopa), tuple(names))
+    if key not in _PHENOTYPE_CACHE:
+        _PHENOTYPE_CACHE.clear()
+        _PHENOTYPE_CACHE[key] = _phenotype_spread(registry, draws, seed, list(levodopa), names)
+    return _PHENOTYPE_CACHE[key]
+
+
+def _phenotype_spread(registry: Registry, draws: int, seed: int, levodopa: list, names: list[str]) -> dict:
+    from ..faults import ParameterSetFault
+    factors, registries, refused = _drawn_registries(registry, names, draws, seed, PHENOTYPE_STREAM)
+    numbers, faulted = [], 0
+    for reg in registries:
+        try:
+            numbers.append(phenotype_numbers(reg, levodopa))
+        except ParameterSetFault:
+            faulted += 1
+    return {"draws": draws, "draws_refused": refused, "draws_faulted": faulted, "factors": factors,
+            "numbers": numbers}

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..circuit.clinical import ClinicalModel, assess, drug_free_drivers
 from ..circuit.phenotypes import PHENOTYPES
 from ..clinical_summary import PRESENT
-from ..treatments.course import Course
 from . import spec
-from .context import ClaimsContext
+from .context import ClaimsContext, levodopa_key, typical_patient
 
 RANK = {"supported": 0, "partly supported": 1, "unknown": 2, "not supported": 3}
 
@@ -26,6 +24,26 @@ def _q(x: float) -> float:
 def _spread(values: np.ndarray) -> dict:
     lo, mid, hi = np.percentile(values, [5, 50, 95])
     return {"median": _q(mid), "p05": _q(lo), "p95": _q(hi)}
+
+
+def _ends(values) -> tuple[float, float]:
+    """The 5th and 95th percentiles (unrounded: verdicts compare them with thresholds)."""
+    lo, hi = np.percentile(np.asarray(values, dtype=float), [5, 95])
+    return float(lo), float(hi)
+
+
+def within_uncertainty(verdict: str, reason: str, ends: tuple[str, str], what: str) -> tuple[str, str]:
+    """A verdict stands only if the rule gives it at both ends of its numbers' 90 % parameter-
+    uncertainty intervals (``ends``: the verdicts there); otherwise the model cannot decide: unknown.
+    ``what`` says what was drawn."""
+    other = [v for v in dict.fromkeys(ends) if v != verdict]
+    if not other:
+        return verdict, f"{reason}; holds within parameter uncertainty ({what})"
+    return "unknown", f"{reason}; but within parameter uncertainty ({what}) it could be {' or '.join(other)}"
+
+
+def _drawn(doc: dict, kept: int) -> str:
+    return f"{kept} of {doc['draws']} draws of {len(doc['factors'])} parameters"
 
 
 # --- engagement: a target or tone quantity at the article's dose classes -------------------------
@@ -204,6 +222,9 @@ def _diff_text(d: dict) -> str:
 # --- threshold: a per-patient exposure against a published threshold ----------------------------
 
 def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    """Share of patients, per arm, whose largest single THC dose is below (or above) the threshold;
+    the verdict from the worst and the best arm (`_threshold_verdict`), checked against the
+    parameter uncertainty of the THC content and of the threshold (`ctx.threshold_spread`)."""
     limit = ctx.registry[rule.threshold_param].value
     ratio = ctx.registry["full_spectrum_thc_to_cbd"].value
     by_arm = {}
@@ -218,61 +239,135 @@ def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile)
     where = f"THC per dose {rule.claim_holds_when} {limit:g} mg"
     tail = (f"; at the median THC:CBD ratio ({ratio:g}) a dose carries {limit:g} mg THC from about "
             f"{limit / ratio:.0f} mg CBD")
+    verdict = _threshold_verdict(worst, best)
+    if verdict == "supported":
+        reason = f"{where} in ≥95 % of patients in every arm tested" + tail
+    elif verdict == "partly supported":
+        reason = f"{where} in {worst:.0%}-{best:.0%} of patients" + tail
+    else:
+        reason = f"{where} in at most {best:.0%} of patients" + tail
+    spread = ctx.threshold_spread.get(rule.threshold_param)
+    if not spread or not spread["threshold_mg"]:
+        return verdict, reason, numbers
+    shares = np.array([spread["arms"][arm][rule.claim_holds_when] for arm in rule.arms])   # arms x draws
+    (worst_lo, worst_hi), (best_lo, best_hi) = _ends(shares.min(axis=0)), _ends(shares.max(axis=0))
+    numbers["parameter_uncertainty"] = {
+        "draws": spread["draws"], "draws_refused": spread["draws_refused"], "factors": spread["factors"],
+        "threshold_mg": _spread(spread["threshold_mg"]),
+        "fraction_claim_holds_worst_arm": _spread(shares.min(axis=0)),
+        "fraction_claim_holds_best_arm": _spread(shares.max(axis=0)),
+        "fraction_claim_holds_by_arm": {arm: _spread(row) for arm, row in zip(rule.arms, shares)}}
+    what = (f"{_drawn(spread, shares.shape[1])} of the products and the threshold: share of patients "
+            f"{worst_lo:.0%}-{worst_hi:.0%} in the worst arm, {best_lo:.0%}-{best_hi:.0%} in the best")
+    verdict, reason = within_uncertainty(verdict, reason, (_threshold_verdict(worst_lo, best_lo),
+                                                           _threshold_verdict(worst_hi, best_hi)), what)
+    return verdict, reason, numbers
+
+
+def _threshold_verdict(worst: float, best: float) -> str:
+    """By the share of patients for whom the claim holds: in every arm at least 95 %, supported;
+    in some arm at least half, partly; else not supported."""
     if worst >= 0.95:
-        return "supported", f"{where} in ≥95 % of patients in every arm tested" + tail, numbers
+        return "supported"
     if best >= 0.5:
-        return "partly supported", f"{where} in {worst:.0%}-{best:.0%} of patients" + tail, numbers
-    return "not supported", f"{where} in at most {best:.0%} of patients" + tail, numbers
+        return "partly supported"
+    return "not supported"
 
 
 # --- prevalence: a count against prevalence estimates --------------------------------------------
 
 def prevalence(rule: spec.Prevalence, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    """The article's count against each estimate's interval times the population: inside every
+    one, supported; some, partly; none, not supported. The population's own uncertainty
+    (``population_uncertainty``, relative) widens or narrows each interval: an estimate the count
+    is inside for some populations in that range and outside for others leaves the verdict open."""
     people = rule.population_millions * 1e6 / 1e5
+    few, many = people * (1 - rule.population_uncertainty), people * (1 + rule.population_uncertainty)
     rows = []
     for e in rule.estimates:
         low, mid, high = e.low * people, e.per_100k * people, e.high * people
         rows.append({"source": e.ref, "what": e.what, "implied_count": round(mid), "low": round(low),
                      "high": round(high), "inside": low <= rule.count <= high,
+                     "inside_for_every_population": e.low * many <= rule.count <= e.high * few,
+                     "inside_for_some_population": e.low * few <= rule.count <= e.high * many,
                      "article_over_estimate": _q(rule.count / mid)})
-    inside = sum(r["inside"] for r in rows)
-    numbers = {"article_count": rule.count, "estimates": rows}
+    numbers = {"article_count": rule.count, "population_millions": rule.population_millions,
+               "population_uncertainty": rule.population_uncertainty, "estimates": rows}
     ratios = ", ".join(f"{r['article_over_estimate']:g}x {r['source']}" for r in rows)
-    if inside == len(rows):
-        return "supported", f"inside every estimate's interval ({ratios})", numbers
-    if inside:
-        return "partly supported", f"inside only the widest interval; {ratios} the central estimates", numbers
-    return "not supported", f"outside every estimate's interval ({ratios})", numbers
+    verdict = _prevalence_verdict(sum(r["inside"] for r in rows), len(rows))
+    reason = {"supported": f"inside every estimate's interval ({ratios})",
+              "partly supported": f"inside only the widest interval; {ratios} the central estimates",
+              "not supported": f"outside every estimate's interval ({ratios})"}[verdict]
+    ends = tuple(_prevalence_verdict(sum(r[k] for r in rows), len(rows))
+                 for k in ("inside_for_every_population", "inside_for_some_population"))
+    what = f"the estimates' 95 % intervals and the population ±{rule.population_uncertainty:.0%}"
+    verdict, reason = within_uncertainty(verdict, reason, ends, what)
+    return verdict, reason, numbers
+
+
+def _prevalence_verdict(inside: int, total: int) -> str:
+    return "supported" if inside == total else ("partly supported" if inside else "not supported")
 
 
 # --- phenotypes: symptoms and causes in the typical patient --------------------------------------
 
-def typical_patient(ctx: ClaimsContext, phenotype: str, levodopa: float = 0.0, days=(0.0,)):
-    cm = ClinicalModel.from_registry(ctx.registry)
-    d = np.asarray(days, dtype=float)
-    return assess(cm, ctx.registry, phenotype, d, drug_free_drivers(1, len(d)), Course(levodopa_mg_per_day=levodopa),
-                  seed=0, start=0, stop=1, typical=True)
-
-
 def symptoms(rule: spec.Symptoms, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
+    """Each listed symptom must appear (score above PRESENT) in the typical patient of at least one
+    form of dystonia; within parameter uncertainty, a symptom is produced for sure if the largest
+    score over the forms stays above PRESENT at the 5th percentile of the draws, possibly if at the 95th."""
     forms = [p for p in PHENOTYPES if p != "normal"]
-    scores = {p: typical_patient(ctx, p).symptoms for p in forms}
+    scores = {p: typical_patient(ctx.registry, p).symptoms for p in forms}
     found = {s: [p for p in forms if scores[p][s][0, 0] > PRESENT] for s in rule.symptoms}
     numbers = {"presence_threshold": PRESENT, "produced_by": found}
     missing = [s for s, ps in found.items() if not ps]
-    return (*_coverage(missing, len(found), "every listed symptom appears in at least one form of dystonia in "
-                       "the model", "no modelled form produces "), numbers)
+    verdict, reason = _coverage(missing, len(found), "every listed symptom appears in at least one form of dystonia "
+                                "in the model", "no modelled form produces ")
+    drawn = ctx.phenotype_spread.get("numbers")
+    if not drawn:
+        return verdict, reason, numbers
+    largest = {s: [max(d["by_phenotype"][p]["symptoms"][s] for p in forms) for d in drawn] for s in rule.symptoms}
+    ends = {s: _ends(v) for s, v in largest.items()}
+    numbers["parameter_uncertainty"] = _phenotype_doc(ctx.phenotype_spread, drawn, {
+        "largest_score_over_forms": {s: _spread(v) for s, v in largest.items()}})
+    at_ends = tuple(_coverage([s for s, e in ends.items() if not e[i] > PRESENT], len(ends), "", "")[0] for i in (0, 1))
+    unsure = [s for s, (lo, hi) in ends.items() if lo <= PRESENT < hi]
+    what = _drawn(ctx.phenotype_spread, len(drawn)) + " of the phenotypes and motor signs" + \
+        (f"; undecided: {', '.join(unsure)}" if unsure else "")
+    verdict, reason = within_uncertainty(verdict, reason, at_ends, what)
+    return verdict, reason, numbers
 
 
 def causes(rule: spec.Causes, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
-    normal = float(typical_patient(ctx, "normal").totals["bfmdrs_movement"][0, 0])
-    scores = {c: {p: float(typical_patient(ctx, p).totals["bfmdrs_movement"][0, 0]) for p in ps}
+    """Each listed cause must give dystonia: one of its phenotypes' typical patient scores more
+    BFMDRS movement points than the normal brain's; within parameter uncertainty, for sure if that
+    excess stays above zero at the 5th percentile of the draws, possibly if at the 95th."""
+    normal = float(typical_patient(ctx.registry, "normal").totals["bfmdrs_movement"][0, 0])
+    scores = {c: {p: float(typical_patient(ctx.registry, p).totals["bfmdrs_movement"][0, 0]) for p in ps}
               for c, ps in rule.causes.items()}
     produces = {c: any(v > normal for v in s.values()) for c, s in scores.items()}
     numbers = {"bfmdrs_movement_normal": normal, "bfmdrs_movement_typical_patient": scores}
     missing = [c for c, ok in produces.items() if not ok]
-    return (*_coverage(missing, len(produces), "each cause's phenotype produces dystonia in the typical patient",
-                       "no dystonia from "), numbers)
+    verdict, reason = _coverage(missing, len(produces), "each cause's phenotype produces dystonia in the typical "
+                                "patient", "no dystonia from ")
+    drawn = ctx.phenotype_spread.get("numbers")
+    if not drawn:
+        return verdict, reason, numbers
+    excess = {c: [max(d["by_phenotype"][p]["bfmdrs_movement"] for p in ps) - d["by_phenotype"]["normal"]["bfmdrs_movement"]
+                  for d in drawn] for c, ps in rule.causes.items()}
+    ends = {c: _ends(v) for c, v in excess.items()}
+    numbers["parameter_uncertainty"] = _phenotype_doc(ctx.phenotype_spread, drawn, {
+        "bfmdrs_movement_above_normal": {c: _spread(v) for c, v in excess.items()}})
+    at_ends = tuple(_coverage([c for c, e in ends.items() if not e[i] > 0], len(ends), "", "")[0] for i in (0, 1))
+    unsure = [c for c, (lo, hi) in ends.items() if lo <= 0 < hi]
+    what = _drawn(ctx.phenotype_spread, len(drawn)) + " of the phenotypes and motor signs" + \
+        (f"; undecided: {', '.join(unsure)}" if unsure else "")
+    verdict, reason = within_uncertainty(verdict, reason, at_ends, what)
+    return verdict, reason, numbers
+
+
+def _phenotype_doc(doc: dict, drawn: list, numbers: dict) -> dict:
+    return {"draws": doc["draws"], "draws_refused": doc["draws_refused"], "draws_faulted": doc["draws_faulted"],
+            "kept": len(drawn), "factors": doc["factors"], **numbers}
 
 
 def _coverage(missing: list[str], total: int, all_found: str, missing_prefix: str) -> tuple[str, str]:
@@ -283,16 +378,41 @@ def _coverage(missing: list[str], total: int, all_found: str, missing_prefix: st
 
 
 def counterexample(rule: spec.Counterexample, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
-    tr = typical_patient(ctx, rule.phenotype, rule.levodopa_mg_per_day, days=(0.0, 28.0))
+    """A universal claim is partly supported if one form responds almost completely to one
+    treatment (``near_complete`` fewer points), checked at both ends of the reduction's 90 %
+    parameter-uncertainty interval."""
+    tr = typical_patient(ctx.registry, rule.phenotype, rule.levodopa_mg_per_day, days=(0.0, 28.0))
     before, after = (float(x) for x in tr.totals[rule.scale][0])
-    reduction = 1.0 - after / before if before > 0 else 0.0
+    reduction = _reduction(before, after)
     numbers = {"phenotype": rule.phenotype, "levodopa_mg_per_day": rule.levodopa_mg_per_day, "scale": rule.scale,
                "before": before, "after_4_weeks": after, "reduction": _q(reduction)}
     text = (f"{rule.phenotype} on levodopa {rule.levodopa_mg_per_day:g} mg/day: {rule.scale} {before:g} -> "
             f"{after:g} after 4 weeks ({reduction:.0%} fewer points)")
-    if reduction >= rule.near_complete:
-        return "partly supported", text + ": one form responds almost completely", numbers
-    return "supported", text + ": this form does not respond almost completely", numbers
+    verdict, reason = _counterexample_verdict(reduction, rule.near_complete)
+    reason = text + reason
+    drawn = ctx.phenotype_spread.get("numbers")
+    key = levodopa_key(rule.phenotype, rule.levodopa_mg_per_day)
+    if not drawn or key not in drawn[0]["levodopa"]:
+        return verdict, reason, numbers
+    reductions = [_reduction(**d["levodopa"][key][rule.scale]) for d in drawn]
+    lo, hi = _ends(reductions)
+    numbers["parameter_uncertainty"] = _phenotype_doc(ctx.phenotype_spread, drawn, {"reduction": _spread(reductions)})
+    what = (_drawn(ctx.phenotype_spread, len(drawn)) + " of the phenotypes, motor signs and levodopa response: "
+            f"{lo:.0%}-{hi:.0%} fewer points")
+    verdict, reason = within_uncertainty(verdict, reason, tuple(_counterexample_verdict(x, rule.near_complete)[0]
+                                                               for x in (lo, hi)), what)
+    return verdict, reason, numbers
+
+
+def _reduction(before: float, after: float) -> float:
+    """Share of the scale's points a treatment removes (0 when there was nothing to remove)."""
+    return 1.0 - after / before if before > 0 else 0.0
+
+
+def _counterexample_verdict(reduction: float, near_complete: float) -> tuple[str, str]:
+    if reduction >= near_complete:
+        return "partly supported", ": one form responds almost completely"
+    return "supported", ": this form does not respond almost completely"
 
 
 # --- validation: how well the model reproduces the studies behind a claim -----------------------
@@ -321,7 +441,8 @@ def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile)
             for ev in events}}
     common = {key: {ev: x for ev, (x, _) in c["events"].items() if x >= rule.common} for key, c in by_class.items()}
     numbers = {"common_from": rule.common, "excess_risk_by_class": {
-        key: {ev: {"excess_risk": x, "arm": arm} for ev, (x, arm) in c["events"].items()} for key, c in by_class.items()}}
+        key: {ev: {"excess_risk": x, "arm": arm} | _adverse_bounds(ctx, arm, ev) for ev, (x, arm) in c["events"].items()}
+        for key, c in by_class.items()}}
     text = "; ".join(f"{c['label']}: " + (", ".join(f"{ev.replace('_', ' ')} +{x:.1%}" for ev, x in common[key].items())
                                          or "none")
                      for key, c in by_class.items())
@@ -336,6 +457,12 @@ def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile)
     return _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class)
 
 
+def _adverse_bounds(ctx: ClaimsContext, arm: str, event: str) -> dict:
+    """The event's excess risk at ``arm``: 90 % interval over the adverse-parameter draws, if drawn."""
+    row = ctx.adverse_spread.get("arms", {}).get(arm, {}).get(event)
+    return {"parameter_90pct": [_q(row["p05"]), _q(row["p95"])]} if row else {}
+
+
 def _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class) -> tuple[str, str, dict]:
     """At consumer doses, the largest excess risk that parameter uncertainty allows (upper 90 %
     bound over events at the deciding arms) and the smallest it guarantees: a verdict the bounds
@@ -348,6 +475,7 @@ def _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class) 
     low, high = max(b["p05"] for b in bounds), max(b["p95"] for b in bounds)
     numbers["consumer_largest_excess_90pct_parameter_bounds"] = [_q(low), _q(high)]
     numbers["parameter_draws"] = ctx.adverse_spread.get("draws")
+    numbers["parameter_factors"] = len(ctx.adverse_spread.get("factors", []))
     if (verdict == "not supported" and low < rule.common) or (verdict != "not supported" and high >= rule.common):
         return ("unknown", f"{reason}; but within parameter uncertainty the largest excess at consumer doses "
                 f"spans +{low:.1%} to +{high:.1%}, across the +{rule.common:.0%} line", numbers)

@@ -65,6 +65,8 @@ class Prevalence(_Strict):
     count: float = Field(gt=0)
     population_millions: float = Field(gt=0)
     population_source: str
+    population_uncertainty: float = Field(default=0.0, ge=0, lt=1,
+                                          description="relative half-width of the population's range")
     estimates: list[Estimate] = Field(min_length=1)
     reason: str
 

@@ -31,16 +31,11 @@ class ReportInputs:
     uncertainty: dict = field(default_factory=dict)   # ecsim.uncertainty.parameter_uncertainty
 
 
-def mic_percent(inp: ReportInputs) -> float | None:
-    """The primary scale's minimal important change as a per cent of the control arm's baseline."""
+def mic_points(inp: ReportInputs) -> float | None:
+    """The primary scale's minimal important change (points; claims.yaml), if one is known."""
     from ..claims import load_claims
-    trial = inp.summary.get("trial") or {}
-    mic = load_claims().minimal_important_change.get(trial.get("primary_scale", ""))
-    control = next((c for c in inp.summary.get("clinical") or [] if c["arm"] == trial.get("control_arm")), None)
-    if mic is None or control is None:
-        return None
-    baseline = control["scales"][trial["primary_scale"]]["mean"][0]
-    return 100.0 * mic.points / baseline if baseline > 0 else None
+    mic = load_claims().minimal_important_change.get((inp.summary.get("trial") or {}).get("primary_scale", ""))
+    return mic.points if mic else None
 
 
 def render_report(inp: ReportInputs) -> str:
@@ -55,6 +50,6 @@ def render_report(inp: ReportInputs) -> str:
         "circuit": figures.circuit_rates(inp.results),
         "symptoms": figures.symptoms_over_time(inp.results),
         "scales": figures.scale_changes(inp.results, scale, refs) if scale else None,
-        "uncertainty": figures.uncertainty(inp.uncertainty, mic_percent(inp)),
+        "uncertainty": figures.uncertainty(inp.uncertainty, inp.results, inp.summary.get("trial"), mic_points(inp)),
     }
     return page(inp, plots, refs)

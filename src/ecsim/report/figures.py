@@ -182,35 +182,89 @@ def scale_changes(results: list[ArmResult], scale: str, references: list[dict]) 
     return _png(fig)
 
 
-def uncertainty(unc: dict, reference_pct: float | None) -> bytes | None:
-    """Left: each CBD arm's answer (primary-region severity vs control, % of control) with its 90 %
-    parameter-uncertainty interval; right: the parameters most correlated with the widest one."""
-    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith(".severity_vs_control_pct")}
-    if not answers:
+def uncertainty(unc: dict, results: list[ArmResult], trial: dict | None, mic: float | None) -> bytes | None:
+    """Left: each CBD arm's difference from control on the trial's primary scale (points at the
+    primary visit; negative is better) with both kinds of spread, against the minimal important
+    change: how different patients respond (`paired_differences`: 5th-95th percentile over the
+    simulated patients, and the trial's mean with its 95 % CI) and how unsure the model is (median
+    and 90 % interval over parameter draws, typical patient, expected score). Right: the
+    parameters most correlated with the widest parameter interval."""
+    answers = answer_intervals(unc)
+    if not answers or not trial or not trial.get("control_arm"):
         return None
     plt = _plt()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), constrained_layout=True)
-    names = list(answers)
-    y = np.arange(len(names))
-    mid = np.array([answers[k]["median"] for k in names])
-    lo = np.array([answers[k]["p05"] for k in names])
-    hi = np.array([answers[k]["p95"] for k in names])
-    left.errorbar(mid, y, xerr=[mid - lo, hi - mid], fmt="o", color="C0", capsize=4)
-    if reference_pct is not None:
-        left.axvline(-reference_pct, color="C3", ls="--", lw=1)
-        left.text(-reference_pct, len(names) - 0.5, " smallest change\n patients notice", color="C3", fontsize=7, va="top")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True,
+                                      gridspec_kw={"width_ratios": [1.5, 1]})
+    arms = list(answers)
+    scale, control, day = trial["primary_scale"], trial["control_arm"], trial["primary_day"]
+    paired = paired_differences(results, scale, control, day)
+    for i, arm in enumerate(arms):
+        if arm in paired:
+            lo, hi = np.percentile(paired[arm], [5, 95])
+            left.plot([lo, hi], [i + 0.22] * 2, color="0.55", lw=5, marker="|", ms=12, mew=2, solid_capstyle="butt",
+                      label="each patient vs control: 5th-95th percentile" if i == 0 else None)
+        diff = (trial["arms"].get(arm) or {}).get("difference_vs_control")
+        if diff and diff.get("ci95") and None not in diff["ci95"]:
+            m, (c_lo, c_hi) = diff["mean"], diff["ci95"]
+            left.errorbar(m, i, xerr=[[m - c_lo], [c_hi - m]], fmt="s", color="k", capsize=4,
+                          label="trial: mean, 95 % CI" if i == 0 else None)
+        v = answers[arm]
+        left.errorbar(v["median"], i - 0.22, xerr=[[v["median"] - v["p05"]], [v["p95"] - v["median"]]], fmt="D",
+                      color="C0", capsize=4, label="model: 90 % parameter interval" if i == 0 else None)
+    if mic is not None:
+        left.axvline(-mic, color="C3", ls="--", lw=1)
+        left.text(-mic, len(arms) - 0.45, f" smallest change patients\n notice ({mic:g} points)", color="C3",
+                  fontsize=7, va="top")
     left.axvline(0, color="0.5", lw=0.6)
-    left.set_yticks(y, [split_key(n)[0] for n in names], fontsize=8)
-    left.set_xlabel("affected regions' severity vs control (% of control)")
+    left.set_yticks(range(len(arms)), arms, fontsize=8)
+    left.set_ylim(-0.6, len(arms) - 0.4)
+    left.set_xlabel(f"{scale} vs {control} at day {day:g}, points (negative = better)", fontsize=8)
     left.grid(alpha=0.3)
-    widest = max(names, key=lambda k: answers[k]["p95"] - answers[k]["p05"])
-    drivers = unc.get("drivers", {}).get(widest, [])
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    widest = max(arms, key=lambda a: answers[a]["p95"] - answers[a]["p05"])
+    drivers = unc.get("drivers", {}).get(answers[widest]["key"], [])
     if drivers:
         right.barh(range(len(drivers)), [d["score"] for d in drivers], color=["C2" if d["score"] < 0 else "C1" for d in drivers])
         right.set_yticks(range(len(drivers)), [d["parameter"] for d in drivers], fontsize=8)
         right.invert_yaxis()
         right.axvline(0, color="0.5", lw=0.6)
+        noise = unc.get("rho_noise_level")
+        if noise:
+            right.axvspan(-noise, noise, color="0.9", zorder=0, label="within sampling noise")
+            right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))
         right.set_xlim(-1, 1)
-        right.set_xlabel(f"Spearman rho with the answer ({split_key(widest)[0]})", fontsize=8)
+        right.set_xlabel(f"Spearman rho with the answer\nfor {widest}", fontsize=8)
     right.grid(alpha=0.3)
     return _png(fig)
+
+
+def answer_intervals(unc: dict) -> dict[str, dict]:
+    """Per CBD arm, the parameter-uncertainty interval of its answer: the primary scale against
+    control in points (``key`` names the output, ``unit`` its unit); the affected regions' severity
+    in per cent of the control's where a run has no points (older uncertainty documents)."""
+    intervals = unc.get("intervals", {})
+    for suffix, unit in (("_vs_control_points", "points"), (".severity_vs_control_pct", "%")):
+        found = {split_key(k)[0]: v | {"key": k, "unit": unit} for k, v in intervals.items() if k.endswith(suffix)}
+        if found:
+            return found
+    return {}
+
+
+def paired_differences(results: list[ArmResult], scale: str, control: str, day: float) -> dict[str, np.ndarray]:
+    """Per arm: each simulated patient's change on ``scale`` from baseline to the visit nearest
+    ``day`` minus the same patient's change on the control arm (points). The arms share their
+    virtual patients (the same draws by patient number), so this is how each patient responds to
+    the arm's treatment over the control's; patients left out of either arm are skipped."""
+    arms = {r.name: r for r in results if r.clinical and scale in r.clinical}
+    if control not in arms:
+        return {}
+    ref = arms[control]
+    k = int(np.argmin(np.abs(ref.visit_days - day)))
+    out = {}
+    for name, r in arms.items():
+        if name == control:
+            continue
+        _, i, j = np.intersect1d(r.patients, ref.patients, return_indices=True)
+        change = r.clinical[scale][i, k] - r.clinical[scale][i, 0]
+        out[name] = (change - (ref.clinical[scale][j, k] - ref.clinical[scale][j, 0])).astype(float)
+    return out

@@ -6,6 +6,7 @@ import base64
 from html import escape
 
 from ..uncertainty.model import split_key
+from .figures import answer_intervals
 
 SECTIONS = ("answer", "patients", "trial", "adverse", "drug-levels", "target-engagement", "tone", "circuit", "symptoms",
             "scales", "uncertainty", "claims", "validation", "parameters", "citations", "provenance")
@@ -106,60 +107,118 @@ def _faults_note(inp) -> str:
 
 def _answer_uncertainty(inp) -> str:
     unc = inp.uncertainty or {}
-    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith(".severity_vs_control_pct")}
+    answers = answer_intervals(unc)
     text = ("<p class='small'>Two kinds of uncertainty. <strong>How different patients respond</strong>: the "
-            "confidence intervals above (over simulated patients) and the replicate trials. ")
+            "confidence intervals above (over simulated patients), the replicate trials and, in the "
+            "<a href='#uncertainty'>uncertainty</a> plot, the spread of each patient's own response. ")
     if not answers:
         return text + "How unsure the model is: not computed for this run.</p>"
-    parts = "; ".join(f"{e(split_key(k)[0])} {v['median']:+.3g} % [{v['p05']:+.3g}, {v['p95']:+.3g}]"
-                      for k, v in answers.items())
-    names = ", ".join(f"{e(d['parameter'])} ({e(d['source'])}, rho {d['score']:+.2f})" for d in _top_drivers(unc))
+    unit = next(iter(answers.values()))["unit"]
+    what = ("change in the primary scale vs control, points (every item at its mean over raters)" if unit == "points"
+            else "change in the affected regions' severity vs control, per cent")
+    parts = "; ".join(f"{e(arm)} {v['median']:+.3g} [{v['p05']:+.3g}, {v['p95']:+.3g}]" for arm, v in answers.items())
+    names = ", ".join(f"{e(d['parameter'])} (<a href='#ref-{e(d['source'])}'>{e(d['source'])}</a>, rho {d['score']:+.2f})"
+                      if d["source"] in inp.registry.references else
+                      f"{e(d['parameter'])} ({e(d['source'])}, rho {d['score']:+.2f})" for d in _top_drivers(unc))
     if unc.get("rho_noise_level"):
         names += f"; |rho| under about {unc['rho_noise_level']:.2f} is within sampling noise at this many draws"
     return (text + f"<strong>How unsure the model is about its drug layers</strong> (90 % interval over "
             f"{unc['draws']} draws of {unc['factors']} drug-layer parameters, typical patient; the circuit and "
             f"clinical parameters that turn CB1 signalling into symptoms are held here; <code>ecsim sensitivity "
-            f"--joint</code> samples them, re-calibrated per draw): change in the "
-            f"affected regions' severity vs control, per cent: {parts}. The parameters that move it most: {names}. See "
-            "<a href='#uncertainty'>uncertainty</a>.</p>")
+            f"--joint</code> samples them, re-calibrated per draw): {what}: {parts}. "
+            f"The parameters that move it most: {names}. See <a href='#uncertainty'>uncertainty</a>.</p>")
 
 
 def _top_drivers(unc: dict, n: int = 3) -> list[dict]:
     """The answer's most influential parameters, for the arm with the widest interval."""
-    answers = {k: v for k, v in unc.get("intervals", {}).items() if k.endswith(".severity_vs_control_pct")}
+    answers = answer_intervals(unc)
     if not answers:
         return []
-    widest = max(answers, key=lambda k: answers[k]["p95"] - answers[k]["p05"])
-    return unc.get("drivers", {}).get(widest, [])[:n]
+    widest = max(answers.values(), key=lambda v: v["p95"] - v["p05"])
+    return unc.get("drivers", {}).get(widest["key"], [])[:n]
 
 
 def uncertainty_section(inp, png) -> str:
     unc = inp.uncertainty or {}
+    adverse = _adverse_intervals(inp)
     if not unc:
         return ('<section id="uncertainty"><h2>How unsure the model is</h2><p class="small">Not computed for this '
-                "run (no CBD arm, or no parameter draws requested).</p></section>")
+                "run (no CBD arm, or no parameter draws requested).</p>" + adverse + "</section>")
     rows = "".join(f"<tr><td>{e(split_key(k)[0])}</td><td>{e(split_key(k)[1])}</td><td class='num'>{fmt(v['median'], 4)}</td>"
                    f"<td class='num'>{fmt(v['p05'], 4)} – {fmt(v['p95'], 4)}</td></tr>" for k, v in unc["intervals"].items())
+    noise = unc.get("rho_noise_level") or 0.0
     drivers = "".join(f"<li><strong>{e(d['parameter'])}</strong> ({e(d['description'])}; {d['value']:g} {e(d['unit'])}, "
-                      f"uncertainty {e(d['uncertainty'])}): Spearman rho {d['score']:+.2f}. Source: {e(d['citation'])}</li>"
+                      f"uncertainty {e(_spread_text(d['uncertainty']))}): Spearman rho {d['score']:+.2f}"
+                      + (f" (within sampling noise at {unc['draws']} draws: |rho| under {noise:.2f})"
+                         if abs(d["score"]) < noise else "") + f". Source: {e(d['citation'])}</li>"
                       for d in _top_drivers(unc))
-    img = figure("uncertainty-plot", png, "Parameter uncertainty of the answer",
-                 "Left: median and 90 % interval over parameter draws (typical patient) of the severity summed "
-                 "over the affected body regions, as a per cent of the control arm's at the primary visit; dashed: the primary "
-                 "scale's smallest important change as a per cent of the control arm's baseline score, an "
-                 "approximate yardstick (scale points and severity are not strictly proportional). "
-                 "Right: rank correlation of each parameter's draw with the answer.") if png else ""
+    img = figure("uncertainty-plot", png, "The answer with both kinds of spread",
+                 "Left: each CBD arm's difference from the control arm on the trial's primary scale at the primary "
+                 "visit, in points (negative = better). How different patients respond: grey, the 5th to 95th "
+                 "percentile of each simulated patient's change on the arm minus the same patient's change on the "
+                 "control arm (the arms share their virtual patients); black, the trial's mean difference with "
+                 "its 95 % CI. How unsure the model is: blue, median and 90 % interval over the parameter draws "
+                 "(typical patient, every scale item at its mean over raters). Dashed: the smallest change patients "
+                 "notice (claims.yaml: 3 TWSTRS points, Parkinsonism Relat Disord 2018;52:94). Right: rank "
+                 "correlation of each parameter's draw with the model's answer for the arm with the widest "
+                 "interval.") if png else ""
     return (f'<section id="uncertainty"><h2>How unsure the model is</h2><p>{unc["draws"]} draws of the '
             f"{unc['factors']} parameters of the drug layers (products, absorption, PK, targets, tone) from their "
             "registry uncertainty ranges, each applied to the typical patient, so this spread is parameter "
             "uncertainty only. Circuit and clinical parameters are held at their calibrated values here; "
             "<code>ecsim sensitivity</code> varies them one at a time, and with <code>--joint</code> together with "
             "every other layer, each draw re-calibrated to the phenotype's calibration cases (docs/uncertainty.md). "
-            "The parameters "
+            "The three parameters "
             "whose uncertainty moves the answer most, i.e. what to measure next:</p>"
-            f"<ol>{drivers}</ol>{img}<details><summary>every headline output</summary><table><tr><th>arm</th>"
+            f"<ol>{drivers}</ol>{img}{adverse}<details><summary>every headline output</summary><table><tr><th>arm</th>"
             f"<th>output</th><th>median</th><th>90 % interval</th></tr>{rows}</table></details>"
-            "<p class='small'>Full Morris and Sobol analysis: <code>ecsim sensitivity</code>.</p></section>")
+            "<p class='small'>Each claim's model verdict is checked against parameter uncertainty too (the claims "
+            "table's numbers: <code>parameter_uncertainty</code>). Full Morris and Sobol analysis: "
+            "<code>ecsim sensitivity</code>.</p></section>")
+
+
+def _spread_text(u: dict) -> str:
+    """A registry uncertainty entry in words: 'lognormal, CV 1.5 (unmeasured)'."""
+    shape = {"lognormal": f"CV {u.get('cv')}", "normal": f"SD {u.get('sd')}",
+             "uniform": f"{u.get('low')} to {u.get('high')}"}.get(u.get("distribution"), "")
+    return f"{u.get('distribution')}, {shape}" + (f" ({u['basis']})" if u.get("basis") else "")
+
+
+def _percent(x: float) -> str:
+    """A risk as a per cent with two significant digits; under 0.01 % as such."""
+    return "0" if x == 0 else ("<0.01" if 100 * x < 0.01 else f"{100 * x:.2g}")
+
+
+def _adverse_intervals(inp) -> str:
+    """The claims checker's adverse-effect numbers: per event and dose class of the article, the
+    largest excess risk over the class's arms at the registry values, with its 90 % interval over
+    draws of the adverse-effect parameters."""
+    row = next((r for r in inp.claims if r["model"]["rule"] == "adverse"), None)
+    numbers = (row or {}).get("model", {}).get("numbers", {})
+    by_class = numbers.get("excess_risk_by_class")
+    if not by_class or not numbers.get("parameter_draws"):
+        return ""
+    from ..claims import load_claims
+    labels = {k: dc.label for k, dc in load_claims().dose_classes.items()}
+    events = sorted({ev for c in by_class.values() for ev in c})
+
+    def cell(x):
+        if x is None:
+            return "<td class='num'>–</td>"
+        bounds = x.get("parameter_90pct")
+        return (f"<td class='num'>+{e(_percent(x['excess_risk']))} %"
+                + (f" [{e(_percent(bounds[0]))}, {e(_percent(bounds[1]))}]" if bounds else "") + "</td>")
+    head = "".join(f"<th>{e(labels.get(k, k))}</th>" for k in by_class)
+    body = "".join(f"<tr><td>{e(ev.replace('_', ' '))}</td>{''.join(cell(c.get(ev)) for c in by_class.values())}</tr>"
+                   for ev in events)
+    factors = numbers.get("parameter_factors")
+    return ("<h3>Side effects</h3><p>Excess risk over the same patients without the drug, at the article's doses (the "
+            "claims checker's simulated patients; each dose class's arm with the largest mean), with the 90 % "
+            f"interval over {numbers['parameter_draws']} draws of "
+            + (f"the {factors} " if factors else "the ") +
+            "adverse-effect parameters (exposure-response and the THC threshold; the risks are algebraic in "
+            "exposure, so the same patients serve every draw). Common starts at +1 % (CIOMS).</p>"
+            f"<table><tr><th>event</th>{head}</tr>{body}</table>")
 
 
 def patients(inp) -> str:

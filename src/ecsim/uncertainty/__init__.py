@@ -22,13 +22,18 @@ from .model import HeadlineFunction, cbd_arms, clinical_one_at_a_time
 from .problem import Problem, drug_layer_parameters, from_registry
 from .sensitivity import monte_carlo, morris, ranking, sobol
 
-__all__ = ["parameter_uncertainty", "sensitivity_analysis", "answer_outputs", "parameter_draws"]
+__all__ = ["parameter_uncertainty", "sensitivity_analysis", "answer_outputs", "points_outputs", "parameter_draws"]
 
 
 def answer_outputs(outputs: list[str]) -> list[str]:
     """The outputs that carry the trial's answer (severity against control), else CB1 signalling."""
     answer = [o for o in outputs if o.endswith(".severity_vs_control_pct")]
     return answer or [o for o in outputs if o.endswith("cb1_signal_striatum_gpe_rel")]
+
+
+def points_outputs(outputs: list[str]) -> list[str]:
+    """The answer in the primary scale's points against control (expected over raters), per arm."""
+    return [o for o in outputs if o.endswith("_vs_control_points")]
 
 
 def _problem(registry: Registry) -> Problem:
@@ -45,7 +50,8 @@ def parameter_draws(registry: Registry, draws: int, seed: int) -> tuple[Problem,
 def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 128, seed: int = 1,
                           top: int = 3, mapper=None) -> dict:
     """Intervals of every headline output over ``draws`` parameter sets, and for each answer output
-    the ``top`` parameters by |Spearman rho| with it (same draws), with their sources."""
+    (severity and scale points against control) the ``top`` parameters by |Spearman rho| with it
+    (same draws), with their sources."""
     problem = _problem(registry)
     f = HeadlineFunction(scenario, registry, problem.names, mapper=mapper)
     if not f.arms:
@@ -56,8 +62,8 @@ def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 1
     sound = np.all([np.isfinite(v) for v in outputs.values()], axis=0)   # numerical faults: left out, counted
     unit, outputs = unit[sound], {k: v[sound] for k, v in outputs.items()}
     intervals = {k: _interval(v) for k, v in outputs.items()} if sound.any() else {}
-    drivers = {k: _correlates(problem, unit, outputs[k], registry, top) for k in answer_outputs(list(outputs))
-               if sound.sum() > 2}
+    drivers = {k: _correlates(problem, unit, outputs[k], registry, top)
+               for k in answer_outputs(list(outputs)) + points_outputs(list(outputs)) if sound.sum() > 2}
     return {"draws": draws, "draws_faulted": int((~sound).sum()), "seed": seed, "factors": len(problem.factors),
             "rho_noise_level": round(3.0 / np.sqrt(sound.sum() - 1), 3) if sound.sum() > 1 else None,
             "what": "typical patient per draw; registry uncertainty ranges of the drug-layer parameters (L0-L3)",

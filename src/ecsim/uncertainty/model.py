@@ -123,16 +123,23 @@ CLINICAL_FILES = ("circuit.yaml", "motor.yaml", "phenotypes.yaml", "treatments.y
 
 def clinical_parameters(registry: Registry) -> list[str]:
     """Parameters of the circuit and clinical layers (L4-L7), read as scalars from the registry."""
-    from importlib import resources
+    from .problem import drug_layer_parameters, file_parameters
+    return sorted(file_parameters(*CLINICAL_FILES) - set(drug_layer_parameters(registry)))
 
-    import yaml
 
-    from .problem import drug_layer_parameters
-    folder = resources.files("ecsim.registry").joinpath("parameters")
-    names = set()
-    for f in CLINICAL_FILES:
-        names |= set(yaml.safe_load(folder.joinpath(f).read_text())["parameters"])
-    return sorted(names - set(drug_layer_parameters(registry)))
+# Fitted parameters that define a form of dystonia or its levodopa response (fitted.yaml holds the
+# circuit's fitted constants as well; those stay out).
+PHENOTYPE_FITTED_PREFIXES = ("pheno_", "plasticity_", "levodopa_")
+
+
+def phenotype_parameters(registry: Registry) -> list[str]:
+    """The parameters that define each form of dystonia and how its motor signs become symptoms
+    and scale scores (phenotypes.yaml, motor.yaml and the fitted phenotype, plasticity and levodopa
+    constants), without the basal-ganglia circuit itself (circuit.yaml): drawn alone, the circuit's
+    ranges leave most draws without the phenotype they should model (docs/uncertainty.md)."""
+    from .problem import file_parameters
+    fitted = {n for n in file_parameters("fitted.yaml") if n.startswith(PHENOTYPE_FITTED_PREFIXES)}
+    return sorted(n for n in file_parameters("phenotypes.yaml", "motor.yaml") | fitted if n in registry.parameters)
 
 
 def clinical_one_at_a_time(scenario: Scenario, registry: Registry, arm: str, quantiles=(0.05, 0.95),

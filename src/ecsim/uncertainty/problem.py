@@ -86,6 +86,15 @@ def from_registry(registry: Registry, names: list[str]) -> Problem:
 TOOL_COMPOUND = ("pf04457845_", "faah_degradation_rate")
 
 
+def file_parameters(*files: str) -> set[str]:
+    """Names of the parameters defined in the given registry files (``src/ecsim/registry/parameters``)."""
+    from importlib import resources
+
+    import yaml
+    folder = resources.files("ecsim.registry").joinpath("parameters")
+    return {name for f in files for name in yaml.safe_load(folder.joinpath(f).read_text())["parameters"]}
+
+
 def drug_layer_parameters(registry: Registry) -> list[str]:
     """The parameters of layers L0-L3 that vary per patient in a batch (see L0_L3_PREFIXES)."""
     from ..chain import full_model
