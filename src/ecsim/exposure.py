@@ -7,7 +7,7 @@ import numpy as np
 
 REPORTED = ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM", "cbd7oh_plasma_ng_per_ml",
             "cbd7cooh_plasma_ng_per_ml", "thc_plasma_ng_per_ml", "thc11oh_plasma_ng_per_ml",
-            "clobazam_plasma_ng_per_ml", "nclb_plasma_ng_per_ml")
+            "clobazam_plasma_ng_per_ml", "nclb_plasma_ng_per_ml", "nabilone_plasma_ng_per_ml")
 TARGETS = ("faah_inhibition", "magl_inhibition", "fabp_inhibition", "aea_fold_brain", "aea_fold_striatum",
            "aea_fold_plasma", "twoag_fold_brain", "twoag_fold_plasma", "cb1_nam_occupancy_cbd", "cb1_occupancy_thc",
            "cb2_occupancy_cbd", "cb2_occupancy_thc", "ent1_inhibition", "ht1a_occupancy_cbd", "gpr55_inhibition",

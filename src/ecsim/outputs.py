@@ -99,6 +99,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "thc_single_dose_mg": interval(e["max_single_thc_mg"]),
             "fraction_thc_dose_above_impairment_threshold": _r(float(np.mean(e["max_single_thc_mg"] > threshold))),
             "nclb_plasma_cavg_ng_per_ml": interval(e["nclb_plasma_ng_per_ml.cavg"]),
+            "nabilone_plasma_cmax_ng_per_ml": interval(e["nabilone_plasma_ng_per_ml.cmax"]),
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
         })
     doc = {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
