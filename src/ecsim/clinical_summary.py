@@ -15,7 +15,8 @@ PRESENT = 0.1   # a symptom score above this counts as present
 
 
 def clinical_table(results: list[ArmResult]) -> pd.DataFrame:
-    """Long table: one row per arm, patient and visit, with every scale, rate and symptom score."""
+    """Long table: one row per arm, patient and visit, with every scale, rate and symptom score
+    (and the patient's labels, e.g. the phenotype of a mixed population)."""
     from .outputs import faulted_rows, in_patient_order
     frames = []
     for r in results:
@@ -23,7 +24,7 @@ def clinical_table(results: list[ArmResult]) -> pd.DataFrame:
             continue
         n, visits = next(iter(r.clinical.values())).shape
         base = {"arm": r.name, "patient": np.repeat(r.patients, visits), "day": np.tile(r.visit_days, n),
-                "fault": None}
+                "fault": None} | {k: np.repeat(v, visits) for k, v in r.labels.items()}
         frames.append(pd.DataFrame(base | {k: v.reshape(-1) for k, v in r.clinical.items()}))
         if r.faults:
             frames.append(faulted_rows(r, r.clinical, r.visit_days))
@@ -63,7 +64,8 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
     for completers and for intention-to-treat with the last observation carried forward."""
     if any(r.sequence is not None for r in results):   # a crossover: `ecsim.designs`
         from .designs import crossover_statistics
-        return crossover_statistics(results, scale, control, responder, size, replicates, seed)
+        return crossover_statistics(results, scale, control, responder, size, replicates, seed) | \
+            population_blocks(results)
     arms = {r.name: r for r in results if r.clinical}
     first = next(iter(arms.values()))
     k = len(first.visit_days) - 1 if day is None else int(np.argmin(np.abs(first.visit_days - day)))
@@ -81,7 +83,43 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
         doc["arms"][name] = entry
     if dropout is not None:
         doc["dropout"] = _dropout_block(arms, scale, control, k, responder, dropout, registry, seed)
+    if "phenotype" in first.labels:
+        doc["by_phenotype"] = _by_phenotype(arms, change, control)
+    return doc | population_blocks(results)
+
+
+def population_blocks(results: list[ArmResult]) -> dict:
+    """Who is in the trial and what they took: titration (final levels), screening (criterion,
+    screened, enrolled, screen-failure fraction) and the phenotype shares of a mixed population
+    (enrolled patients of the first arm)."""
+    from .designs import titration_statistics
+    doc = {}
+    first = next(r for r in results if r.clinical)
+    titrated = titration_statistics(results)
+    if titrated:
+        doc["titration"] = titrated
+    if first.screening is not None:
+        doc["screening"] = first.screening.summary()
+    if "phenotype" in first.labels:
+        names, counts = np.unique(first.labels["phenotype"], return_counts=True)
+        total = len(first.labels["phenotype"])
+        doc["phenotype_shares"] = {str(k): round(int(c) / total, 4) for k, c in zip(names, counts)}
     return doc
+
+
+def _by_phenotype(arms: dict[str, ArmResult], change: dict[str, np.ndarray], control: str | None) -> dict:
+    """Per phenotype of a mix and arm: patients, change with 95 % CI, difference from control."""
+    out = {}
+    for phenotype in sorted(set(next(iter(arms.values())).labels["phenotype"].tolist())):
+        rows = {name: r.labels["phenotype"] == phenotype for name, r in arms.items()}
+        out[phenotype] = {}
+        for name, c in change.items():
+            mine = c[rows[name]]
+            entry = {"n": int(len(mine)), "change": _mean_ci(mine) if len(mine) else None}
+            if control is not None and name != control and len(mine):
+                entry |= _versus(mine, change[control][rows[control]], None, 0, 0)
+            out[phenotype][name] = entry
+    return out
 
 
 def _dropout_block(arms: dict[str, ArmResult], scale: str, control: str | None, k: int, responder: float,

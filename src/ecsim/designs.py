@@ -1,4 +1,5 @@
-"""Trial designs beyond parallel arms (layer L7): crossover with washout.
+"""Trial designs beyond parallel arms (layer L7): crossover with washout, screening on an
+inclusion criterion, flexible (response-guided) titration (`titrated_chunk`).
 
 **Crossover** (`trial.crossover`). Each patient takes the scenario's arms one after the other, in
 the order of the sequence they are randomised to: treatment in period 1 on days [0, L), nothing
@@ -28,6 +29,11 @@ periods (Hills & Armitage: low power in real trials, hence often read at P < 0.1
 period starts with a baseline visit, a more direct check is added: the period-2 baselines of the two
 sequences, which differ only by what period 1's treatment left behind (two-sample t test; A first
 minus B first).
+
+**Screening** (`population.inclusion`). Candidates 0, 1, 2, ... are rated at the baseline visit
+without treatment and enrolled in that order until ``population.n`` meet the criterion
+(`enrolment`); every chunk re-derives which of its patients are enrolled (`meets_inclusion`: a
+patient's rating depends on its number only), and the others are left out of every statistic.
 """
 
 from __future__ import annotations
@@ -97,7 +103,8 @@ def check_crossover(scenario: Scenario) -> None:
         raise InputError("trial.primary_day", t.primary_day,
                          "nothing in a crossover (the end point is the last day of each period)")
     if t.dropout is not None:
-        raise InputError("trial.dropout", "set", "nothing in a crossover (withdrawal is modelled for parallel arms only)")
+        raise InputError("trial.dropout", "set",
+                         "nothing in a crossover (withdrawal is modelled for parallel arms only)")
     orders = sequence_orders(scenario)
     for order in orders:
         unknown = [x for x in order if x not in names]
@@ -179,6 +186,8 @@ def window_arm(arm: Arm, start: float, end: float) -> dict:
     stopped at ``end``. Treatments the model gives no end to are refused: interventions (constant
     from day 0), physiotherapy (its effect has no offset) and painkillers (no end day)."""
     where = f"arms.{arm.name}"
+    if arm.titration is not None:
+        raise InputError(f"{where}.titration", "set", "nothing in a crossover (write the doses as dosing steps)")
     for field, value in arm.interventions.model_dump().items():
         if value != getattr(Interventions(), field):
             raise InputError(f"{where}.interventions.{field}", value, "0 in a crossover (interventions are given "
@@ -228,6 +237,85 @@ def _windowed_stimulation(s: Stimulation | None, start: float, end: float) -> St
 
 
 # ---------------------------------------------------------------------------------------------
+# Inclusion criteria: screening on the baseline score
+
+SCREEN_BATCH = 1024
+"""Candidates screened at a time (the population's block of random draws)."""
+MAX_SCREENED_PER_ENROLLED = 20
+"""At most this many candidates are screened per place in the trial: a criterion that fewer than
+1 in 20 meet is refused (the screen failures are simulated too, so they cost as much as patients)."""
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """Outcome of screening: candidates 0 .. screened-1 were screened and ``enrolled`` met the
+    criterion (the last candidate screened is the last one enrolled)."""
+
+    criterion: str
+    screened: int
+    enrolled: int
+
+    @property
+    def screen_failure_fraction(self) -> float:
+        return (self.screened - self.enrolled) / self.screened
+
+    def summary(self) -> dict:
+        return {"criterion": self.criterion, "screened": self.screened, "enrolled": self.enrolled,
+                "screen_failures": self.screened - self.enrolled,
+                "screen_failure_fraction": round(self.screen_failure_fraction, 4)}
+
+
+def inclusion_scale(scenario: Scenario) -> str:
+    from .clinical_summary import primary_scale
+    return scenario.population.inclusion.scale or primary_scale(scenario.population.phenotype,
+                                                                 scenario.trial.primary_scale)
+
+
+def baseline_scores(scenario: Scenario, registry, scale: str, start: int, stop: int) -> np.ndarray:
+    """Screening rating of ``scale`` for candidates [start, stop): the baseline visit (day 0,
+    visit 0's rater) without any treatment, which is what every arm without a day-0 intervention
+    rates on day 0 (the drug layers start drug-free)."""
+    from .circuit.clinical import drug_free_drivers
+    from .simulation import assess_population
+    from .treatments.course import Course
+    n = stop - start
+    traj = assess_population(scenario, registry, np.array([0.0]), drug_free_drivers(n, 1), Course(), start, stop)
+    return traj.totals[scale][:, 0]
+
+
+def meets_inclusion(scenario: Scenario, registry, start: int, stop: int) -> np.ndarray:
+    """Whether each candidate [start, stop) meets ``population.inclusion`` at screening."""
+    inc = scenario.population.inclusion
+    x = baseline_scores(scenario, registry, inclusion_scale(scenario), start, stop)
+    ok = np.ones(len(x), dtype=bool)
+    if inc.at_least is not None:
+        ok &= x >= inc.at_least
+    if inc.at_most is not None:
+        ok &= x <= inc.at_most
+    return ok
+
+
+def enrolment(scenario: Scenario, registry) -> Enrolment:
+    """Screen candidates in patient order until ``population.n`` meet the criterion; refuse a
+    criterion that fewer than 1 in `MAX_SCREENED_PER_ENROLLED` meet (InputError)."""
+    n = scenario.population.n
+    inc = scenario.population.inclusion
+    criterion = inc.describe(inclusion_scale(scenario))
+    limit = MAX_SCREENED_PER_ENROLLED * n
+    found, start = 0, 0
+    while start < limit:
+        stop = min(start + SCREEN_BATCH, limit)
+        ok = meets_inclusion(scenario, registry, start, stop)
+        if found + ok.sum() >= n:
+            last = start + int(np.flatnonzero(ok)[n - found - 1])
+            return Enrolment(criterion, last + 1, n)
+        found += int(ok.sum())
+        start = stop
+    raise InputError("population.inclusion", criterion, f"a criterion at least 1 in {MAX_SCREENED_PER_ENROLLED} "
+                     f"patients meet: {found} of {limit} screened met it ({n} needed)")
+
+
+# ---------------------------------------------------------------------------------------------
 # Randomisation and statistics
 
 
@@ -243,9 +331,9 @@ def allocation(seed: int, patients: np.ndarray, sequences: int) -> np.ndarray:
 
 def _t_ci(x: np.ndarray) -> dict:
     """Mean and its 95 % t interval (n - 1 degrees of freedom)."""
-    m = float(np.mean(x)) if len(x) else float("nan")
     if len(x) < 2:
-        return {"mean": round(m, 3), "ci95": None, "n": int(len(x))}
+        return {"mean": round(float(np.mean(x)), 3) if len(x) else None, "ci95": None, "n": int(len(x))}
+    m = float(np.mean(x))
     half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
     return {"mean": round(m, 3), "ci95": [round(m - half, 3), round(m + half, 3)], "n": int(len(x))}
 
@@ -253,15 +341,19 @@ def _t_ci(x: np.ndarray) -> dict:
 def _two_sample(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> dict:
     """scale x (mean(a) - mean(b)) with its pooled-variance t interval and two-sided P."""
     df = len(a) + len(b) - 2
+    if not (len(a) and len(b)):
+        return {"mean": None, "ci95": None, "t": None, "df": max(df, 0), "p": None}
     est = scale * float(np.mean(a) - np.mean(b))
     if df < 1:
         return {"mean": round(est, 3), "ci95": None, "t": None, "df": df, "p": None}
-    pooled = ((len(a) - 1) * np.var(a, ddof=1) + (len(b) - 1) * np.var(b, ddof=1)) / df
+    pooled = sum((len(x) - 1) * np.var(x, ddof=1) for x in (a, b) if len(x) > 1) / df
     se = abs(scale) * float(np.sqrt(pooled * (1 / len(a) + 1 / len(b))))
-    t = est / se if se > 0 else (0.0 if est == 0 else float("inf") * np.sign(est))
     half = float(stats.t.ppf(0.975, df)) * se
-    return {"mean": round(est, 3), "ci95": [round(est - half, 3), round(est + half, 3)], "t": round(float(t), 3),
-            "df": df, "p": float(2 * stats.t.sf(abs(t), df)) if np.isfinite(t) else 0.0}
+    if not se > 0:   # no spread at all (a typical population): no test
+        return {"mean": round(est, 3), "ci95": [round(est, 3), round(est, 3)], "t": None, "df": df, "p": None}
+    t = est / se
+    return {"mean": round(est, 3), "ci95": [round(est - half, 3), round(est + half, 3)], "t": round(t, 3),
+            "df": df, "p": float(2 * stats.t.sf(abs(t), df))}
 
 
 def hills_armitage(y_ab: np.ndarray, y_ba: np.ndarray) -> dict:
@@ -301,6 +393,11 @@ class _Group:
     change: np.ndarray     # (patients, periods): last day of the period minus its first day
     baseline: np.ndarray   # (patients, periods)
     patients: np.ndarray
+    phenotype: np.ndarray | None = None
+
+    def only(self, rows: np.ndarray) -> "_Group":
+        return _Group(self.sequence, self.change[rows], self.baseline[rows], self.patients[rows],
+                      None if self.phenotype is None else self.phenotype[rows])
 
 
 def randomised_groups(results, scale: str, seed: int) -> list[_Group]:
@@ -316,7 +413,8 @@ def randomised_groups(results, scale: str, seed: int) -> list[_Group]:
         days = r.visit_days
         first = [int(np.argmin(np.abs(days - p.start_day))) for p in r.sequence.periods]
         last = [int(np.argmin(np.abs(days - p.end_day))) for p in r.sequence.periods]
-        groups.append(_Group(r.sequence, v[:, last] - v[:, first], v[:, first], r.patients[mine]))
+        phenotype = r.labels["phenotype"][mine] if "phenotype" in r.labels else None
+        groups.append(_Group(r.sequence, v[:, last] - v[:, first], v[:, first], r.patients[mine], phenotype))
     return groups
 
 
@@ -337,8 +435,7 @@ def crossover_statistics(results, scale: str, control: str, responder: float, si
            "allocation": f"permuted blocks of {2 * seq0.count}, in order of enrolment, from population.seed",
            "arms": {}, "comparisons": {}}
     for t in treatments:
-        y = np.concatenate([g.change[:, k] for g in groups for k, x in enumerate(g.sequence.order) if x == t])
-        b = np.concatenate([g.baseline[:, k] for g in groups for k, x in enumerate(g.sequence.order) if x == t])
+        y, b = _pooled(groups, t)
         rated = b > 0
         doc["arms"][t] = {"change": _t_ci(y),
                           "responders": round(float(np.mean(-y[rated] >= responder * b[rated])), 3)
@@ -348,9 +445,34 @@ def crossover_statistics(results, scale: str, control: str, responder: float, si
             continue
         comparison = _comparison(groups, t, control, size, replicates, seed)
         doc["comparisons"][t] = comparison
-        best = comparison.get("hills_armitage", {}).get("treatment_effect") or comparison["within_patient_difference"]
+        best = (comparison["hills_armitage"] or {}).get("treatment_effect") or comparison["within_patient_difference"]
         doc["arms"][t]["difference_vs_control"] = {"mean": best["mean"], "ci95": best["ci95"]}
+    if groups[0].phenotype is not None:
+        doc["by_phenotype"] = _crossover_by_phenotype(groups, treatments, control)
     return doc
+
+
+def _pooled(groups: list[_Group], t: str) -> tuple[np.ndarray, np.ndarray]:
+    """Period changes and period baselines of every patient's period on arm ``t``."""
+    y = np.concatenate([g.change[:, k] for g in groups for k, x in enumerate(g.sequence.order) if x == t])
+    b = np.concatenate([g.baseline[:, k] for g in groups for k, x in enumerate(g.sequence.order) if x == t])
+    return y, b
+
+
+def _crossover_by_phenotype(groups: list[_Group], treatments: list[str], control: str) -> dict:
+    """Per phenotype of a mix: each arm's period change and the within-patient difference from control."""
+    out = {}
+    for phenotype in sorted(set(np.concatenate([g.phenotype for g in groups]).tolist())):
+        mine = [g.only(g.phenotype == phenotype) for g in groups]
+        out[phenotype] = {}
+        for t in treatments:
+            entry = {"change": _t_ci(_pooled(mine, t)[0])}
+            if t != control:
+                d = [g.change[:, g.sequence.order.index(t)] - g.change[:, g.sequence.order.index(control)]
+                     for g in mine if t in g.sequence.order and control in g.sequence.order]
+                entry["within_patient_difference"] = _t_ci(np.concatenate(d))
+            out[phenotype][t] = entry
+    return out
 
 
 def _comparison(groups: list[_Group], t: str, control: str, size: int | None, replicates: int, seed: int) -> dict:
@@ -371,3 +493,147 @@ def _comparison(groups: list[_Group], t: str, control: str, size: int | None, re
     if size is not None and usable >= 2:
         out["replicate_trials"] = {"requested": size} | replicate_crossovers(y_ab, y_ba, usable, replicates, seed)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Titration
+
+TITRATION_STREAM = (7919, 103)
+"""Key of the uniforms that decide dose-limiting adverse effects at each titration step."""
+COURSE_DAYS = 98.0
+"""The course over which `treatments.adverse` gives event probabilities: the Epidiolex label trials'
+14 weeks (docs/adverse.md)."""
+THRESHOLD_EVENTS = ("thc_psychoactive",)
+"""Events that happen at the first dose above a patient's own threshold (not at a rate over time)."""
+
+
+def titrated_chunk(scenario: Scenario, arm: Arm, registry, simulate, start: int, stop: int):
+    """Flexible (response-guided) titration for patients [start, stop): the level each patient
+    ends on, and their trajectories on it.
+
+    Why it is exact: a patient who escalates to level k and holds it has, up to the decision to
+    hold (the visit at day k x step), exactly the inputs of the forced schedule that escalates
+    to the top level, and from then on the inputs of the forced schedule that stops at k. The
+    model is causal (nothing before a time depends on a dose after it; visit drivers average the
+    24 h before the visit; rater noise is drawn per visit number), so the patient's whole
+    trajectory is the forced schedule F_k's, and the decision at step j can be read from F_j itself
+    (its visit at day j x step comes before its first dose above level j). So the K forced schedules
+    are simulated one after the other for the chunk and each patient keeps F_k at the level the
+    rule stops them at; levels no patient reaches are not simulated.
+
+    Rule, at the visit ending step j (patient on level j < K): hold if the primary scale improved
+    from baseline by at least ``trial.responder_fraction`` (a responder; baseline > 0), or if a
+    dose-limiting adverse effect happened during the step; else go up one level. Dose-limiting:
+    one of ``titration.dose_limiting`` attributable to the drug, i.e. its probability over the
+    regimen at level j (`treatments.adverse` on F_j's last-day exposure) above the undosed
+    probability; a rate event's course probability p becomes 1 - (1 - p)^(step / 98 d) per step
+    (constant hazard over the label trials' 14 weeks), a threshold event (THC psychoactivity)
+    happens at the first level whose dose exceeds the patient's threshold (one uniform per patient).
+    """
+    from .clinical_summary import primary_scale
+    from .exposure import exposure_metrics
+    from .population import block_normals
+    from scipy.special import ndtr
+    t = arm.titration
+    levels, n = len(t.levels), stop - start
+    scale = primary_scale(scenario.population.phenotype, scenario.trial.primary_scale)
+    u = ndtr(block_normals((scenario.population.seed, *TITRATION_STREAM), start, stop, levels + 1))
+    chosen = np.full(n, levels - 1)
+    reason = np.full(n, "top_level", dtype=object)
+    decided = np.zeros(n, dtype=bool)
+    kept = None
+    for k in range(levels):
+        chunk = simulate(arm.forced(k))
+        stop_here = ~decided
+        if k < levels - 1:
+            visit = int(np.argmin(np.abs(chunk.clinical.visit_days - (k + 1) * t.step_days)))
+            score = chunk.clinical.totals[scale]
+            base = score[:, 0]
+            responded = (base > 0) & (base - score[:, visit] >= scenario.trial.responder_fraction * base)
+            limited = _dose_limiting(chunk, t, u[:, k], u[:, levels], registry, exposure_metrics)
+            stop_here &= responded | limited
+            reason[stop_here] = np.where(responded[stop_here], "responded", "dose_limiting")
+        chosen[stop_here] = k
+        kept = chunk if kept is None else _with_rows(kept, chunk, stop_here)
+        decided |= stop_here
+        if decided.all():
+            break
+    labels = {"titration_level": chosen + 1, "titration_reason": reason.astype(str)}
+    return _replace_labels(kept, kept.labels | labels)
+
+
+def _dose_limiting(chunk, t, u_step: np.ndarray, u_threshold: np.ndarray, registry, exposure_metrics) -> np.ndarray:
+    """Whether each patient has a dose-limiting adverse effect during a step at this chunk's
+    (held) level: drug-attributable probability of each listed event (see `titrated_chunk`)."""
+    from .treatments.adverse import adverse_effects
+    if not t.dose_limiting:
+        return np.zeros(len(u_step), dtype=bool)
+    e = exposure_metrics(chunk.times_h, chunk.outputs, chunk.values)
+    n = len(u_step)
+    on = adverse_effects(e, e["cbd_daily_mg"], registry)
+    off = adverse_effects({k: np.zeros(n) for k in e}, np.zeros(n), registry)
+    excess = {k: np.clip(on[k] - off[k], 0.0, 1.0) for k in t.dose_limiting}
+    rate = [excess[k] for k in excess if k not in THRESHOLD_EVENTS]
+    p_rate = 1.0 - np.prod([1.0 - p for p in rate], axis=0) if rate else np.zeros(n)
+    per_step = 1.0 - (1.0 - p_rate) ** (t.step_days / COURSE_DAYS)
+    threshold = [excess[k] for k in excess if k in THRESHOLD_EVENTS]
+    p_threshold = 1.0 - np.prod([1.0 - p for p in threshold], axis=0) if threshold else np.zeros(n)
+    return (u_step < per_step) | (u_threshold < p_threshold)
+
+
+def _with_rows(kept, new, rows: np.ndarray):
+    """``kept`` with the patients ``rows`` taken from ``new`` (same patients, same grid)."""
+    from dataclasses import replace as dc_replace
+
+    def mix(a: dict, b: dict) -> dict:
+        out = {}
+        for name, x in a.items():
+            y = b[name]
+            x, y = np.asarray(x), np.asarray(y)
+            if x.ndim and len(x) == len(rows) and x.shape == y.shape:
+                out[name] = np.where(rows.reshape((-1,) + (1,) * (x.ndim - 1)), y, x)
+            else:
+                out[name] = x
+        return out
+
+    clinical = None
+    if kept.clinical is not None:
+        c, d = kept.clinical, new.clinical
+        clinical = dc_replace(c, totals=mix(c.totals, d.totals), regions=mix(c.regions, d.regions),
+                              symptoms=mix(c.symptoms, d.symptoms),
+                              converged=np.where(rows[:, None], d.converged, c.converged))
+    return dc_replace(kept, outputs=mix(kept.outputs, new.outputs), values=mix(kept.values, new.values),
+                      states=mix(kept.states, new.states), clinical=clinical, labels=mix(kept.labels, new.labels))
+
+
+def _replace_labels(chunk, labels: dict):
+    from dataclasses import replace as dc_replace
+    return dc_replace(chunk, labels=labels)
+
+
+def titration_statistics(results) -> dict | None:
+    """Per titrated arm: the levels, the share of patients ending on each, why they stopped, and
+    the final labelled daily dose (mg/day; body weight for mg/kg levels)."""
+    out = {}
+    for r in results:
+        t = getattr(r, "titration", None)
+        if t is None or "titration_level" not in r.labels:
+            continue
+        level = r.labels["titration_level"]
+        dose = np.array([t.levels[k - 1].mg for k in level]) + \
+            np.array([t.levels[k - 1].mg_per_kg for k in level]) * r.exposure["body_weight_kg"]
+        daily = dose * len(t.times_h)
+        reasons = r.labels["titration_reason"]
+        out[r.name] = {
+            "drug": t.drug, "rule": t.rule, "step_days": t.step_days,
+            "levels": [_dose_text(d) for d in t.levels],
+            "final_level_share": [round(float(np.mean(level == k + 1)), 4) for k in range(len(t.levels))],
+            "stopped_because": {k: round(float(np.mean(reasons == k)), 4)
+                                for k in ("responded", "dose_limiting", "top_level")},
+            "final_daily_dose_mg": {"mean": round(float(np.mean(daily)), 2),
+                                    "p05_p50_p95": [round(float(x), 2) for x in np.percentile(daily, [5, 50, 95])]}}
+    return out or None
+
+
+def _dose_text(d) -> str:
+    return f"{d.mg:g} mg" if d.mg > 0 or d.mg_per_kg == 0 else f"{d.mg_per_kg:g} mg/kg"

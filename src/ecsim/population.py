@@ -68,6 +68,21 @@ def block_normals(key: tuple[int, ...], start: int, stop: int, width: int) -> np
     return np.concatenate(blocks)[start - first * BLOCK: stop - first * BLOCK]
 
 
+PHENOTYPE_STREAM = (7919, 101)
+"""Key of the phenotype draws of a mixed population: after the clinical layer's (seed, 7919) streams."""
+
+
+def phenotype_labels(seed: int, start: int, stop: int, mix: dict[str, float]) -> np.ndarray:
+    """Phenotype of patients [start, stop) of a population mixed with weights ``mix``: one uniform
+    per patient from its own stream, cut at the cumulative weights (phenotypes in alphabetical
+    order, so the order of the scenario's mapping does not matter). Drawn even for a typical
+    population: the mix is who is in the trial, not spread between patients."""
+    names = sorted(mix)
+    edges = np.cumsum([mix[k] for k in names]) / sum(mix.values())
+    u = ndtr(block_normals((seed, *PHENOTYPE_STREAM), start, stop, 1)[:, 0])
+    return np.array(names)[np.minimum(np.searchsorted(edges, u, side="right"), len(names) - 1)]
+
+
 def lognormal_factor(z: np.ndarray, cv: float) -> np.ndarray:
     """exp(sigma z) with sigma from the geometric CV: median 1, so registry values stay medians."""
     return np.exp(_sigma(cv) * z)

@@ -199,6 +199,49 @@ class Painkiller(_Strict):
         return self
 
 
+TITRATION_EVENTS = ("somnolence", "diarrhoea", "decreased_appetite", "alt_over_3x_uln", "thc_psychoactive",
+                    "parkinsonism_worse")
+"""The modelled adverse events (`ecsim.treatments.adverse.EVENTS`) a titration may call dose-limiting."""
+
+
+class Titration(_Strict):
+    """Dose titration of one drug through ``levels`` (dose per administration at ``times_h``), one
+    level every ``step_days``. ``forced``: up to the top level whatever happens. ``flexible``
+    (response-guided): up one level at each step until the patient responds (the primary scale
+    improved by ``trial.responder_fraction``) or has a dose-limiting adverse effect, then held
+    (`ecsim.designs`, docs/scenarios.md)."""
+
+    drug: Literal["cbd", "thc", "clobazam", "pf04457845", "nabilone"] = "cbd"
+    levels: list[Dose] = Field(min_length=2, max_length=12)
+    times_h: list[Annotated[float, Field(ge=0, lt=24)]] = Field(min_length=1, max_length=24)
+    step_days: int = Field(gt=0, le=365, description="days between escalation visits")
+    rule: Literal["forced", "flexible"] = "flexible"
+    dose_limiting: list[Literal[TITRATION_EVENTS]] = Field(
+        default=list(TITRATION_EVENTS), max_length=len(TITRATION_EVENTS),
+        description="adverse events that stop escalation (flexible rule); [] escalates on response only")
+
+    @field_validator("levels", mode="before")
+    @classmethod
+    def _levels(cls, v):
+        if not isinstance(v, list):
+            raise InputError("levels", v, "a list of doses like ['2.5 mg/kg', '5 mg/kg']")
+        return [x if isinstance(x, (Dose, dict)) else Dose.parse(x, "levels") for x in v]
+
+    @model_validator(mode="after")
+    def _rising(self) -> "Titration":
+        kinds = {("mg" if d.mg > 0 else "mg/kg") for d in self.levels if d.mg > 0 or d.mg_per_kg > 0}
+        amounts = [d.mg + d.mg_per_kg for d in self.levels]
+        if len(kinds) > 1 or any(d.mg > 0 and d.mg_per_kg > 0 for d in self.levels) or \
+                any(b <= a for a, b in zip(amounts, amounts[1:])):
+            raise InputError("levels", [round(a, 6) for a in amounts], "rising doses of one kind (all mg or all mg/kg)")
+        return self
+
+    def step(self, level: int, last: int) -> DosingStep:
+        """Level ``level`` (0-based) of a forced escalation that stops at level ``last``."""
+        return DosingStep(dose=self.levels[level], times_h=self.times_h, from_day=level * self.step_days,
+                          to_day=None if level == last else (level + 1) * self.step_days)
+
+
 class Arm(_Strict):
     """One product at one regimen, given to the whole population."""
 
@@ -215,6 +258,32 @@ class Arm(_Strict):
     gpi_stimulation: Stimulation | None = None
     physiotherapy: Physiotherapy | None = None
     painkiller: Painkiller | None = None
+    titration: Titration | None = None
+
+    @model_validator(mode="after")
+    def _titrated_drug_has_no_steps(self) -> "Arm":
+        t = self.titration
+        if t is None:
+            return self
+        given = self.cbd if t.drug == "cbd" else self.thc if t.drug == "thc" else \
+            [c for c in self.comedication if c.drug == t.drug]
+        if given:
+            field = t.drug if t.drug in ("cbd", "thc") else "comedication"
+            raise InputError(field, "set", f"nothing for {t.drug}: titration gives its doses")
+        return self
+
+    def forced(self, top: int | None = None) -> "Arm":
+        """This arm with its titration written out as dosing steps: one level every step, up to
+        level ``top`` (0-based; default the last) and held there."""
+        t = self.titration
+        top = len(t.levels) - 1 if top is None else top
+        steps = [t.step(k, top) for k in range(top + 1)]
+        update = {"titration": None}
+        if t.drug in ("cbd", "thc"):
+            update[t.drug] = steps
+        else:
+            update["comedication"] = [*self.comedication, CoMedication(drug=t.drug, steps=steps)]
+        return self.model_copy(update=update)
 
 
 class Dropout(_Strict):
@@ -256,6 +325,33 @@ class Trial(_Strict):
     crossover: Crossover | None = Field(default=None, description="a crossover design (default: parallel arms)")
 
 
+INCLUSION_SCALES = ("bfmdrs_movement", "bfmdrs_disability", "twstrs_severity", "twstrs_disability", "twstrs_pain",
+                    "twstrs_total", "jrs")
+
+
+class Inclusion(_Strict):
+    """Who is enrolled: a baseline score of ``scale`` from ``at_least`` to ``at_most``, rated at
+    screening (the baseline visit, untreated). Candidates are drawn in patient order until
+    ``population.n`` meet it (`ecsim.designs.enrolment`)."""
+
+    scale: Literal[INCLUSION_SCALES] | None = Field(default=None, description="default: the trial's primary scale")
+    at_least: float | None = Field(default=None, ge=0, le=1000)
+    at_most: float | None = Field(default=None, ge=0, le=1000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Inclusion":
+        if self.at_least is None and self.at_most is None:
+            raise InputError("at_least", None, "a lower (at_least) or upper (at_most) bound on the baseline score")
+        if self.at_least is not None and self.at_most is not None and self.at_most < self.at_least:
+            raise InputError("at_most", self.at_most, f"at least at_least ({self.at_least:g})")
+        return self
+
+    def describe(self, scale: str) -> str:
+        parts = ([f">= {self.at_least:g}"] if self.at_least is not None else []) + \
+            ([f"<= {self.at_most:g}"] if self.at_most is not None else [])
+        return f"baseline {self.scale or scale} {' and '.join(parts)}"
+
+
 class Population(_Strict):
     n: int = Field(default=200, ge=1, le=MAX_PATIENTS)
     seed: int = Field(default=20261126, ge=0, lt=2**63)
@@ -268,6 +364,29 @@ class Population(_Strict):
     typical: bool = Field(default=False, description="every patient is the typical patient (no spread)")
     phenotype: Literal[tuple(PHENOTYPES)] | None = Field(
         default=None, description="form and cause of dystonia; none: drug levels and tone only")
+    phenotype_mix: dict[Literal[tuple(PHENOTYPES)], Annotated[float, Field(gt=0, le=1e6)]] | None = Field(
+        default=None, min_length=2, max_length=len(PHENOTYPES),
+        description="phenotype -> weight: each patient's phenotype is drawn with these weights")
+    inclusion: Inclusion | None = Field(default=None, description="baseline-score inclusion criterion (screening)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _main_phenotype(cls, data):
+        """With a mix and no ``phenotype``, the mix's largest component names the population
+        (labels, the default primary scale); ties go to the first in alphabetical order."""
+        if isinstance(data, dict) and data.get("phenotype") is None and isinstance(data.get("phenotype_mix"), dict):
+            mix = data["phenotype_mix"]
+            if mix and all(k in PHENOTYPES and isinstance(v, (int, float)) and not isinstance(v, bool)
+                           for k, v in mix.items()):   # else the mix's own error names what is wrong
+                data = {**data, "phenotype": max(sorted(mix), key=lambda k: mix[k])}
+        return data
+
+    @model_validator(mode="after")
+    def _mix_names_the_phenotype(self) -> "Population":
+        if self.phenotype_mix is not None and self.phenotype not in self.phenotype_mix:
+            raise InputError("phenotype", self.phenotype,
+                             f"one of the mix's phenotypes ({', '.join(self.phenotype_mix)})")
+        return self
 
 
 class Scenario(_Strict):
@@ -319,8 +438,16 @@ class Scenario(_Strict):
             if self.trial.primary_day is not None and self.trial.primary_day > self.duration_days:
                 raise InputError("trial.primary_day", self.trial.primary_day,
                                  f"a visit day up to duration_days ({self.duration_days:g})")
+            mix = self.population.phenotype_mix
+            if mix is not None and self.trial.primary_scale is None:
+                from .clinical_summary import primary_scale
+                scales = sorted({primary_scale(k, None) for k in mix})
+                if len(scales) > 1:
+                    raise InputError("trial.primary_scale", None, f"a scale: the mix's phenotypes default to different "
+                                     f"ones ({', '.join(scales)})")
             return self
         clinical = [(f"arms.{a.name}.{k}", given) for a in self.arms for k, given in (
+            ("titration", a.titration is not None and a.titration.rule == "flexible"),
             ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation), ("physiotherapy", a.physiotherapy),
             ("painkiller", a.painkiller), ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
             ("interventions.trihexyphenidyl_mg_per_day", a.interventions.trihexyphenidyl_mg_per_day)) if given]
@@ -328,8 +455,8 @@ class Scenario(_Strict):
             clinical.append(("trial", "set"))
         if clinical:
             field, given = clinical[0]
-            raise InputError(field, given if isinstance(given, (int, float, str)) else "set",
-                             "only with population.phenotype (it acts on symptoms)")
+            shown = given if isinstance(given, (int, float, str)) and not isinstance(given, bool) else "set"
+            raise InputError(field, shown, "only with population.phenotype (it acts on symptoms)")
         return self
 
     @model_validator(mode="after")
@@ -350,6 +477,11 @@ class Scenario(_Strict):
         for arm in self.arms:
             for label, steps in _all_steps(arm):
                 _check_steps(steps, self.output_step_h, self.duration_days, f"arms.{arm.name}.{label}")
+            if arm.titration is not None:
+                _check_steps([arm.titration.step(0, 0)], self.output_step_h, self.duration_days,
+                             f"arms.{arm.name}.titration")
+            if arm.titration is not None and arm.titration.rule == "flexible":
+                _check_titration_visits(arm, self.visit_days())
         if self.trial.crossover is not None:
             from .designs import check_crossover
             check_crossover(self)
@@ -361,6 +493,16 @@ def _all_steps(arm: Arm):
     yield "thc", arm.thc
     for i, co in enumerate(arm.comedication):
         yield f"comedication.{i}", co.steps
+
+
+def _check_titration_visits(arm: Arm, visits: list[float]) -> None:
+    """A flexible titration decides at visits: every step_days up to the top level."""
+    t = arm.titration
+    for k in range(1, len(t.levels)):
+        if min(abs(k * t.step_days - v) for v in visits) > 1e-9:
+            raise InputError(f"arms.{arm.name}.titration.step_days", t.step_days,
+                             f"a multiple of visit_interval_days with {len(t.levels) - 1} steps inside duration_days "
+                             f"(day {k * t.step_days} is not a visit)")
 
 
 def _check_steps(steps: list[DosingStep], dt: float, duration_days: float, where: str) -> None:

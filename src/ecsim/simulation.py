@@ -24,7 +24,7 @@ from .exposure import REPORTED, exposure_metrics
 from .faults import AllPatientsFaulted, patient_faults
 from .model.declaration import Model
 from .chain import full_model
-from .population import Demographics, patient_values
+from .population import Demographics, patient_values, phenotype_labels
 from .registry import Registry, default_registry
 from .regimen import arm_boluses, arm_covariates, max_single_thc_mg
 from .scenario import Arm, Scenario
@@ -42,6 +42,7 @@ class Chunk:
     values: dict[str, np.ndarray]
     states: dict[str, np.ndarray]
     clinical: ClinicalTrajectory | None = None
+    labels: dict[str, np.ndarray] = field(default_factory=dict)    # per patient: phenotype of a mix, ...
 
 
 class ChunkTask(NamedTuple):
@@ -70,29 +71,41 @@ class ChunkSummary:
     severity: Blocks = field(default_factory=list)                  # block sums of region severity
     unconverged: int = 0
     faults: dict[int, str] = field(default_factory=dict)            # patient number -> `faults.REASONS` key
+    enrolled: np.ndarray | None = None        # numbers of the patients who passed screening (None: all)
+    labels: dict[str, np.ndarray] = field(default_factory=dict)     # per sound patient
 
     @property
     def sound(self) -> np.ndarray:
-        """Numbers of the patients that are not faults, in order."""
-        ids = np.arange(self.start, self.start + self.n)
+        """Numbers of the enrolled patients that are not faults, in order."""
+        ids = np.arange(self.start, self.start + self.n) if self.enrolled is None else self.enrolled
         return ids[~np.isin(ids, list(self.faults))] if self.faults else ids
 
+    @property
+    def n_enrolled(self) -> int:
+        """Patients in the trial, faulted ones included (screen failures are not)."""
+        return self.n if self.enrolled is None else len(self.enrolled)
 
-def summarize_chunk(chunk: Chunk, start: int) -> ChunkSummary:
-    """Reduce a chunk of patients [start, start + n) to its `ChunkSummary`."""
+
+def summarize_chunk(chunk: Chunk, start: int, enrolled: np.ndarray | None = None) -> ChunkSummary:
+    """Reduce a chunk of patients [start, start + n) to its `ChunkSummary`. ``enrolled``: which of
+    them passed screening (a boolean per patient; None: all); the others are left out like faults,
+    but not counted as faults."""
     fault = patient_faults(chunk.values, chunk.outputs, chunk.clinical)
-    sound = fault == ""
+    inside = np.ones(len(fault), dtype=bool) if enrolled is None else np.asarray(enrolled, dtype=bool)
+    sound = (fault == "") & inside
     n = len(sound)
     keep = max(0, min(n, SAMPLE - start))
     exposure = exposure_metrics(chunk.times_h, chunk.outputs, chunk.values)
     summary = ChunkSummary(start, n, {name: block_sums(_zeroed(t, sound), start) for name, t in chunk.outputs.items()},
                            {name: chunk.outputs[name][:keep][sound[:keep]] for name in REPORTED} if keep else {},
                            {k: np.broadcast_to(np.asarray(v, dtype=float), (n,))[sound] for k, v in exposure.items()},
-                           faults={start + int(i): str(fault[i]) for i in np.flatnonzero(~sound)})
+                           faults={start + int(i): str(fault[i]) for i in np.flatnonzero((fault != "") & inside)},
+                           enrolled=None if enrolled is None else start + np.flatnonzero(inside),
+                           labels={k: v[sound] for k, v in chunk.labels.items()})
     c = chunk.clinical
     if c is None:
         return summary
-    return replace(summary, visit_days=c.visit_days, unconverged=int((~c.converged).sum()),
+    return replace(summary, visit_days=c.visit_days, unconverged=int((~c.converged[inside]).sum()),
                    clinical={name: v[sound].astype(np.float32) for name, v in (c.totals | c.symptoms).items()},
                    severity=block_sums(_zeroed(c.regions["severity"], sound), start))
 
@@ -160,6 +173,10 @@ class ArmResult:
     region_severity_sum: np.ndarray | None = None                   # visits x regions, summed over patients
     unconverged: int = 0                                            # patient-visits whose circuit did not settle
     sequence: object | None = None                                  # crossover: its `designs.Sequence`
+    labels: dict[str, np.ndarray] = field(default_factory=dict)     # per patient: phenotype of a mix, ...
+    screening: object | None = None                                 # `designs.Enrolment` of a screened trial
+    screened: int = 0                                               # patients simulated, screen failures included
+    titration: object | None = None                                 # the arm's flexible `scenario.Titration`
     _sums: dict[str, TreeSum] = field(default_factory=dict, init=False, repr=False)
     _severity: TreeSum = field(default_factory=TreeSum, init=False, repr=False)
     _parts: list[ChunkSummary] = field(default_factory=list, init=False, repr=False)
@@ -169,8 +186,9 @@ class ArmResult:
             self._sums.setdefault(name, TreeSum()).add(blocks)
         self._severity.add(s.severity)
         self._parts.append(replace(s, sums={}, severity=[]))
-        self.n += s.n - len(s.faults)
-        self.n_simulated += s.n
+        self.n += s.n_enrolled - len(s.faults)
+        self.n_simulated += s.n_enrolled
+        self.screened += s.n
         self.faults |= s.faults
         self.unconverged += s.unconverged
         self.visit_days = s.visit_days if s.visit_days is not None else self.visit_days
@@ -185,6 +203,7 @@ class ArmResult:
         self.faults = dict(sorted(self.faults.items()))
         self.exposure = _joined(self.exposure, [s.exposure for s in parts])
         self.clinical = _joined(self.clinical, [s.clinical for s in parts])
+        self.labels = _joined(self.labels, [s.labels for s in parts])
         for s in parts:
             for name, traj in s.sample.items():
                 self.sample.setdefault(name, []).append(traj)
@@ -225,15 +244,27 @@ def simulate_chunk(scenario: Scenario, arm: Arm, start: int, stop: int, *,
     ``expected_scores`` rates every scale item at its mean over raters."""
     registry = registry or scenario_registry(scenario)
     model = model or full_model()
+    if arm.titration is not None and arm.titration.rule == "flexible" and scenario.population.phenotype is not None:
+        from .designs import titrated_chunk
+        return titrated_chunk(scenario, arm, registry, lambda forced: simulate_chunk(
+            scenario, forced, start, stop, registry=registry, model=model, overrides=overrides,
+            expected_scores=expected_scores), start, stop)
     grid = grid_for(scenario)
     p, doses = patient_inputs(scenario, arm, start, stop, registry, overrides)
     with np.errstate(all="ignore"):   # non-finite numbers are found per patient afterwards (ecsim.faults)
         states = integrate(model, p, doses, grid, stop - start)
         out = outputs(model, p, states)
-        clinical = None
+        clinical, labels = None, {}
         if scenario.population.phenotype is not None:
             clinical = assess_chunk(scenario, arm, grid.times, out, start, stop, registry, expected_scores)
-    return Chunk(grid.times, out, p, states, clinical)
+            labels = patient_labels(scenario, start, stop)
+    return Chunk(grid.times, out, p, states, clinical, labels)
+
+
+def patient_labels(scenario: Scenario, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Per-patient categories the statistics break down by: the phenotype of a mixed population."""
+    mix = scenario.population.phenotype_mix
+    return {} if mix is None else {"phenotype": phenotype_labels(scenario.population.seed, start, stop, mix)}
 
 
 def assess_chunk(scenario: Scenario, arm: Arm, times_h: np.ndarray, out: dict[str, np.ndarray], start: int,
@@ -241,14 +272,43 @@ def assess_chunk(scenario: Scenario, arm: Arm, times_h: np.ndarray, out: dict[st
     """The clinical layers (circuit, motor output, scales) at the scenario's visits, driven by the
     drug-layer outputs ``out`` of patients [start, stop). Re-run alone to vary clinical parameters."""
     days = visit_days(scenario)
-    return assess(ClinicalModel.from_registry(registry), registry, scenario.population.phenotype, days,
-                  visit_drivers(times_h, out, days), arm_course(arm, scenario), scenario.population.seed, start,
-                  stop, typical=scenario.population.typical, expected_scores=expected_scores)
+    return assess_population(scenario, registry, days, visit_drivers(times_h, out, days), arm_course(arm, scenario),
+                             start, stop, expected_scores)
+
+
+def assess_population(scenario: Scenario, registry: Registry, days: np.ndarray, drivers: dict[str, np.ndarray],
+                      course: Course, start: int, stop: int, expected_scores: bool = False) -> ClinicalTrajectory:
+    """`circuit.clinical.assess` for patients [start, stop) of the scenario's population: with a
+    phenotype mix, each phenotype present is assessed for the whole chunk (its draws depend on the
+    patient number only) and each patient keeps the rows of their own phenotype."""
+    pop = scenario.population
+    cm = ClinicalModel.from_registry(registry)
+
+    def run(phenotype: str) -> ClinicalTrajectory:
+        return assess(cm, registry, phenotype, days, drivers, course, pop.seed, start, stop, typical=pop.typical,
+                      expected_scores=expected_scores)
+
+    if pop.phenotype_mix is None:
+        return run(pop.phenotype)
+    labels = phenotype_labels(pop.seed, start, stop, pop.phenotype_mix)
+    present = sorted(set(labels.tolist()))
+    merged = run(present[0])
+    for phenotype in present[1:]:
+        rows, other = labels == phenotype, run(phenotype)
+        for mine, theirs in ((merged.totals, other.totals), (merged.regions, other.regions),
+                             (merged.symptoms, other.symptoms)):
+            for k in mine:
+                mine[k][rows] = theirs[k][rows]
+        merged.converged[rows] = other.converged[rows]
+    return merged
 
 
 def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry: Registry,
                    overrides: dict[str, np.ndarray] | None = None) -> tuple[dict[str, np.ndarray], list[Bolus]]:
-    """Per-patient parameter and covariate values and the arm's boluses, patients [start, stop)."""
+    """Per-patient parameter and covariate values and the arm's boluses, patients [start, stop).
+    A titrated arm is given its forced schedule to the top level (`designs.titrated_chunk` picks
+    each patient's level)."""
+    arm = arm.forced() if arm.titration is not None else arm
     p = patient_values(registry, sorted(registry.parameters), demographics(scenario), arm.product,
                        arm.food, scenario.population.seed, start, stop)
     p |= {name: np.asarray(v, dtype=float) for name, v in (overrides or {}).items()}
@@ -300,6 +360,10 @@ class Simulation:
         self.chunk = chunk
         self.timings: dict[str, float] = {}
         self.execution: dict = {}
+        self.enrolment = None
+        if scenario.population.inclusion is not None:   # screened here, before anything is written
+            from .designs import enrolment
+            self.enrolment = enrolment(self.scenario, self.registry)
 
     def run(self, progress=None, *, workers: int | None = None, scheduler: str | None = None,
             checkpoint=None) -> list[ArmResult]:
@@ -310,7 +374,8 @@ class Simulation:
         from .distributed import chunk_executor
         started = time.perf_counter()
         results = [ArmResult(arm.name, grid_for(self.scenario).times,
-                             sequence=self.sequences[i] if self.sequences else None)
+                             sequence=self.sequences[i] if self.sequences else None, screening=self.enrolment,
+                             titration=arm.titration if arm.titration and arm.titration.rule == "flexible" else None)
                    for i, arm in enumerate(self.scenario.arms)]
         tasks = self.tasks()
         done = checkpoint.finished(tasks) if checkpoint is not None else {}
@@ -320,7 +385,7 @@ class Simulation:
         def add(task: ChunkTask, summary: ChunkSummary) -> None:
             results[task.arm].add_summary(summary)
             if progress is not None:
-                progress(results[task.arm].name, task.stop - task.start)
+                progress(results[task.arm].name, summary.n_enrolled)
 
         for task, summary in done.items():
             add(task, summary)
@@ -337,7 +402,9 @@ class Simulation:
         return results
 
     def tasks(self) -> list[ChunkTask]:
-        n = self.scenario.population.n
+        """Arms x chunks of patients; a screened trial simulates every patient screened up to the
+        last one enrolled (the screen failures are then left out of every statistic)."""
+        n = self.scenario.population.n if self.enrolment is None else self.enrolment.screened
         return [ChunkTask(i, start, min(n, start + self.chunk))
                 for i in range(len(self.scenario.arms)) for start in range(0, n, self.chunk)]
 
@@ -346,4 +413,8 @@ def summarize_task(scenario: Scenario, registry: Registry, task: ChunkTask) -> C
     """Simulate and reduce one task, wherever it runs (registry: with the scenario's overrides)."""
     chunk = simulate_chunk(scenario, scenario.arms[task.arm], task.start, task.stop, registry=registry,
                            model=full_model())
-    return summarize_chunk(chunk, task.start)
+    enrolled = None
+    if scenario.population.inclusion is not None:
+        from .designs import meets_inclusion
+        enrolled = meets_inclusion(scenario, registry, task.start, task.stop)
+    return summarize_chunk(chunk, task.start, enrolled)
