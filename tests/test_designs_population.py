@@ -196,3 +196,24 @@ def test_a_screened_mixed_crossover(tmp_path):
     assert trial["design"] == "crossover" and trial["screening"]["enrolled"] == 24
     assert sum(v["patients"] for v in trial["sequences"].values()) == 24
     assert set(trial["by_phenotype"]) <= {"tor1a", "cervical"} and set(trial["phenotype_shares"]) == set(trial["by_phenotype"])
+
+
+def test_per_patient_streams_are_independent_of_the_clinical_draws():
+    """Phenotype, randomisation, titration and withdrawal draws each come from a stream of their
+    own: none is correlated with the clinical layer's per-patient draws (severity, treatment
+    responses, rater noise, physiotherapy, pain and oral-agent responsiveness)."""
+    from scipy.special import ndtri
+    from ecsim.circuit.clinical import PatientDraws
+    from ecsim.designs import TITRATION_STREAM
+    from ecsim.population import PHENOTYPE_STREAM, block_normals
+    from ecsim.treatments.dropout import STREAM as DROPOUT, DropoutModel, withdrawal_days
+    n, seed = 20000, 13
+    z = PatientDraws(seed, 0, n)
+    clinical = np.column_stack([z.phenotype, z.treatment, z.rater(0), z.physio(), z.pain(), z.oral()])
+    u = np.exp(-withdrawal_days(DropoutModel(1.0, 0.0), np.arange(n), seed, 1.0) / 7.0)   # the uniform back
+    mine = np.column_stack([ndtri(np.clip(u, 1e-12, 1 - 1e-12)),
+                            block_normals((seed, *PHENOTYPE_STREAM), 0, n, 1),
+                            block_normals((seed, *TITRATION_STREAM), 0, n, 4)])
+    r = np.corrcoef(np.column_stack([mine, clinical]).T)[:mine.shape[1], mine.shape[1]:]
+    assert np.abs(r).max() < 5 / np.sqrt(n)
+    assert len({DROPOUT, PHENOTYPE_STREAM, TITRATION_STREAM}) == 3

@@ -28,7 +28,9 @@ from ..population import block_normals
 from ..registry import Registry
 from .adverse import CBD_EVENTS, EVENTS, ExposureResponse, adverse_effects
 
-STREAM = (7919, 5)   # after the clinical layer's key (seed, 7919) streams 1-4
+STREAM = (7919, 100)
+"""Key of the withdrawal draws: apart from the clinical layer's (seed, 7919) streams 1-6 (it was
+(7919, 5), which the painkiller responsiveness stream took later: the two were the same numbers)."""
 
 
 @dataclass(frozen=True)
