@@ -38,6 +38,7 @@ patient's rating depends on its number only), and the others are left out of eve
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -376,11 +377,13 @@ def replicate_crossovers(y_ab: np.ndarray, y_ba: np.ndarray, size: int, replicat
     and the same for the carry-over test."""
     rng = np.random.default_rng([seed, 4242, 19])
     hits = carry = 0
-    for _ in range(replicates):
-        a = y_ab[rng.choice(len(y_ab), size, replace=False)]
-        b = y_ba[rng.choice(len(y_ba), size, replace=False)]
-        hits += _ha_p(a, b) < 0.05
-        carry += stats.ttest_ind(a.sum(axis=1), b.sum(axis=1)).pvalue < 0.05
+    with warnings.catch_warnings():   # small replicates of integer scores can be all alike: P is then NaN, not < 0.05
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(replicates):
+            a = y_ab[rng.choice(len(y_ab), size, replace=False)]
+            b = y_ba[rng.choice(len(y_ba), size, replace=False)]
+            hits += _ha_p(a, b) < 0.05
+            carry += stats.ttest_ind(a.sum(axis=1), b.sum(axis=1)).pvalue < 0.05
     return {"patients_per_sequence": size, "replicates": replicates, "share_significant": float(hits / replicates),
             "share_carryover_significant": float(carry / replicates)}
 
