@@ -55,6 +55,20 @@ def replicate_power(change: np.ndarray, control: np.ndarray, size: int, replicat
     return hits / replicates
 
 
+def planned_sample_size(difference: float, var_treated: float, var_control: float, *, power: float = 0.8,
+                        alpha: float = 0.05, limit: int = 10**7) -> int | None:
+    """Patients per arm for a two-arm parallel trial to find ``difference`` (two-sided test at
+    ``alpha``) with ``power``, given the arms' variances of change: the normal approximation
+    n = (z_(1-alpha/2) + z_power)^2 (var_t + var_c) / difference^2, rounded up (Chow, Shao & Wang,
+    Sample Size Calculations in Clinical Research, 2nd ed. 2008, section 3.2). None when no trial
+    up to ``limit`` per arm would do (a difference of zero, or too small for its spread)."""
+    if not difference or not np.isfinite(difference):
+        return None
+    z = stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)
+    n = float(np.ceil(z * z * (var_treated + var_control) / difference ** 2))
+    return int(max(n, 2)) if n <= limit else None
+
+
 def trial_statistics(results: list[ArmResult], scale: str, control: str | None, responder: float,
                      day: float | None = None, size: int | None = None, replicates: int = 500,
                      seed: int = 0, dropout=None, registry=None) -> dict:
@@ -155,6 +169,8 @@ def _versus(d: np.ndarray, ref: np.ndarray, size: int | None, replicates: int, s
     if min(len(d), len(ref)) >= 2:
         se = float(np.sqrt(np.var(d, ddof=1) / len(d) + np.var(ref, ddof=1) / len(ref)))
         out["difference_vs_control"]["ci95"] = [round(diff - 1.96 * se, 3), round(diff + 1.96 * se, 3)]
+        out["sample_size_per_arm_80pct_power"] = planned_sample_size(diff, float(np.var(d, ddof=1)),
+                                                                     float(np.var(ref, ddof=1)))
     usable = min(size or 0, len(d) // 2, len(ref) // 2)
     if size is not None and usable >= 2:
         out["replicate_trials"] = {"patients_per_arm": usable, "requested": size, "replicates": replicates,
