@@ -42,6 +42,24 @@ def test_morris_elementary_effects_of_a_linear_function():
     assert [name for name, _ in ranking(r, "y")] == ["x1", "x2", "x3"]
 
 
+def test_morris_per_quantile_and_trajectories_with_a_fault_left_out():
+    """Per unit of quantile a linear function's mu* is |coefficient| x (high - low): 10 x 2 and 1 x 2.
+    A set with a non-finite output (here x2 in its top bin, 0.75) drops its whole trajectory from
+    that output: the rest still give the exact effects; an output with no sound trajectory gets None."""
+    linear = Problem(tuple(Factor(f"x{i}", "uniform", 0.0, (-1.0, 1.0)) for i in (1, 2)))
+
+    def faulty(x):
+        y = 10 * x[:, 0] + x[:, 1]
+        return {"y": np.where(x[:, 1] > 0.5, np.nan, y), "dead": np.full(len(x), np.nan)}
+
+    r = morris(linear, faulty, 20, seed=3, per_quantile=True)["outputs"]
+    assert 2 <= r["y"]["trajectories_used"] < 20
+    np.testing.assert_allclose(r["y"]["mu_star"], [20.0, 2.0], atol=1e-9)
+    assert r["dead"]["trajectories_used"] == 0 and r["dead"]["mu_star"] == [None, None]
+    assert [name for name, _ in ranking({"method": "morris", "factors": ["x1", "x2"], "outputs": r}, "dead")] == \
+        ["x1", "x2"]
+
+
 def test_quantiles_follow_the_registry_uncertainty(registry):
     problem = from_registry(registry, ["cbd_kp_brain", "full_spectrum_thc_to_cbd"])
     u = np.random.default_rng(0).random((20000, 2))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from ..registry import Registry
 from ..validation.snapshot import by_metric, is_current, load_snapshot
-from .context import (DOSE_PATIENTS, PHENOTYPE_DRAWS, ClaimsContext, TrialEvidence, adverse_parameter_spread,
-                      dose_parameter_spread, phenotype_parameter_spread, run_doses, threshold_parameter_spread,
-                      trial_evidence)
+from .context import (DOSE_PATIENTS, PHENOTYPE_DRAWS, ClaimsContext, TrialEvidence, addiction_parameter_spread,
+                      adverse_parameter_spread, dose_parameter_spread, phenotype_parameter_spread, run_doses,
+                      threshold_parameter_spread, trial_evidence)
 from .rules import MODEL_RULES, combine, evidence_verdict
 from .spec import VERDICTS, Claim, ClaimsFile, load_claims
 
@@ -28,8 +28,8 @@ def claims_context(registry: Registry, trial: TrialEvidence | None = None, patie
     numbers the rules need; ``answer_uncertainty`` is the run's `parameter_uncertainty` document.
     With ``uncertainty_draws`` (0 skips it), each rule's numbers also get their parameter
     uncertainty: that many parameter sets for the engagement (typical patient at each dose class's
-    highest-exposure arm), adverse and threshold rules, at most PHENOTYPE_DRAWS for the symptoms,
-    causes and counterexample rules (each draw re-solves the circuit for every phenotype)."""
+    highest-exposure arm), adverse, threshold and addiction rules, at most PHENOTYPE_DRAWS for the
+    symptoms, causes and counterexample rules (each draw re-solves the circuit for every phenotype)."""
     spec = spec or load_claims()
     ctx = ClaimsContext(registry, run_doses(registry, patients, seed), patients, trial, by_metric(load_snapshot()))
     ctx.answer_uncertainty = (answer_uncertainty or {}).get("intervals", {})
@@ -51,6 +51,8 @@ def claims_context(registry: Registry, trial: TrialEvidence | None = None, patie
         levodopa = [(r.phenotype, r.levodopa_mg_per_day) for r in rules if r.kind == "counterexample"]
         ctx.phenotype_spread = phenotype_parameter_spread(registry, min(uncertainty_draws, PHENOTYPE_DRAWS),
                                                           draw_seed, levodopa)
+    for days in sorted({r.course_days for r in rules if r.kind == "addiction"}):
+        ctx.addiction_spread[days] = addiction_parameter_spread(registry, days, uncertainty_draws, draw_seed)
     return ctx
 
 

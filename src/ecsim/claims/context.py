@@ -44,6 +44,7 @@ class ClaimsContext:
     threshold_spread: dict = field(default_factory=dict)   # threshold parameter -> threshold_parameter_spread's document
     phenotype_spread: dict = field(default_factory=dict)   # phenotype_parameter_spread's document
     answer_uncertainty: dict = field(default_factory=dict)  # the run's parameter_uncertainty intervals
+    addiction_spread: dict = field(default_factory=dict)    # course days -> addiction_parameter_spread's document
 
 
 def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[str, np.ndarray]]:
@@ -169,7 +170,8 @@ def _spread(registry: Registry, arms: list[str], quantities: list[str], draws: i
 
 # --- parameter uncertainty of the threshold and phenotype rules ----------------------------------
 
-ADVERSE_STREAM, THRESHOLD_STREAM, PHENOTYPE_STREAM = 9003, 9004, 9005   # each its own stream of parameter draws
+ADVERSE_STREAM, THRESHOLD_STREAM, PHENOTYPE_STREAM, ADDICTION_STREAM = 9003, 9004, 9005, 9006   # each its
+# own stream of parameter draws
 PHENOTYPE_DRAWS = 16   # each draw re-solves the circuit for every phenotype (about 0.6 s on the 2-core machine)
 
 
@@ -274,3 +276,57 @@ def _phenotype_spread(registry: Registry, draws: int, seed: int, levodopa: list,
             faulted += 1
     return {"draws": draws, "draws_refused": refused, "draws_faulted": faulted, "factors": factors,
             "numbers": numbers}
+
+
+# --- addiction: the treatments' risks of addiction or dependence ---------------------------------
+
+ADDICTION_COURSES = {   # treatment -> (the module whose risk function applies, its course block)
+    "opioid painkiller (oral morphine 60 mg/day)": ("painkiller", {"drug": "morphine", "mg_per_day": 60.0}),
+    "non-opioid painkiller (paracetamol 4 g/day)": ("painkiller", {"drug": "paracetamol", "mg_per_day": 4000.0}),
+    "benzodiazepine (clonazepam 2 mg/day)": ("oral_agent", {"clonazepam_mg_per_day": 2.0}),
+    "baclofen (60 mg/day)": ("oral_agent", {"baclofen_mg_per_day": 60.0}),
+    "botulinum toxin": (None, None), "pallidal stimulation": (None, None), "physiotherapy": (None, None)}
+
+
+def addiction_risk(kind: str | None, course: dict | None, days: float, registry) -> float:
+    """Risk of addiction or dependence over ``days`` of one course (0 for treatments with no
+    addictive drug in the model): opioid use disorder (`ecsim.treatments.painkillers`) or
+    benzodiazepine dependence (`ecsim.treatments.oral_agents`)."""
+    if kind == "painkiller":
+        from ..scenario import Painkiller
+        from ..treatments.painkillers import painkiller_adverse_effects
+        return float(painkiller_adverse_effects(Painkiller(**course), days, 1, registry)["opioid_use_disorder"][0])
+    if kind == "oral_agent":
+        from ..treatments.oral_agents import oral_agent_adverse_effects
+        return float(oral_agent_adverse_effects(course, days, 1, registry)["benzodiazepine_dependence"][0])
+    return 0.0
+
+
+ADDICTION_PREFIXES = ("painkiller_", "opioid_", "clonazepam_", "baclofen_", "benzodiazepine_")
+
+
+def addiction_parameters(registry: Registry) -> list[str]:
+    """The parameters of the painkiller and oral-agent models (treatments.yaml), which
+    `addiction_risk` reads; only the opioid addiction and benzodiazepine dependence risks and their
+    build-up times enter the risks."""
+    return sorted(n for n in registry.parameters if n.startswith(ADDICTION_PREFIXES))
+
+
+def addiction_risks(registry: Registry, days: float) -> dict[str, float]:
+    """Each listed treatment's risk of addiction or dependence over a course of ``days``."""
+    return {name: addiction_risk(kind, course, days, registry) for name, (kind, course) in ADDICTION_COURSES.items()}
+
+
+def addiction_parameter_spread(registry: Registry, days: float, draws: int, seed: int = 1) -> dict:
+    """Each treatment's addiction or dependence risk over ``days`` under ``draws`` draws of the
+    painkiller and oral-agent parameters (`addiction_parameters`; opioid addiction 3-17 % from
+    Vowles 2015's 95 % CIs, benzodiazepine dependence 20-70 % around Kan 1997's 40 %, their
+    build-up times 30-365 d). The risks are algebraic in the parameters: no simulation. Returns
+    {draws, draws_refused, factors, risks: {treatment: [per kept draw]}}."""
+    factors, registries, refused = _drawn_registries(registry, addiction_parameters(registry), draws, seed,
+                                                     ADDICTION_STREAM)
+    risks: dict[str, list[float]] = {name: [] for name in ADDICTION_COURSES}
+    for reg in registries:
+        for name, risk in addiction_risks(reg, days).items():
+            risks[name].append(risk)
+    return {"draws": draws, "draws_refused": refused, "factors": factors, "risks": risks}

@@ -12,7 +12,7 @@ import numpy as np
 from ..circuit.phenotypes import PHENOTYPES
 from ..clinical_summary import PRESENT
 from . import spec
-from .context import ClaimsContext, levodopa_key, typical_patient
+from .context import ClaimsContext, addiction_risks, levodopa_key, typical_patient
 
 RANK = {"supported": 0, "partly supported": 1, "unknown": 2, "not supported": 3}
 
@@ -484,42 +484,47 @@ def _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class) 
 
 # --- addiction: modelled addiction risk of each treatment the article lists ---------------------
 
-ADDICTION_COURSES = {   # treatment -> (module's risk function, its course block, the event that is addiction)
-    "opioid painkiller (oral morphine 60 mg/day)": ("painkiller", {"drug": "morphine", "mg_per_day": 60.0}),
-    "non-opioid painkiller (paracetamol 4 g/day)": ("painkiller", {"drug": "paracetamol", "mg_per_day": 4000.0}),
-    "benzodiazepine (clonazepam 2 mg/day)": ("oral_agent", {"clonazepam_mg_per_day": 2.0}),
-    "baclofen (60 mg/day)": ("oral_agent", {"baclofen_mg_per_day": 60.0}),
-    "botulinum toxin": (None, None), "pallidal stimulation": (None, None), "physiotherapy": (None, None)}
-
-
-def addiction_risk(kind: str | None, course: dict | None, days: float, registry) -> float:
-    """Risk of addiction or dependence over ``days`` of one course (0 for treatments with no
-    addictive drug in the model): opioid use disorder (`ecsim.treatments.painkillers`) or
-    benzodiazepine dependence (`ecsim.treatments.oral_agents`)."""
-    if kind == "painkiller":
-        from ..scenario import Painkiller
-        from ..treatments.painkillers import painkiller_adverse_effects
-        return float(painkiller_adverse_effects(Painkiller(**course), days, 1, registry)["opioid_use_disorder"][0])
-    if kind == "oral_agent":
-        from ..treatments.oral_agents import oral_agent_adverse_effects
-        return float(oral_agent_adverse_effects(course, days, 1, registry)["benzodiazepine_dependence"][0])
-    return 0.0
-
-
 def addiction(rule: spec.AddictionRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
     """Risk of addiction or dependence over ``rule.course_days`` for each listed treatment: all at
-    or above ``rule.common``, supported; some, partly; none, not supported."""
-    risks = {name: _q(addiction_risk(kind, course, rule.course_days, ctx.registry))
-             for name, (kind, course) in ADDICTION_COURSES.items()}
+    or above ``rule.common``, supported; some, partly; none, not supported. Checked at both ends of
+    each risk's 90 % interval over the painkiller and oral-agent parameters (`ctx.addiction_spread`
+    for the rule's course):
+    the verdict with every risk at its 5th percentile and with every risk at its 95th (the verdict
+    can only rise with a risk, so these are its extremes within the intervals)."""
+    risks = {name: _q(r) for name, r in addiction_risks(ctx.registry, rule.course_days).items()}
     causes = [n for n, r in risks.items() if r >= rule.common]
     numbers = {"course_days": rule.course_days, "common_from": rule.common, "addiction_or_dependence_risk": risks}
     text = "; ".join(f"{n}: {r:.1%}" for n, r in risks.items())
-    if len(causes) == len(risks):
-        return "supported", f"every listed treatment carries an addiction risk ({text})", numbers
-    if causes:
-        return "partly supported", f"only {', '.join(causes)} carry an addiction or dependence risk of " \
-                                   f"{rule.common:.0%} or more over {rule.course_days:g} days ({text})", numbers
-    return "not supported", f"no listed treatment carries an addiction risk in the model ({text})", numbers
+    verdict = _addiction_verdict(len(causes), len(risks))
+    if verdict == "supported":
+        reason = f"every listed treatment carries an addiction risk ({text})"
+    elif verdict == "partly supported":
+        reason = (f"only {', '.join(causes)} carry an addiction or dependence risk of {rule.common:.0%} or more "
+                  f"over {rule.course_days:g} days ({text})")
+    else:
+        reason = f"no listed treatment carries an addiction risk in the model ({text})"
+    spread = ctx.addiction_spread.get(rule.course_days, {})
+    kept = len(next(iter(spread.get("risks", {}).values()), []))
+    if not kept:
+        return verdict, reason, numbers
+    ends = {name: _ends(v) for name, v in spread["risks"].items()}
+    numbers["parameter_uncertainty"] = {"draws": spread["draws"], "draws_refused": spread["draws_refused"],
+                                        "factors": spread["factors"],
+                                        "risk": {name: _spread(v) for name, v in spread["risks"].items()}}
+    at_ends = tuple(_addiction_verdict(sum(e[i] >= rule.common for e in ends.values()), len(ends)) for i in (0, 1))
+    unsure = [n for n, (lo, hi) in ends.items() if lo < rule.common <= hi]
+    what = (f"{_drawn(spread, kept)} of the painkiller and oral-agent models"
+            + "".join(f"; {n} {lo:.1%}-{hi:.1%}" for n, (lo, hi) in ends.items() if hi > 0)
+            + (f"; across the {rule.common:.0%} line: {', '.join(unsure)}" if unsure else ""))
+    verdict, reason = within_uncertainty(verdict, reason, at_ends, what)
+    return verdict, reason, numbers
+
+
+def _addiction_verdict(causing: int, listed: int) -> str:
+    """Every listed treatment causes addiction, supported; some, partly; none, not supported."""
+    if causing == listed:
+        return "supported"
+    return "partly supported" if causing else "not supported"
 
 
 def no_model(rule: spec.NoModel, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:

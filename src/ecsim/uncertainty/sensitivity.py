@@ -36,20 +36,38 @@ def sobol(problem: Problem, f: Function, n: int, seed: int) -> dict:
             "outputs": result}
 
 
-def morris(problem: Problem, f: Function, trajectories: int, seed: int, levels: int = 4) -> dict:
+def morris(problem: Problem, f: Function, trajectories: int, seed: int, levels: int = 4,
+           per_quantile: bool = False) -> dict:
     """Morris elementary effects (mu*, its 95 % CI, sigma) from ``trajectories`` (D + 1) evaluations,
-    on the unit scale of each factor's quantiles, so effects are comparable across factors."""
+    on the unit scale of each factor's quantiles, so effects are comparable across factors.
+
+    By default effects are per unit of SALib's grid (step Delta = L / (2 (L - 1))); with
+    ``per_quantile`` they are per unit of the factor's quantile (the grid is moved to bin centres:
+    one grid unit is (L - 1) / L of a quantile unit), so mu* is in the output's own units: the
+    change across the whole quantile range if the effect were linear, e.g. |c| (high - low) for
+    y = c x with x uniform on [low, high]. A trajectory with a non-finite output (a numerical or
+    parameter-set fault) is left out of that output's indices; ``trajectories_used`` counts the rest
+    (indices are None if fewer than two remain)."""
     from SALib.analyze import morris as analyze
     from SALib.sample import morris as sample
     unit = sample.sample(problem.salib(), trajectories, num_levels=levels, seed=seed)
     outputs = f(problem.values(bin_centres(unit, levels)))
+    steps = len(problem.factors) + 1
+    scale = levels / (levels - 1) if per_quantile else 1.0
     result = {}
     for name, y in outputs.items():
-        s = analyze.analyze(problem.salib(), unit, np.asarray(y, float), num_levels=levels, seed=seed)
-        result[name] = {"mu_star": np.asarray(s["mu_star"]).tolist(), "mu_star_conf": np.asarray(s["mu_star_conf"]).tolist(),
-                        "sigma": np.asarray(s["sigma"]).tolist()}
+        y = np.asarray(y, float)
+        whole = np.isfinite(y).reshape(-1, steps).all(axis=1)
+        if whole.sum() < 2:
+            none = [None] * len(problem.factors)
+            result[name] = {"mu_star": none, "mu_star_conf": none, "sigma": none, "trajectories_used": int(whole.sum())}
+            continue
+        rows = np.repeat(whole, steps)
+        s = analyze.analyze(problem.salib(), unit[rows], y[rows], num_levels=levels, seed=seed)
+        result[name] = {key: (scale * np.asarray(s[key])).tolist() for key in ("mu_star", "mu_star_conf", "sigma")}
+        result[name]["trajectories_used"] = int(whole.sum())
     return {"method": "morris", "trajectories": trajectories, "evaluations": len(unit), "factors": problem.names,
-            "outputs": result}
+            "per_quantile": per_quantile, "outputs": result}
 
 
 def bin_centres(unit: np.ndarray, levels: int) -> np.ndarray:
@@ -59,10 +77,11 @@ def bin_centres(unit: np.ndarray, levels: int) -> np.ndarray:
 
 
 def ranking(result: dict, output: str) -> list[tuple[str, float]]:
-    """Factors by importance for one output: total Sobol index, or Morris mu*."""
+    """Factors by importance for one output: total Sobol index, or Morris mu* (None, an output
+    with too few sound trajectories, last)."""
     key = "ST" if result["method"] == "sobol" else "mu_star"
     scores = result["outputs"][output][key]
-    return sorted(zip(result["factors"], scores), key=lambda t: -t[1])
+    return sorted(zip(result["factors"], scores), key=lambda t: (t[1] is None, -(t[1] or 0.0)))
 
 
 def monte_carlo(problem: Problem, f: Function, n: int, seed: int) -> dict:
