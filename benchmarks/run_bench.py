@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/run_bench.py                      # 10^3, 10^4, 10^5 patients
     .venv/bin/python benchmarks/run_bench.py --sizes 1000 1000000 # any sizes
+    .venv/bin/python benchmarks/run_bench.py --backends numpy jax # both engines, alternating per size
 
 Each size runs in its own process (`ecsim bench --patients N --json`), so `peak_rss_mb` is that
 run's own peak. Writes `benchmarks/results/<date>-<machine>.json` (machine, every run's JSON) and
-`benchmarks/results/scaling.png` (wall seconds against patients, log-log, with a linear reference).
+`benchmarks/results/scaling.png` (wall seconds against patients, log-log, with a linear reference);
+with other backends than numpy alone, `<date>-<machine>-<backends>.json` and `scaling-<backends>.png`.
 """
 
 from __future__ import annotations
@@ -24,16 +26,17 @@ RESULTS = HERE / "results"
 ECSIM = [sys.executable, "-m", "ecsim"]
 
 
-def run_size(patients: int, reference_patients: int) -> dict:
+def run_size(patients: int, reference_patients: int, backend: str = "numpy") -> dict:
     """One `ecsim bench --json` run in a fresh process, with its total wall time."""
     started = time.perf_counter()
     done = subprocess.run([*ECSIM, "bench", "--patients", str(patients), "--reference-patients",
-                           str(reference_patients), "--json"], capture_output=True, text=True, check=False)
+                           str(reference_patients), "--backend", backend, "--json"],
+                          capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"ecsim bench --patients {patients} failed:\n{done.stderr}")
     doc = json.loads(done.stdout)
     doc["process_wall_s"] = time.perf_counter() - started
-    print(f"{patients:>9} patients: ecsim {doc['ecsim_patients_per_s']:.0f}/s, libroadrunner "
+    print(f"{patients:>9} patients: ecsim ({backend}) {doc['ecsim_patients_per_s']:.0f}/s, libroadrunner "
           f"{doc['roadrunner_patients_per_s']:.1f}/s, ratio {doc['ratio_vs_roadrunner']:.1f}, "
           f"error {doc['max_rel_error_vs_reference']:.1e}, peak RSS {doc['peak_rss_mb']:.0f} MiB", flush=True)
     return doc
@@ -50,9 +53,15 @@ def plot(runs: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    n = [r["patients"] for r in runs]
+    backends = list(dict.fromkeys(r.get("backend", "numpy") for r in runs))
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    ax.loglog(n, [p / r["ecsim_patients_per_s"] for p, r in zip(n, runs)], "o-", label="ecsim (measured)")
+    for backend in backends:
+        mine = [r for r in runs if r.get("backend", "numpy") == backend]
+        label = "ecsim (measured)" if backends == ["numpy"] else f"ecsim, {backend} (measured)"
+        ax.loglog([r["patients"] for r in mine], [r["patients"] / r["ecsim_patients_per_s"] for r in mine], "o-",
+                  label=label)
+    runs = [r for r in runs if r.get("backend", "numpy") == backends[0]]
+    n = [r["patients"] for r in runs]
     for key, label in (("roadrunner_patients_per_s", "libroadrunner CVODE"), ("scipy_patients_per_s", "SciPy LSODA")):
         rate = max(r[key] for r in runs)
         ax.loglog(n, [p / rate for p in n], "--", label=f"{label} ({rate:.3g}/s, extrapolated)")
@@ -70,21 +79,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
     parser.add_argument("--reference-patients", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", default=["numpy"], choices=["numpy", "jax"])
     parser.add_argument("--plot-only", type=Path, help="redraw scaling.png from a results file")
     args = parser.parse_args()
+    tag = "" if args.backends == ["numpy"] else "-" + "-".join(args.backends)
     if args.plot_only:
-        plot(json.loads(args.plot_only.read_text())["runs"], RESULTS / "scaling.png")
+        plot(json.loads(args.plot_only.read_text())["runs"], RESULTS / f"scaling{tag}.png")
         return
-    runs = [run_size(n, args.reference_patients) for n in sorted(args.sizes)]
+    runs = [run_size(n, args.reference_patients, backend) for n in sorted(args.sizes) for backend in args.backends]
     machine = runs[-1]["machine"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{datetime.date.today().isoformat()}-{machine_slug(machine)}.json"
-    doc = {"command": "ecsim bench --patients N --json", "machine": machine,
+    path = RESULTS / f"{datetime.date.today().isoformat()}-{machine_slug(machine)}{tag}.json"
+    doc = {"command": "ecsim bench --patients N --backend B --json", "machine": machine,
            "runs": [{k: v for k, v in r.items() if k != "machine"}
                     | {"load_average_1min": r["machine"]["load_average_1min"]} for r in runs]}
     path.write_text(json.dumps(doc, indent=1) + "\n")
-    plot(runs, RESULTS / "scaling.png")
-    print(f"wrote {path.relative_to(HERE.parent)} and benchmarks/results/scaling.png")
+    plot(runs, RESULTS / f"scaling{tag}.png")
+    print(f"wrote {path.relative_to(HERE.parent)} and benchmarks/results/scaling{tag}.png")
 
 
 if __name__ == "__main__":

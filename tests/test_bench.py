@@ -11,7 +11,7 @@ from .test_scenario import run_cli
 
 pytest.importorskip("roadrunner")
 
-from ecsim.bench import COMPARED, KEYS, max_rel_error, run_bench  # noqa: E402
+from ecsim.bench import COMPARED, EXTRA_KEYS, KEYS, max_rel_error, run_bench  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +21,8 @@ def result():
 
 def test_json_has_the_keys(result):
     doc = json.loads(json.dumps(result.as_json(), allow_nan=False))
-    assert set(doc) == set(KEYS) | {"machine", "definitions"}
-    assert doc["patients"] == 4
+    assert set(doc) == set(KEYS) | set(EXTRA_KEYS) | {"machine", "definitions"}
+    assert doc["patients"] == 4 and doc["backend"] == "numpy" and doc["chunk"] == 500 and doc["compile_s"] == 0
     assert math.isfinite(doc["ratio_vs_roadrunner"]) and doc["ratio_vs_roadrunner"] > 0
     assert doc["peak_rss_mb"] > 0 and doc["machine"]["usable_cores"] >= 1
     assert set(KEYS[1:]) <= set(doc["definitions"])
@@ -56,3 +56,46 @@ def test_cli_json_and_bad_option():
     assert set(KEYS) <= set(json.loads(res.stdout))
     bad = run_cli("bench", "--patients", "3", "--reference-patients", "9")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--reference-patients" in bad.stderr
+
+
+def test_cli_rejects_unknown_backend_and_contenders():
+    for flag, value in (("--backend", "cuda"), ("--contenders", "roadrunner,scipy"), ("--contenders", "ecsim,copasi"),
+                        ("--chunk", "0")):
+        bad = run_cli("bench", "--patients", "5", flag, value)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and flag in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_contenders_can_be_left_out():
+    """Only ecsim and the reference: the keys of the others are null, the JSON is still valid."""
+    only = run_bench(3, reference_patients=1, days=1, contenders=("ecsim",))
+    doc = json.loads(json.dumps(only.as_json(), allow_nan=False))
+    assert doc["roadrunner_patients_per_s"] is None and doc["scipy_patients_per_s"] is None
+    assert doc["ratio_vs_roadrunner"] is None and doc["max_rel_error_vs_reference"] < 2e-4
+    assert "not run" in doc["definitions"]["roadrunner_patients_per_s"]
+
+
+@pytest.fixture(scope="module")
+def jax_result():
+    pytest.importorskip("jax", reason="jax is optional (pip install jax)")
+    return run_bench(5, reference_patients=2, days=2, backend="jax", chunk=3, contenders=("ecsim",))
+
+
+def test_jax_backend_gives_the_numpy_engines_outputs(result, jax_result):
+    """Same patients, same outputs: JAX's kept outputs within 1e-10 of the NumPy engine's (rounding
+    only, tests/test_engine_jax.py), so its error against the reference is the NumPy engine's."""
+    doc = json.loads(json.dumps(jax_result.as_json(), allow_nan=False))
+    assert doc["backend"] == "jax" and doc["device"] and doc["chunk"] == 3 and doc["compile_s"] > 0
+    assert doc["machine"]["jax"] == __import__("jax").__version__
+    ours, theirs = jax_result.ecsim.outputs, result.ecsim.outputs
+    assert ours.shape == theirs.shape
+    assert max_rel_error(ours, theirs) < 1e-10
+    assert doc["max_rel_error_vs_reference"] == pytest.approx(result.errors()["ecsim"], rel=1e-6)
+
+
+def test_cli_jax_backend():
+    pytest.importorskip("jax", reason="jax is optional (pip install jax)")
+    res = run_cli("bench", "--patients", "2", "--reference-patients", "1", "--days", "1", "--backend", "jax",
+                  "--contenders", "ecsim", "--json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["backend"] == "jax" and doc["ratio_vs_roadrunner"] is None and doc["machine"]["jaxlib"]

@@ -23,6 +23,13 @@ patients, single-threaded:
   (`ecsim.reference.integrate_reference`) at the same tolerances, dose to dose.
 Model loading and code generation (SymPy lambdify, libroadrunner's LLVM JIT) are done before timing.
 The reference is the same SciPy solver at rtol 1e-10, atol 1e-14 on the first patients.
+
+`backend="jax"` times `ecsim.engine_jax` instead of the NumPy engine: the same algorithm compiled by
+XLA, the compared outputs evaluated and summed inside the kernel (no trajectories stored), chunks
+of `JAX_CHUNK_CPU` patients on a CPU and `JAX_CHUNK_ACCELERATOR` on a GPU; its compilation is done
+before timing, like the code generation above, and reported as `compile_s`. On a CPU it is held to
+one core like the others (`single_threaded_xla`) and each chunk is waited for before the next
+chunk's patients are drawn; on a GPU the draws overlap the device's work.
 """
 
 from __future__ import annotations
@@ -66,6 +73,11 @@ COMPARED = ("cbd_plasma_ng_per_ml", "cbd7oh_plasma_ng_per_ml", "thc_plasma_ng_pe
             "release_gaba_striatum_to_gpi_snr_rel")   # outputs, and one state: CB1 tolerance, as a deviation
 KEYS = ("patients", "ecsim_patients_per_s", "roadrunner_patients_per_s", "scipy_patients_per_s",
         "ratio_vs_roadrunner", "max_rel_error_vs_reference", "peak_rss_mb")
+EXTRA_KEYS = ("backend", "device", "chunk", "compile_s")   # the engine timed, where, patients per chunk, warm-up s
+BACKENDS = ("numpy", "jax")
+CONTENDERS = ("ecsim", "roadrunner", "scipy")
+JAX_CHUNK_CPU = 500   # 250-500 measured fastest here (per-op overhead below, cache misses above)
+JAX_CHUNK_ACCELERATOR = 100_000   # 10^6 patients in 10 chunks (the next made while the device works), 10^5 in one: one compilation
 
 
 @dataclass(frozen=True)
@@ -123,7 +135,7 @@ def compared_outputs(model: Model, values: dict[str, np.ndarray], states: dict[s
 
 
 def run_ecsim(work: Workload, patients: int, keep: int, chunk: int | None = None) -> Contender:
-    """The engine over all `patients` in chunks; keeps the outputs of the first `keep`."""
+    """The NumPy engine over all `patients` in chunks; keeps the outputs of the first `keep`."""
     from threadpoolctl import threadpool_limits
 
     from .simulation import CHUNK
@@ -140,6 +152,64 @@ def run_ecsim(work: Workload, patients: int, keep: int, chunk: int | None = None
                 kept.append(out[: keep - start])
         seconds = time.perf_counter() - started
     return Contender("ecsim", patients, seconds, np.concatenate(kept))
+
+
+def run_ecsim_jax(work: Workload, patients: int, keep: int, chunk: int) -> Contender:
+    """`ecsim.engine_jax` over all `patients` in chunks of at most `chunk`, the compared outputs
+    evaluated and summed on the device; keeps the outputs of the first `keep`. Call `warm_up_jax`
+    first so that compilation is not timed."""
+    from . import engine_jax
+    fn = _output_function(work.model, COMPARED)
+    overlap = engine_jax.device() != "cpu"   # on a CPU, one core at a time like every contender
+    started = time.perf_counter()
+    run = engine_jax.observe(work.model, fn, work.patients, work.grid, patients, chunk, keep, overlap)
+    return Contender("ecsim", patients, time.perf_counter() - started, run.first)
+
+
+def warm_up_jax(work: Workload, patients: int, chunk: int, keep: int) -> float:
+    """Compile the JAX kernel for the chunk size that `run_ecsim_jax` will use; its seconds."""
+    from . import engine_jax
+    size = engine_jax.chunks(patients, chunk)[0][2]
+    started = time.perf_counter()
+    engine_jax.observe(work.model, _output_function(work.model, COMPARED), work.patients, work.grid, size, size, keep)
+    return time.perf_counter() - started
+
+
+def default_chunk(backend: str) -> int:
+    """Patients per chunk: `ecsim run`'s for NumPy; for JAX, by the device it computes on."""
+    if backend == "numpy":
+        from .simulation import CHUNK
+        return CHUNK
+    from . import engine_jax
+    return JAX_CHUNK_CPU if engine_jax.device() == "cpu" else JAX_CHUNK_ACCELERATOR
+
+
+def single_threaded_xla() -> None:
+    """Hold JAX on a CPU to one core, as every contender is; only effective before JAX starts. XLA's
+    flag stops its Eigen thread pool, but its runtime may still run independent operations on two
+    threads (measured here: 4.8 s of CPU in 3.1 s of wall time), so the process is also pinned to
+    one core. Left alone where a GPU plugin is installed: the flag is for CPUs, and XLA aborts on a
+    flag its version does not know."""
+    if _gpu_plugin_installed():
+        return
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    if hasattr(os, "sched_setaffinity"):
+        _CORES_BEFORE_PINNING.update(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {min(_CORES_BEFORE_PINNING)})
+
+
+_CORES_BEFORE_PINNING: set[int] = set()   # the machine's usable cores, for `machine()`, once pinned
+
+
+def _gpu_plugin_installed() -> bool:
+    import importlib.util
+    import pkgutil
+    spec = importlib.util.find_spec("jax_plugins")
+    plugins = [m.name for m in pkgutil.iter_modules(spec.submodule_search_locations)] if spec else []
+    top = [m.name for m in pkgutil.iter_modules() if m.name.startswith(("jax_cuda", "jax_rocm"))]
+    return any(("cuda" in n or "rocm" in n) for n in plugins + top)
 
 
 def roadrunner_model(work: Workload, rtol: float = RTOL, atol: float = ATOL):
@@ -210,46 +280,63 @@ def max_rel_error(ours: np.ndarray, reference: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Every contender, the reference, and what the JSON reports."""
+    """Every contender (None where not run), the reference, and what the JSON reports."""
 
     ecsim: Contender
-    roadrunner: Contender
-    scipy: Contender
+    roadrunner: Contender | None
+    scipy: Contender | None
     reference: Contender
+    backend: str = "numpy"
+    device: str = "cpu"
+    chunk: int = 0
+    compile_s: float = 0.0
+
+    @property
+    def contenders(self) -> tuple[Contender, ...]:
+        return tuple(c for c in (self.ecsim, self.roadrunner, self.scipy) if c is not None)
 
     def errors(self) -> dict[str, float]:
         """Each contender's `max_rel_error` against the reference, on the reference's patients."""
-        contenders = (self.ecsim, self.roadrunner, self.scipy)
-        return {c.name: max_rel_error(c.outputs, self.reference.outputs) for c in contenders}
+        return {c.name: max_rel_error(c.outputs, self.reference.outputs) for c in self.contenders}
 
     def as_json(self) -> dict:
-        """The keys of issue 6, then `machine` and `definitions`."""
+        """The keys of issue 6 (null for a contender not run), the engine timed (`EXTRA_KEYS`), then
+        `machine` and `definitions`."""
         errors = self.errors()
+        rr, sp = self.roadrunner, self.scipy
         return {"patients": self.ecsim.patients,
                 "ecsim_patients_per_s": self.ecsim.per_s,
-                "roadrunner_patients_per_s": self.roadrunner.per_s,
-                "scipy_patients_per_s": self.scipy.per_s,
-                "ratio_vs_roadrunner": self.ecsim.per_s / self.roadrunner.per_s,
+                "roadrunner_patients_per_s": rr.per_s if rr else None,
+                "scipy_patients_per_s": sp.per_s if sp else None,
+                "ratio_vs_roadrunner": self.ecsim.per_s / rr.per_s if rr else None,
                 "max_rel_error_vs_reference": errors["ecsim"],
                 "peak_rss_mb": peak_rss_mb(),
-                "machine": machine(),
+                "backend": self.backend, "device": self.device, "chunk": self.chunk, "compile_s": self.compile_s,
+                "machine": machine(self.backend),
                 "definitions": self.definitions(errors)}
 
     def definitions(self, errors: dict[str, float]) -> dict[str, str]:
         e, rr, sp, ref = self.ecsim, self.roadrunner, self.scipy, self.reference
+        engine = (f"ecsim.engine.integrate and the compared outputs, in chunks of {self.chunk} patients, one thread"
+                  if self.backend == "numpy" else
+                  f"ecsim.engine_jax (XLA on {self.device}, compiled beforehand in {self.compile_s:.3g} s, not "
+                  f"timed) with the compared outputs summed on the device, in chunks of at most {self.chunk} "
+                  f"patients" + (", one thread" if self.device == "cpu" else ""))
+        missing = "not run (--contenders)"
         return {
             "workload": f"ecsim.chain.full_model() (33 ODE states, the model `ecsim export-sbml` writes), "
                         f"{self.ecsim.outputs.shape[1] - 1} h of a full-spectrum oil (300 mg CBD with its THC) "
                         f"plus clobazam 10 mg, both orally at 08:00 and 20:00, fasted; compared every hour "
                         f"(outputs, and one state): " + ", ".join(COMPARED),
             "ecsim_patients_per_s": f"{e.patients} patients / wall seconds of population draws, boluses, "
-                                    f"ecsim.engine.integrate and the compared outputs, in chunks, one thread "
-                                    f"({e.seconds:.3g} s)",
-            "roadrunner_patients_per_s": f"libroadrunner CVODE (Adams, its faster setting here) at rtol {RTOL:g}, "
+                                    f"{engine} ({e.seconds:.3g} s)",
+            "roadrunner_patients_per_s": missing if rr is None else
+                                         f"libroadrunner CVODE (Adams, its faster setting here) at rtol {RTOL:g}, "
                                          f"atol {ATOL:g}, one patient at a time (reset, set varying parameters, "
                                          f"dose to dose), on the first {rr.patients} patients ({rr.seconds:.3g} s; "
                                          f"the faster of a run before and one after ecsim's), one thread",
-            "scipy_patients_per_s": f"scipy.integrate.solve_ivp LSODA with the symbolic Jacobian at rtol {RTOL:g}, "
+            "scipy_patients_per_s": missing if sp is None else
+                                    f"scipy.integrate.solve_ivp LSODA with the symbolic Jacobian at rtol {RTOL:g}, "
                                     f"atol {ATOL:g}, dose to dose, measured on the first {sp.patients} patients "
                                     f"({sp.seconds:.3g} s), one thread",
             "ratio_vs_roadrunner": "ecsim_patients_per_s / roadrunner_patients_per_s",
@@ -257,27 +344,56 @@ class BenchResult:
                                           "times of |ecsim - reference| / max over time of |reference|",
             "reference": f"solve_ivp LSODA with the symbolic Jacobian at rtol {REF_RTOL:g}, atol {REF_ATOL:g} on the "
                          f"first {ref.patients} patients; same measure for libroadrunner "
-                         f"{errors['libroadrunner']:.2g}, SciPy at the benchmark tolerances {errors['scipy']:.2g}",
+                         f"{_fmt(errors.get('libroadrunner'))}, SciPy at the benchmark tolerances "
+                         f"{_fmt(errors.get('scipy'))}",
             "peak_rss_mb": "peak resident memory of the whole process (getrusage ru_maxrss), MiB",
+            "backend": "the engine timed as ecsim: numpy (ecsim.engine) or jax (ecsim.engine_jax)",
+            "device": "where that engine computed (JAX's default device; cpu for numpy)",
+            "chunk": "patients per chunk (JAX: at most; chunks are made equal and the last padded)",
+            "compile_s": "seconds of the untimed JAX warm-up: compiling the kernel for the chunk size, then one "
+                         "run of it on the first chunk (0 for numpy)",
         }
 
 
+def _fmt(x: float | None) -> str:
+    return "not run" if x is None else f"{x:.2g}"
+
+
 def run_bench(patients: int, *, reference_patients: int = 3, roadrunner_patients: int = 50,
-              scipy_patients: int = 5, days: float = DAYS) -> BenchResult:
-    """Run every contender on the same patients (libroadrunner and SciPy on the first ones)."""
+              scipy_patients: int = 5, days: float = DAYS, backend: str = "numpy", chunk: int | None = None,
+              contenders: tuple[str, ...] = CONTENDERS, progress=None) -> BenchResult:
+    """Run every contender on the same patients (libroadrunner and SciPy on the first ones).
+    `progress(text)`, if given, hears each stage as it ends."""
     from threadpoolctl import threadpool_limits
+    say = progress or (lambda text: None)
     work = Workload.build(patients, days)
     reference_patients = min(reference_patients, patients)
+    chunk = chunk or default_chunk(backend)
     _warm_up(work)
+    compile_s, device = 0.0, "cpu"
+    if backend == "jax":
+        from . import engine_jax
+        compile_s, device = warm_up_jax(work, patients, chunk, reference_patients), engine_jax.device()
+        say(f"jax on {device}: kernel compiled in {compile_s:.1f} s")
+    rr = sp = None
     with threadpool_limits(limits=1):
-        model = roadrunner_model(work)
-        before = run_roadrunner(work, min(roadrunner_patients, patients), model)
-        ecsim = run_ecsim(work, patients, keep=reference_patients)
-        after = run_roadrunner(work, min(roadrunner_patients, patients), model)
-        rr = max(before, after, key=lambda c: c.per_s)
-        sp = run_scipy(work, min(scipy_patients, patients))
+        if "roadrunner" in contenders:
+            model = roadrunner_model(work)
+            before = run_roadrunner(work, min(roadrunner_patients, patients), model)
+        if backend == "jax":
+            ecsim = run_ecsim_jax(work, patients, keep=reference_patients, chunk=chunk)
+        else:
+            ecsim = run_ecsim(work, patients, keep=reference_patients, chunk=chunk)
+        say(f"ecsim ({backend}): {patients} patients in {ecsim.seconds:.2f} s, {ecsim.per_s:.0f}/s")
+        if "roadrunner" in contenders:
+            after = run_roadrunner(work, min(roadrunner_patients, patients), model)
+            rr = max(before, after, key=lambda c: c.per_s)
+            say(f"libroadrunner: {rr.per_s:.1f}/s")
+        if "scipy" in contenders:
+            sp = run_scipy(work, min(scipy_patients, patients))
+            say(f"scipy: {sp.per_s:.2f}/s")
         ref = run_scipy(work, reference_patients, REF_RTOL, REF_ATOL, name="reference")
-    return BenchResult(ecsim, rr, sp, ref)
+    return BenchResult(ecsim, rr, sp, ref, backend, device, chunk, compile_s)
 
 
 def _warm_up(work: Workload) -> None:
@@ -294,14 +410,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def machine() -> dict:
-    """CPU, cores, memory, OS, Python and library versions."""
+def machine(backend: str = "numpy") -> dict:
+    """CPU, cores, memory, OS, Python and library versions (with JAX's and its devices for that backend)."""
     import numpy
     import scipy
     import sympy
 
     from . import __version__
-    info = {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": len(os.sched_getaffinity(0)),
+    usable = len(_CORES_BEFORE_PINNING or os.sched_getaffinity(0))
+    info = {"cpu": _cpu_model(), "logical_cores": os.cpu_count(), "usable_cores": usable,
             "memory_gb": _memory_gb(), "os": platform.platform(), "python": platform.python_version(),
             "ecsim": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__, "sympy": sympy.__version__,
             "load_average_1min": os.getloadavg()[0]}
@@ -310,6 +427,12 @@ def machine() -> dict:
         info["libroadrunner"] = roadrunner.__version__
     except ImportError:
         info["libroadrunner"] = None
+    if backend == "jax":
+        import jax
+        import jaxlib
+        info |= {"jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                 "jax_devices": [str(d) for d in jax.devices()], "xla_flags": os.environ.get("XLA_FLAGS", ""),
+                 "cpu_affinity": sorted(os.sched_getaffinity(0))}
     return info
 
 
@@ -334,8 +457,9 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
-def check_options(patients: int, reference_patients: int, days: float) -> None:
-    """One-line errors for impossible options or a missing libroadrunner."""
+def check_options(patients: int, reference_patients: int, days: float, backend: str = "numpy",
+                  chunk: int | None = None, contenders: str = ",".join(CONTENDERS)) -> tuple[str, ...]:
+    """One-line errors for impossible options, a missing libroadrunner or jax; the contenders to run."""
     from .scenario import MAX_PATIENTS
     if not 1 <= patients <= MAX_PATIENTS:
         raise InputError("--patients", patients, f"1 to {MAX_PATIENTS}")
@@ -343,11 +467,25 @@ def check_options(patients: int, reference_patients: int, days: float) -> None:
         raise InputError("--reference-patients", reference_patients, "1 to min(--patients, 50)")
     if not 0 < days <= 730 or (days * 24) % 1:
         raise InputError("--days", days, "a whole number of hours, over 0 and up to 730 days")
-    try:
-        import roadrunner  # noqa: F401
-    except ImportError:
-        raise InputError("libroadrunner", "not installed",
-                         "pip install 'libroadrunner>=2.6' (in the test extra)") from None
+    if backend not in BACKENDS:
+        raise InputError("--backend", backend, " or ".join(BACKENDS))
+    if chunk is not None and not 1 <= chunk <= MAX_PATIENTS:
+        raise InputError("--chunk", chunk, f"1 to {MAX_PATIENTS} patients")
+    chosen = tuple(c.strip() for c in contenders.split(","))
+    if "ecsim" not in chosen or not set(chosen) <= set(CONTENDERS):
+        raise InputError("--contenders", contenders, f"a comma-separated list of {', '.join(CONTENDERS)} "
+                                                     "that includes ecsim")
+    if backend == "jax":
+        from . import engine_jax
+        if not engine_jax.available():
+            raise InputError("--backend", "jax", "numpy, or jax once installed (pip install jax)")
+    if "roadrunner" in chosen:
+        try:
+            import roadrunner  # noqa: F401
+        except ImportError:
+            raise InputError("libroadrunner", "not installed", "pip install 'libroadrunner>=2.6' (in the test "
+                             "extra), or --contenders without roadrunner") from None
+    return chosen
 
 
 def print_bench(result: BenchResult) -> None:
@@ -356,13 +494,14 @@ def print_bench(result: BenchResult) -> None:
     from rich.table import Table
     doc, errors = result.as_json(), result.errors()
     title = (f"ecsim bench: {doc['patients']} patients, full model, {result.ecsim.outputs.shape[1] - 1} h, "
-             "hourly outputs, one thread")
+             f"hourly outputs, ecsim on {result.backend} ({result.device})")
     table = Table("contender", "timed", "seconds", "patients/s", "ecsim x", "max rel. error", title=title)
-    for c in (result.ecsim, result.roadrunner, result.scipy):
+    for c in result.contenders:
         table.add_row(c.name, str(c.patients), f"{c.seconds:.3g}", f"{c.per_s:.4g}",
                       f"{result.ecsim.per_s / c.per_s:.3g}", f"{errors[c.name]:.2g}")
     console = Console()
     console.print(table)
+    console.print(f"ecsim: {doc['definitions']['ecsim_patients_per_s']}")
     console.print(f"reference: {doc['definitions']['reference']}")
     console.print(f"peak RSS {doc['peak_rss_mb']:.0f} MiB; {doc['machine']['cpu']}, "
                   f"{doc['machine']['usable_cores']} cores, load average {doc['machine']['load_average_1min']:.2f}")
