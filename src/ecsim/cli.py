@@ -183,9 +183,13 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
                                                       "Dask cluster of N processes (same numbers as without)"),
                 scheduler: Optional[str] = typer.Option(None, "--scheduler", help="evaluate them on an existing "
                                                         "Dask cluster: its scheduler's address"),
+                claims: bool = typer.Option(False, "--claims", help="instead, Morris screening of each claim's "
+                                            "numbers (SCENARIO gives the trial claim's arms; --method, --samples "
+                                            "and --top do not apply); a few minutes"),
                 as_json: bool = typer.Option(False, "--json")) -> None:
     """Which uncertain parameters decide the answer: Morris screening of every drug-layer parameter,
-    then Sobol indices of the most influential, and what to measure next."""
+    then Sobol indices of the most influential, and what to measure next. With --claims, which
+    parameters decide each claim's numbers (docs/uncertainty.md)."""
     from .simulation import scenario_registry
     from .scenario import load_scenario
     from .uncertainty import sensitivity_analysis
@@ -199,6 +203,8 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
         raise InputError("--top", top, "1 to 50")
     if not 0 <= joint <= 10_000:
         raise InputError("--joint", joint, "0 (none) to 10000 draws")
+    if claims and joint:
+        raise InputError("--joint", joint, "0 with --claims (the joint draws are for the main answer)")
     sc = load_scenario(scenario)
     reg = scenario_registry(sc)
     if joint:
@@ -207,6 +213,11 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
     from .distributed import ClusterError, ordered_mapper
     try:
         with ordered_mapper(workers=workers, scheduler=scheduler) as mapper:
+            if claims:
+                from .claims.sensitivity import claims_sensitivity, format_claims_sensitivity
+                doc = claims_sensitivity(sc, reg, trajectories, seed, mapper=mapper)
+                print(json.dumps(doc, allow_nan=False) if as_json else format_claims_sensitivity(doc))
+                return
             doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed, mapper=mapper)
             if joint:
                 from .uncertainty.joint import joint_uncertainty
@@ -250,12 +261,24 @@ def bench(patients: int = typer.Option(1000, "--patients", help="patients for ec
           as_json: bool = typer.Option(False, "--json", help="print the result as JSON only"),
           reference_patients: int = typer.Option(3, "--reference-patients",
                                                  help="patients solved at rtol 1e-10 for the error"),
-          days: float = typer.Option(14.0, "--days", help="regimen length; the published figures use 14")) -> None:
+          days: float = typer.Option(14.0, "--days", help="regimen length; the published figures use 14"),
+          backend: str = typer.Option("numpy", "--backend", help="the engine timed as ecsim: numpy or jax "
+                                      "(optional; on JAX's default device, a GPU where there is one)"),
+          chunk: Optional[int] = typer.Option(None, "--chunk", help="patients per chunk (default: 500 for numpy; "
+                                              "for jax 500 on a CPU, 100000 on a GPU)"),
+          contenders: str = typer.Option("ecsim,roadrunner,scipy", "--contenders",
+                                         help="which to time, comma-separated; ecsim always (the SciPy "
+                                              "reference always runs)"),
+          progress: bool = typer.Option(False, "--progress", help="print each stage's time to stderr")) -> None:
     """ecsim against libroadrunner (CVODE) and SciPy on the full model: patients per second, ratio, error
     (see benchmarks/README.md)."""
-    from .bench import check_options, print_bench, run_bench
-    check_options(patients, reference_patients, days)
-    result = run_bench(patients, reference_patients=reference_patients, days=days)
+    from .bench import check_options, print_bench, run_bench, single_threaded_xla
+    chosen = check_options(patients, reference_patients, days, backend, chunk, contenders)
+    if backend == "jax":
+        single_threaded_xla()   # on a CPU, one thread like every contender; no effect on a GPU
+    say = (lambda text: print(text, file=sys.stderr, flush=True)) if progress else None
+    result = run_bench(patients, reference_patients=reference_patients, days=days, backend=backend, chunk=chunk,
+                       contenders=chosen, progress=say)
     if as_json:
         print(json.dumps(result.as_json()))
         return
