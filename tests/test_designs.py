@@ -44,6 +44,8 @@ def scenario(arms=TOXIN, trial="crossover: {period_days: 42, washout_days: 14}",
     (TOXIN, "crossover: {period_days: 42, sequences: [[toxin, plaecbo], [placebo, toxin]]}", 98,
      "trial.crossover.sequences"),
     (TOXIN, "crossover: {period_days: 42, sequences: [[toxin, placebo], [placebo]]}", 98, "trial.crossover.sequences"),
+    (TOXIN, "crossover: {period_days: 42, sequences: [[toxin, placebo], [toxin, placebo]]}", 98,
+     "trial.crossover.sequences"),   # every patient takes toxin first: treatment confounded with period
     (TOXIN, "crossover: {period_days: 42.5}", 98, "trial.crossover.period_days"),
     (TOXIN, "crossover: {period_days: 42, washout_days: -1}", 98, "trial.crossover.washout_days"),
     ("  - {name: toxin, botulinum: {units: 500, every_days: 28}}\n  - {name: placebo}",

@@ -120,12 +120,25 @@ def check_crossover(scenario: Scenario) -> None:
         if name != t.control_arm and not any(name in o and t.control_arm in o for o in orders):
             raise InputError("trial.crossover.sequences", name, f"a sequence with both {name} and the control arm "
                              f"{t.control_arm}")
+        _check_both_orders(name, t.control_arm, orders)
     last = period_bounds(scenario)[-1][1]
     if scenario.duration_days < last - 1e-9:
         raise InputError("duration_days", scenario.duration_days,
                          f"at least {last:g} for {len(orders[0])} periods of {c.period_days} days with "
                          f"{c.washout_days}-day washouts")
     sequence_arms(scenario)
+
+
+def _check_both_orders(name: str, control: str, orders: list[list[str]]) -> None:
+    """Refuse a comparison with the control that is never made in the other order: its
+    within-patient difference would be the period effect (mostly the expectation response, which
+    develops in period 1) as much as the treatment's, and nothing could separate the two."""
+    before = {o.index(name) < o.index(control) for o in orders if name in o and control in o and name != control}
+    if len(before) == 1:
+        first, second = (name, control) if before.pop() else (control, name)
+        raise InputError("trial.crossover.sequences", [list(o) for o in orders],
+                         f"sequences that give {name} both before and after {control} (every one here gives "
+                         f"{first} before {second}: the period effect cannot be told from the treatment's)")
 
 
 def sequence_arms(scenario: Scenario) -> tuple[list[Arm], list[Sequence]]:
