@@ -59,6 +59,14 @@ def test_bad_titrations_name_the_field(arm, field):
     assert "\n" not in str(err.value)
 
 
+def test_a_forced_titration_must_reach_its_top_level_inside_the_run():
+    """Four weekly levels need more than 21 days; in 14 the top two would never be given."""
+    arm = FLEXIBLE.format(limiting="[]").replace("20 mg/kg]", "20 mg/kg, 40 mg/kg]") + "\n      rule: forced"
+    with pytest.raises(InputError, match="^arms.cbd.titration.step_days: got 7.*on day 21"):
+        scenario(arm, duration=21)
+    assert scenario(arm, duration=22).arms[1].titration.rule == "forced"
+
+
 def test_flexible_titration_needs_a_phenotype_and_no_crossover():
     text = TEXT.format(arm=FLEXIBLE.format(limiting="[]"), n=4, seed=1, duration=21, responder=0.2)
     with pytest.raises(InputError, match="^arms.cbd.titration"):
@@ -148,7 +156,7 @@ def test_dose_limiting_effects_stop_escalation_at_their_rate():
       times_h: [0, 12]
       step_days: 14
       dose_limiting: [somnolence, alt_over_3x_uln]"""
-    s = scenario(arm, n=300, duration=28, responder=0.99)   # nobody responds by 99 %
+    s = scenario(arm, n=300, duration=35, responder=0.99)   # nobody responds by 99 %; level 3 from day 28
     titrated = simulate_chunk(s, s.arms[1], 0, 300)
     level, reasons = titrated.labels["titration_level"], titrated.labels["titration_reason"]
     assert set(reasons) <= {"dose_limiting", "top_level"}

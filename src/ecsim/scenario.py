@@ -480,6 +480,8 @@ class Scenario(_Strict):
             if arm.titration is not None:
                 _check_steps([arm.titration.step(0, 0)], self.output_step_h, self.duration_days,
                              f"arms.{arm.name}.titration")
+            if arm.titration is not None:
+                _check_titration_reaches_the_top(arm, self.duration_days)
             if arm.titration is not None and arm.titration.rule == "flexible":
                 _check_titration_visits(arm, self.visit_days())
         if self.trial.crossover is not None:
@@ -493,6 +495,18 @@ def _all_steps(arm: Arm):
     yield "thc", arm.thc
     for i, co in enumerate(arm.comedication):
         yield f"comedication.{i}", co.steps
+
+
+def _check_titration_reaches_the_top(arm: Arm, duration_days: float) -> None:
+    """Every level must start inside the run: a level that would start on or after the last day
+    is never given, and the arm would silently stop short of the doses it lists."""
+    t = arm.titration
+    top_day = (len(t.levels) - 1) * t.step_days
+    if top_day >= duration_days:
+        raise InputError(f"arms.{arm.name}.titration.step_days", t.step_days,
+                         f"less than {duration_days / (len(t.levels) - 1):g} days, so that all {len(t.levels)} "
+                         f"levels start inside duration_days ({duration_days:g}; the top level would start on day "
+                         f"{top_day})")
 
 
 def _check_titration_visits(arm: Arm, visits: list[float]) -> None:
