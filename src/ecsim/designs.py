@@ -26,9 +26,11 @@ difference between sequences of the mean period difference (period 1 − period 
 two-sample t test on those period differences (it removes a period effect); the period effect is
 half their sum; carry-over is tested with a two-sample t test on each patient's sum of the two
 periods (Hills & Armitage: low power in real trials, hence often read at P < 0.10). Because every
-period starts with a baseline visit, a more direct check is added: the period-2 baselines of the two
-sequences, which differ only by what period 1's treatment left behind (two-sample t test; A first
-minus B first).
+period starts with a baseline visit, a more direct check is added: each patient's period-2 baseline
+minus their period-1 baseline, compared between the two sequences, which differ only by what period
+1's treatment left behind (two-sample t test; A first minus B first). Taking each patient's own
+change removes the differences between the patients of the two sequences (a phenotype mix, an
+unlucky randomisation), which the raw period-2 baselines would count as carry-over.
 
 **Screening** (`population.inclusion`). Candidates 0, 1, 2, ... are rated at the baseline visit
 without treatment and enrolled in that order until ``population.n`` meet the criterion
@@ -504,7 +506,9 @@ def _comparison(groups: list[_Group], t: str, control: str, size: int | None, re
     y_ab, y_ba = (np.concatenate([g.change for g in x]) for x in (first, second))
     out["hills_armitage"] = hills_armitage(y_ab, y_ba)
     b_ab, b_ba = (np.concatenate([g.baseline for g in x]) for x in (first, second))
-    out["carryover_at_period_2_baseline"] = _two_sample(b_ab[:, 1], b_ba[:, 1])
+    # each patient's own rise or fall from the period-1 baseline: differences between the patients
+    # of the two sequences (a phenotype mix, an unlucky randomisation) cancel
+    out["carryover_at_period_2_baseline"] = _two_sample(b_ab[:, 1] - b_ab[:, 0], b_ba[:, 1] - b_ba[:, 0])
     usable = min(size or 0, len(y_ab) // 2, len(y_ba) // 2)
     if size is not None and usable >= 2:
         out["replicate_trials"] = {"requested": size} | replicate_crossovers(y_ab, y_ba, usable, replicates, seed)
