@@ -205,6 +205,21 @@ def test_the_summary_carries_the_crossover(identical_placebos):
     assert [a["arm"] for a in doc["arms"]] == ["seq1.placebo_a.placebo", "seq2.placebo.placebo_a"]
 
 
+def test_clinical_table_marks_the_sequence_each_patient_was_randomised_to(identical_placebos):
+    """Every patient is simulated in every sequence; the table's `randomised` column keeps the one
+    they were allocated to: exactly one per patient, and as many per sequence as the summary says."""
+    from ecsim.clinical_summary import clinical_table
+    s, results = identical_placebos
+    table = clinical_table(results, s.population.seed)
+    first_visit = table[table["day"] == 0]
+    per_patient = first_visit.groupby("patient")["randomised"].sum()
+    assert (per_patient == 1).all() and len(per_patient) == s.population.n
+    doc = summary(s, results, Simulation(s).registry)
+    counted = first_visit[first_visit["randomised"].astype(bool)].groupby("arm").size().to_dict()
+    assert counted == {name: v["patients"] for name, v in doc["trial"]["sequences"].items()}
+    assert "randomised" not in clinical_table(results).columns   # no seed, no claim about allocation
+
+
 # ---------------------------------------------------------------- carry-over from the model itself
 
 

@@ -14,17 +14,22 @@ SCALES = ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "twstrs_pain",
 PRESENT = 0.1   # a symptom score above this counts as present
 
 
-def clinical_table(results: list[ArmResult]) -> pd.DataFrame:
+def clinical_table(results: list[ArmResult], seed: int | None = None) -> pd.DataFrame:
     """Long table: one row per arm, patient and visit, with every scale, rate and symptom score
-    (and the patient's labels, e.g. the phenotype of a mixed population)."""
+    (and the patient's labels, e.g. the phenotype of a mixed population). In a crossover every
+    patient is simulated in every sequence; with the run's ``seed``, a ``randomised`` column says
+    which sequence each patient was allocated to (the rows the trial statistics use)."""
+    from .designs import randomised
     from .outputs import faulted_rows, in_patient_order
+    allocated = randomised(results, seed) if seed is not None else {}
     frames = []
     for r in results:
         if not r.clinical:
             continue
         n, visits = next(iter(r.clinical.values())).shape
+        labels = r.labels | ({"randomised": allocated[r.name]} if r.name in allocated else {})
         base = {"arm": r.name, "patient": np.repeat(r.patients, visits), "day": np.tile(r.visit_days, n),
-                "fault": None} | {k: np.repeat(v, visits) for k, v in r.labels.items()}
+                "fault": None} | {k: np.repeat(v, visits) for k, v in labels.items()}
         frames.append(pd.DataFrame(base | {k: v.reshape(-1) for k, v in r.clinical.items()}))
         if r.faults:
             frames.append(faulted_rows(r, r.clinical, r.visit_days))

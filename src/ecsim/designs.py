@@ -418,15 +418,25 @@ class _Group:
                       None if self.phenotype is None else self.phenotype[rows])
 
 
-def randomised_groups(results, scale: str, seed: int) -> list[_Group]:
-    """Per sequence arm, the patients randomised to it and their period changes of ``scale``."""
+def randomised(results, seed: int) -> dict[str, np.ndarray]:
+    """Per sequence arm, which of its (sound) patients were randomised to it: every patient is
+    simulated in every sequence, the statistics use only the one each was allocated to."""
     arms = [r for r in results if getattr(r, "sequence", None) is not None]
+    if not arms:
+        return {}
     enrolled = np.unique(np.concatenate([np.concatenate([r.patients, np.fromiter(r.faults, int, len(r.faults))])
                                          for r in arms]))
     assigned = allocation(seed, enrolled, arms[0].sequence.count)
+    return {r.name: assigned[np.searchsorted(enrolled, r.patients)] == r.sequence.index for r in arms}
+
+
+def randomised_groups(results, scale: str, seed: int) -> list[_Group]:
+    """Per sequence arm, the patients randomised to it and their period changes of ``scale``."""
+    arms = [r for r in results if getattr(r, "sequence", None) is not None]
+    allocated = randomised(arms, seed)
     groups = []
     for r in arms:
-        mine = assigned[np.searchsorted(enrolled, r.patients)] == r.sequence.index
+        mine = allocated[r.name]
         v = r.clinical[scale][mine].astype(float)
         days = r.visit_days
         first = [int(np.argmin(np.abs(days - p.start_day))) for p in r.sequence.periods]

@@ -201,7 +201,7 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
     summ = summary(scenario, results, registry)
     exposure_table(results).to_parquet(tmp / "exposure.parquet", index=False)
     band_table(results).to_parquet(tmp / "bands.parquet", index=False)
-    clinical = clinical_table(results)
+    clinical = clinical_table(results, scenario.population.seed)
     if not clinical.empty:
         clinical.to_parquet(tmp / "clinical.parquet", index=False)
     (tmp / "summary.json").write_text(json.dumps(summ, indent=2))
