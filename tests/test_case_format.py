@@ -215,3 +215,23 @@ def test_adverse_case_reproduces_the_known_wheless_verdicts():
     passed = {r.id.split(".")[-1]: r.passed for r in evaluate_case(case)}
     missed = {k for k, ok in passed.items() if not ok}
     assert missed == {"appetite_mgkg20", "appetite_mgkg40"}
+
+
+def test_a_metric_says_how_many_patients_its_arms_lost_to_faults(tmp_path, monkeypatch):
+    """Statistics leave non-finite values out (ecsim.faults); the metric's note must say so, for the
+    arms it reads only. Patient 3 of every arm that doses CBD is made a fault through the fault
+    check itself; the case's metrics read arm 'fed', arm 'fasted' or both."""
+    import ecsim.validation.runner as runner
+    real = runner.patient_faults
+
+    def fault_in_dosed_arms(values, outputs, clinical):
+        reasons = real(values, outputs, clinical).copy()
+        if outputs["cbd_plasma_ng_per_ml"].max() > 0:
+            reasons[3] = "drug_levels"
+        return reasons
+
+    monkeypatch.setattr(runner, "patient_faults", fault_in_dosed_arms)
+    notes = {r.id.split(".")[-1]: r.note for r in evaluate_case(load_case(write(tmp_path, difference_case())))}
+    assert notes["fed_mean"] == "1 of 40 patients of arm fed left out (numerical faults)"
+    assert notes["fasted_mean"] == "1 of 40 patients of arm fasted left out (numerical faults)"
+    assert "arm fed" in notes["fed_minus_fasted"] and "arm fasted" in notes["fed_minus_fasted"]

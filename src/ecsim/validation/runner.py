@@ -11,6 +11,7 @@ from ..circuit.regions import REGIONS
 from ..ecs.species import species_registry
 from ..errors import InputError
 from ..exposure import exposure_metrics
+from ..faults import patient_faults
 from ..registry import Registry, default_registry
 from ..simulation import Chunk, simulate_chunk
 from ..treatments.adverse import CLOBAZAM_EXPOSURE, adverse_effects
@@ -205,9 +206,22 @@ def evaluate_case(case: Case, registry: Registry | None = None) -> list[MetricRe
     for m in case.metrics:
         sim = simulated_value(m, chunks, case.sampling_h, reg)
         passed, words = judge(m, sim)
+        note = "; ".join(x for x in (m.note, fault_note({a: chunks[a] for a in m.arms()})) if x)
         out.append(MetricResult(f"{case.id}.{m.id}", case.kind, _describe(m), m.observed.value,
-                                round(sim, 6) if np.isfinite(sim) else float("nan"), words, passed, m.note))
+                                round(sim, 6) if np.isfinite(sim) else float("nan"), words, passed, note))
     return out
+
+
+def fault_note(chunks: dict[str, Chunk]) -> str:
+    """Which arms lost patients to numerical faults (`ecsim.faults`): the statistics leave their
+    non-finite values out, so a metric says how many it did without."""
+    parts = []
+    for arm, chunk in chunks.items():
+        bad = int(np.sum(patient_faults(chunk.values, chunk.outputs, chunk.clinical) != ""))
+        if bad:
+            parts.append(f"{bad} of {next(iter(chunk.outputs.values())).shape[0]} "
+                         f"patients of arm {arm} left out (numerical faults)")
+    return "; ".join(parts)
 
 
 def _describe(m: Metric) -> str:
