@@ -67,13 +67,18 @@ def write(folder: Path, doc: dict, name: str = "case.yaml") -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def diff_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("diff")
-    write(folder, difference_case())
+def validated(folder: Path, doc: dict) -> dict[str, dict]:
+    """Run `ecsim validate --cases FOLDER --json` on ``doc`` written there, as an outside author
+    would; results by metric id."""
+    write(folder, doc)
     res = run_cli("validate", "--cases", str(folder), "--json")
     assert res.returncode == 0, res.stderr
     return {r["id"].split(".")[-1]: r for r in json.loads(res.stdout)["cases"]}
+
+
+@pytest.fixture(scope="module")
+def diff_results(tmp_path_factory):
+    return validated(tmp_path_factory.mktemp("diff"), difference_case())
 
 
 def test_difference_is_the_difference_of_the_two_quantities(diff_results):
@@ -92,11 +97,7 @@ def test_a_null_difference_passes_the_absolute_rule(diff_results):
 
 @pytest.fixture(scope="module")
 def adverse_results(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("adverse")
-    write(folder, adverse_case())
-    res = run_cli("validate", "--cases", str(folder), "--json")
-    assert res.returncode == 0, res.stderr
-    return {r["id"].split(".")[-1]: r for r in json.loads(res.stdout)["cases"]}
+    return validated(tmp_path_factory.mktemp("adverse"), adverse_case())
 
 
 def test_without_cbd_the_share_is_the_background_rate(adverse_results):
