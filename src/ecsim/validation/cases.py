@@ -154,6 +154,39 @@ def drug_output_names() -> frozenset[str]:
     return frozenset(full_model().outputs)
 
 
+def case_span_days(scenario: Scenario) -> float:
+    """Days a case's quantities read: the whole run, or in a crossover one period (an arm is read
+    on the period it is taken in, day 0 = the period's first day; `runner.crossover_chunks`)."""
+    c = scenario.trial.crossover
+    return scenario.duration_days if c is None else float(c.period_days)
+
+
+def case_visit_days(scenario: Scenario) -> list[float]:
+    """Visit days a quantity may name: the scenario's, or in a crossover the days from a period's
+    first day that are visits in every period (the first and last day always are)."""
+    days = scenario.visit_days()
+    if scenario.trial.crossover is None:
+        return days
+    from ..designs import period_bounds
+    within = [{round(d - a, 6) for d in days if a - 1e-9 <= d <= b + 1e-9} for a, b in period_bounds(scenario)]
+    return sorted(set.intersection(*within))
+
+
+def _check_crossover_case(scenario: Scenario, metrics: list["Metric"]) -> None:
+    """What a crossover case cannot read, refused by field: adverse events (their covariates, such
+    as the largest single THC dose, belong to the whole sequence, not to one period) and a time
+    grid that does not put every period's first day on it."""
+    if scenario.trial.crossover is None:
+        return
+    for m in metrics:
+        if m.adverse is not None:
+            raise InputError(f"metrics.{m.id}.adverse", m.adverse.event, "nothing in a crossover case (the adverse "
+                             "risks read covariates of the whole sequence); use a parallel case")
+    if abs(24 / scenario.output_step_h - round(24 / scenario.output_step_h)) > 1e-9:
+        raise InputError("scenario.output_step_h", scenario.output_step_h,
+                         "a step that divides 24 h in a crossover case (every period must start on the grid)")
+
+
 def _check_clinical(metric: str, q: Quantity, scenario: Scenario, sampling_h: list[float]) -> None:
     """Clinical outputs only at visits that exist, and only with a phenotype; NCA only on drug
     outputs, at times inside the simulated span, over windows that hold sampling times."""
@@ -165,9 +198,10 @@ def _check_clinical(metric: str, q: Quantity, scenario: Scenario, sampling_h: li
         if q.output not in drug_output_names():
             raise InputError(f"{where}.output", q.output, "a drug or tone output of the model, e.g. "
                              "cbd_plasma_ng_per_ml or faah_inhibition (list in docs/case-files.md)")
-        end = scenario.duration_days * 24
+        end = case_span_days(scenario) * 24
         if q.at_h is not None and not 0 <= q.at_h <= end:
-            raise InputError(f"{where}.at_h", q.at_h, f"an hour from 0 to {end:g} (the scenario's duration)")
+            raise InputError(f"{where}.at_h", q.at_h, f"an hour from 0 to {end:g} (the scenario's duration, "
+                                                        "or a crossover's period)")
         if q.measure != "c_at":
             lo, hi = q.window_h if q.window_h is not None else (0.0, end)
             if not 0 <= lo < hi:
@@ -181,10 +215,11 @@ def _check_clinical(metric: str, q: Quantity, scenario: Scenario, sampling_h: li
         raise InputError(f"{where}.measure", q.measure, "an NCA measure, or set scenario.population.phenotype")
     if q.output not in clinical:
         raise InputError(f"{where}.output", q.output, "a clinical output listed in docs/case-files.md")
-    days = scenario.visit_days()
+    days = case_visit_days(scenario)
+    period = " of every period, counted from its first day" if scenario.trial.crossover is not None else ""
     for name, day in (("at_day", q.at_day), ("change_from_day", q.change_from_day)):
         if day is not None and min(abs(day - d) for d in days) > 1e-9:
-            raise InputError(f"{where}.{name}", day, "a visit day: " + ", ".join(f"{d:g}" for d in days))
+            raise InputError(f"{where}.{name}", day, f"a visit day{period}: " + ", ".join(f"{d:g}" for d in days))
 
 
 RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "absolute": (), "range": ("range_low", "range_high"),
@@ -211,16 +246,18 @@ class Case(_Strict):
                     raise ValueError(f"metric {m.id}: arm {arm!r} is not one of {sorted(arms)}")
             for q in m.quantities():
                 _check_clinical(m.id, q, self.scenario, self.sampling_h)
+        _check_crossover_case(self.scenario, self.metrics)
         return self
 
     @model_validator(mode="after")
     def _sampling(self) -> "Case":
-        end = self.scenario.duration_days * 24
+        end = case_span_days(self.scenario) * 24
         for a, b in zip(self.sampling_h, self.sampling_h[1:]):
             if not b > a:
                 raise InputError("sampling_h", b, f"hours in increasing order (after {a:g})")
         if not 0 <= self.sampling_h[0] or self.sampling_h[-1] > end + 1e-9:
-            raise InputError("sampling_h", self.sampling_h, f"hours from 0 to {end:g} (the scenario's duration)")
+            raise InputError("sampling_h", self.sampling_h, f"hours from 0 to {end:g} (the scenario's duration, "
+                             "or a crossover's period)")
         return self
 
 

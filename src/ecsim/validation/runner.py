@@ -7,15 +7,18 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from ..circuit.clinical import ClinicalTrajectory
 from ..circuit.regions import REGIONS
+from ..designs import crossover_scenario
 from ..ecs.species import species_registry
 from ..errors import InputError
 from ..exposure import exposure_metrics
 from ..faults import patient_faults
 from ..registry import Registry, default_registry
+from ..scenario import Scenario
 from ..simulation import Chunk, simulate_chunk
 from ..treatments.adverse import CLOBAZAM_EXPOSURE, adverse_effects
-from .cases import AdverseQuantity, Case, Metric, Quantity
+from .cases import AdverseQuantity, Case, Metric, Quantity, case_visit_days
 from .nca import MEASURES
 
 WILSON_Z = float(stats.norm.ppf(0.975))
@@ -52,7 +55,73 @@ def simulate_case(case: Case, registry: Registry, n: int | None = None, typical:
             update={"typical": True})})
     n = 1 if typical else (n or case.n_simulated)
     reg = case_registry(case, registry)
+    if scenario.trial.crossover is not None:
+        return crossover_chunks(scenario, n, reg)
     return {arm.name: simulate_chunk(scenario, arm, 0, n, registry=reg) for arm in scenario.arms}
+
+
+def crossover_chunks(scenario: Scenario, n: int, registry: Registry) -> dict[str, Chunk]:
+    """Each arm of a crossover case, read on the periods it is taken in.
+
+    Every sequence is simulated for the same ``n`` patients as one timeline (`ecsim.designs`: the
+    treatments moved into their periods, nothing in the washouts, whatever a period leaves behind
+    carried into the next by the model itself). Arm A's chunk stacks, sequence after sequence, the
+    patients' trajectories over A's period with time counted from the period's first day, so a
+    quantity reads day d of arm A as day d of A's period, as a crossover's arms are written
+    (docs/scenarios.md). Every patient is in every sequence, so for AB/BA the difference of the two
+    arms' arithmetic means is the mean within-patient difference, and it equals the Hills-Armitage
+    treatment effect (half the difference between sequences of period 1 minus period 2)."""
+    timeline, sequences = crossover_scenario(scenario)
+    days = np.array(case_visit_days(scenario))
+    periods: dict[str, list[Chunk]] = {}
+    for arm, sequence in zip(timeline.arms, sequences):
+        chunk = simulate_chunk(timeline, arm, 0, n, registry=registry)
+        for p in sequence.periods:
+            periods.setdefault(p.treatment, []).append(period_chunk(chunk, p.start_day, p.end_day, days))
+    return {name: stacked(parts) for name, parts in periods.items()}
+
+
+def period_chunk(chunk: Chunk, start_day: float, end_day: float, visit_days: np.ndarray) -> Chunk:
+    """The patients' trajectories over days [start_day, end_day] of a timeline, time counted from
+    ``start_day``; clinical visits at ``visit_days`` from the period's first day."""
+    t = chunk.times_h
+    keep = (t >= start_day * 24 - 1e-9) & (t <= end_day * 24 + 1e-9)
+
+    def window(arrays: dict) -> dict:
+        return {k: v[:, keep] if np.ndim(v) >= 2 and v.shape[1] == len(t) else v for k, v in arrays.items()}
+
+    clinical = chunk.clinical
+    if clinical is not None:
+        rel = clinical.visit_days - start_day
+        k = np.array([int(np.argmin(np.abs(rel - d))) for d in visit_days])
+
+        def at(arrays: dict) -> dict:
+            return {name: v[:, k] for name, v in arrays.items()}
+
+        clinical = ClinicalTrajectory(visit_days.astype(float), at(clinical.totals), at(clinical.regions),
+                                      at(clinical.symptoms), clinical.converged[:, k])
+    return Chunk(t[keep] - start_day * 24, window(chunk.outputs), chunk.values, window(chunk.states), clinical,
+                 chunk.labels)
+
+
+def stacked(parts: list[Chunk]) -> Chunk:
+    """Chunks on one grid, their patients one after the other: per-patient arrays are joined, and a
+    value given once for every patient (a scalar) becomes one per patient."""
+    if len(parts) == 1:
+        return parts[0]
+    n = [len(next(iter(p.outputs.values()))) for p in parts]
+
+    def join(dicts: list[dict]) -> dict:
+        return {k: np.concatenate([np.broadcast_to(d[k], (m,) + np.shape(d[k])[1:]) if np.ndim(d[k]) else
+                                   np.full(m, d[k]) for d, m in zip(dicts, n)])
+                for k in dicts[0]}
+
+    c = [p.clinical for p in parts]
+    clinical = None if c[0] is None else ClinicalTrajectory(
+        c[0].visit_days, join([x.totals for x in c]), join([x.regions for x in c]), join([x.symptoms for x in c]),
+        np.concatenate([x.converged for x in c]))
+    return Chunk(parts[0].times_h, join([p.outputs for p in parts]), join([p.values for p in parts]),
+                 join([p.states for p in parts]), clinical, join([p.labels for p in parts]))
 
 
 def quantity_values(q: Quantity, chunks: dict[str, Chunk], sampling_h: list[float]) -> np.ndarray:
