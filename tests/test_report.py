@@ -157,3 +157,11 @@ def test_report_escapes_scenario_text_and_survives_odd_trials(tmp_path):
 def prepared(path):
     from ecsim.runjob import prepared_scenario
     return prepared_scenario(path, 6, None)
+
+
+def test_every_output_the_report_plots_over_time_has_its_population_mean_kept():
+    """Runs keep population means over time only for `exposure.MEANS` (memory at 10^6 patients);
+    a plotted output outside it would silently drop out of the tone figure and bands.parquet."""
+    from ecsim.exposure import MEANS, REPORTED
+    from ecsim.report.figures import TONE
+    assert {name for name, _ in TONE} | set(REPORTED) <= set(MEANS)

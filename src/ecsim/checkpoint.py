@@ -10,7 +10,9 @@ The checkpoint is a hidden sibling of the output folder, ``.OUT.partial/``:
   kernel releases it when the process dies, however it dies;
 - ``chunks/A-START-STOP.pkl``: one `ChunkSummary` per finished chunk, written under a temporary
   name, flushed to disk, then renamed: a chunk file is complete or absent;
-- ``output/``: the result files while they are written; renamed to ``OUT`` when all are there.
+- ``output/``: the result files while they are written; renamed to ``OUT`` when all are there;
+- ``arrays/``: per-patient results of this process's run, spilled to disk as chunks finish
+  (`ecsim.simulation.ArmResult.store`); rebuilt from the chunk files on resume.
 
 Chunk files are pickles: resume only checkpoints that this machine's runs wrote.
 """
@@ -97,6 +99,7 @@ class Checkpoint:
             _atomic_write(self.folder / "run.json", json.dumps(self.ident, indent=1).encode())
         (self.folder / "chunks").mkdir(exist_ok=True)
         shutil.rmtree(self.staging, ignore_errors=True)
+        shutil.rmtree(self.arrays, ignore_errors=True)
         return self
 
     def __exit__(self, *exc) -> bool:
@@ -109,6 +112,11 @@ class Checkpoint:
     def staging(self) -> Path:
         """Where the result files are written before the rename to ``out``."""
         return self.folder / "output"
+
+    @property
+    def arrays(self) -> Path:
+        """Where the run keeps its per-patient arrays while it writes (not part of the result)."""
+        return self.folder / "arrays"
 
     def finished(self, tasks) -> dict:
         """The saved summaries of ``tasks`` (a chunk file that cannot be read is simulated again)."""
@@ -157,7 +165,7 @@ class Checkpoint:
 
     def _clear(self) -> None:
         """A fresh run: whatever an earlier, interrupted run left here goes."""
-        for name in ("chunks", "output", "run.json"):
+        for name in ("chunks", "output", "arrays", "run.json"):
             path = self.folder / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 

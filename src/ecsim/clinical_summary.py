@@ -19,21 +19,19 @@ def clinical_table(results: list[ArmResult], seed: int | None = None) -> pd.Data
     (and the patient's labels, e.g. the phenotype of a mixed population). In a crossover every
     patient is simulated in every sequence; with the run's ``seed``, a ``randomised`` column says
     which sequence each patient was allocated to (the rows the trial statistics use)."""
+    frames = list(clinical_frames(results, seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def clinical_frames(results: list[ArmResult], seed: int | None = None, per_frame: int | None = None):
+    """`clinical_table` in pieces of ``per_frame`` patients (default `outputs.PATIENTS_PER_FRAME`), in order."""
     from .designs import randomised
-    from .outputs import faulted_rows, in_patient_order
+    from .outputs import PATIENTS_PER_FRAME, patient_frames
     allocated = randomised(results, seed) if seed is not None else {}
-    frames = []
     for r in results:
-        if not r.clinical:
-            continue
-        n, visits = next(iter(r.clinical.values())).shape
-        labels = r.labels | ({"randomised": allocated[r.name]} if r.name in allocated else {})
-        base = {"arm": r.name, "patient": np.repeat(r.patients, visits), "day": np.tile(r.visit_days, n),
-                "fault": None} | {k: np.repeat(v, visits) for k, v in labels.items()}
-        frames.append(pd.DataFrame(base | {k: v.reshape(-1) for k, v in r.clinical.items()}))
-        if r.faults:
-            frames.append(faulted_rows(r, r.clinical, r.visit_days))
-    return in_patient_order(pd.concat(frames, ignore_index=True), results) if frames else pd.DataFrame()
+        if r.clinical:
+            labels = r.labels | ({"randomised": allocated[r.name]} if r.name in allocated else {})
+            yield from patient_frames(r, r.clinical, labels, r.visit_days, per_frame or PATIENTS_PER_FRAME)
 
 
 def _mean_ci(x: np.ndarray) -> dict:

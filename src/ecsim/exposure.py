@@ -8,6 +8,10 @@ import numpy as np
 REPORTED = ("cbd_plasma_ng_per_ml", "cbd_brain_free_nM", "cbd7oh_plasma_ng_per_ml",
             "cbd7cooh_plasma_ng_per_ml", "thc_plasma_ng_per_ml", "thc11oh_plasma_ng_per_ml",
             "clobazam_plasma_ng_per_ml", "nclb_plasma_ng_per_ml", "nabilone_plasma_ng_per_ml")
+# Outputs whose population mean over time a run keeps (bands.parquet, the report's tone figure); the
+# others are kept per patient as exposure metrics only, so a chunk's sums stay small at 10^6 patients.
+MEANS = REPORTED + ("aea_fold_brain", "twoag_fold_brain", "cb1_signal_gaba_striatum_to_gpe_rel",
+                    "release_gaba_striatum_to_gpe_rel")
 TARGETS = ("faah_inhibition", "magl_inhibition", "fabp_inhibition", "aea_fold_brain", "aea_fold_striatum",
            "aea_fold_plasma", "twoag_fold_brain", "twoag_fold_plasma", "cb1_nam_occupancy_cbd", "cb1_occupancy_thc",
            "cb2_occupancy_cbd", "cb2_occupancy_thc", "ent1_inhibition", "ht1a_occupancy_cbd", "gpr55_inhibition",

@@ -9,6 +9,7 @@ import platform
 import shutil
 import sys
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -20,47 +21,90 @@ from .exposure import REPORTED
 from .faults import fault_summary
 from .registry import Registry
 from .scenario import Scenario
-from .clinical_summary import clinical_summary, clinical_table, primary_scale, trial_statistics
+from .clinical_summary import clinical_frames, clinical_summary, primary_scale, trial_statistics
 from .simulation import ArmResult
 
 SUMMARY_TARGETS = ("faah_inhibition", "magl_inhibition", "aea_fold_brain", "twoag_fold_brain",
                    "cb1_signal_gaba_striatum_to_gpe_rel", "release_gaba_striatum_to_gpe_rel", "ent1_inhibition")
 
 
+PATIENTS_PER_FRAME = 1 << 15   # tables are built and written this many patients at a time
+
+
 def exposure_table(results: list[ArmResult]) -> pd.DataFrame:
     """One row per arm and patient; a faulted patient's row has empty values and its reason."""
-    frames = []
+    return pd.concat(list(exposure_frames(results)), ignore_index=True)
+
+
+def exposure_frames(results: list[ArmResult], per_frame: int = PATIENTS_PER_FRAME) -> Iterator[pd.DataFrame]:
+    """`exposure_table` in pieces of ``per_frame`` patients, in order."""
     for r in results:
-        frames.append(pd.DataFrame({"arm": r.name, "patient": r.patients, "fault": None} | r.exposure))
-        if r.faults:
-            frames.append(faulted_rows(r, r.exposure))
-    return in_patient_order(pd.concat(frames, ignore_index=True), results)
+        yield from patient_frames(r, r.exposure, per_frame=per_frame)
 
 
-def faulted_rows(r: ArmResult, columns: dict[str, np.ndarray], repeat: np.ndarray | None = None) -> pd.DataFrame:
-    """Rows for ``r``'s faulted patients: the reason, and NaN (written as null) in every column of
-    ``columns`` (per-patient arrays of the sound patients, for names and types);
-    ``repeat`` adds a column per extra key (e.g. visit days) with one row per value."""
-    ids = np.array(sorted(r.faults))
-    base = {"arm": r.name, "patient": ids, "fault": [r.faults[i] for i in ids]}
-    if repeat is not None:
-        k = len(repeat)
-        base = {"arm": r.name, "patient": np.repeat(ids, k), "day": np.tile(repeat, len(ids)),
-                "fault": np.repeat(base["fault"], k)}
-    rows = len(base["patient"])
-    return pd.DataFrame(base | {c: np.full(rows, np.nan, dtype=v.dtype) for c, v in columns.items()})
+def patient_frames(r: ArmResult, columns: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None = None,
+                   days: np.ndarray | None = None, per_frame: int = PATIENTS_PER_FRAME) -> Iterator[pd.DataFrame]:
+    """Rows of arm ``r``: one per patient (or per patient and day of ``days``), sound and faulted
+    patients in patient order, ``per_frame`` patient numbers at a time. ``columns`` and ``labels``
+    hold per-patient arrays of the sound patients (patients x days for ``columns`` with ``days``);
+    a faulted patient's rows have empty values (NaN, null labels) and the reason in ``fault``."""
+    labels = labels or {}
+    faulted = np.array(sorted(r.faults), dtype=np.int64)
+    ids = np.asarray(r.patients)
+    end = max(int(ids[-1]) if len(ids) else -1, int(faulted[-1]) if len(faulted) else -1) + 1
+    for lo in range(0, end, per_frame):
+        a, b = np.searchsorted(ids, [lo, lo + per_frame])
+        fa, fb = np.searchsorted(faulted, [lo, lo + per_frame])
+        if a == b and fa == fb:
+            continue
+        sound = _rows(r.name, ids[a:b], {k: v[a:b] for k, v in columns.items()},
+                      {k: v[a:b] for k, v in labels.items()}, days, None)
+        if fa == fb:
+            yield sound
+            continue
+        reasons = np.array([r.faults[int(i)] for i in faulted[fa:fb]], dtype=object)
+        empty = {k: np.full((fb - fa,) + v.shape[1:], np.nan, dtype=v.dtype) for k, v in columns.items()}
+        bad = _rows(r.name, faulted[fa:fb], empty, {k: _nulls(v.dtype, fb - fa) for k, v in labels.items()},
+                    days, reasons)
+        keys = ["patient", "day"] if days is not None else ["patient"]
+        yield pd.concat([sound, bad], ignore_index=True).sort_values(keys, kind="stable").reset_index(drop=True)
 
 
-def in_patient_order(table: pd.DataFrame, results: list[ArmResult]) -> pd.DataFrame:
-    """Faulted rows moved to their patients' places (arms in run order; patients, then days); the
-    fault column typed as text even when it is empty."""
-    table["fault"] = table["fault"].astype("string")
-    if not any(r.faults for r in results):
-        return table
-    order = {r.name: i for i, r in enumerate(results)}
-    keys = [k for k in ("arm", "patient", "day") if k in table]
-    return table.sort_values(keys, kind="stable", key=lambda c: c.map(order) if c.name == "arm" else c
-                             ).reset_index(drop=True)
+def _nulls(dtype: np.dtype, n: int) -> pd.api.extensions.ExtensionArray:
+    """n empty values typed like ``dtype`` (text, yes/no, whole numbers), so that every frame of a
+    table has the same column types, whichever patients it holds."""
+    kind = {"b": "boolean", "i": "Int64", "u": "Int64"}.get(np.dtype(dtype).kind, "string")
+    return pd.array([None] * n, dtype=kind)
+
+
+def _rows(arm: str, ids: np.ndarray, columns: dict, labels: dict, days: np.ndarray | None,
+          reasons: np.ndarray | None) -> pd.DataFrame:
+    k = 1 if days is None else len(days)
+    base = {"arm": arm, "patient": np.repeat(ids, k)}
+    if days is not None:
+        base["day"] = np.tile(np.asarray(days, dtype=float), len(ids))
+    base["fault"] = pd.array(np.repeat(reasons, k) if reasons is not None else [None] * (len(ids) * k),
+                             dtype="string")
+    base |= {name: v.repeat(k) for name, v in labels.items()}   # numpy or pandas arrays, types kept
+    return pd.DataFrame(base | {name: np.asarray(v).reshape(len(ids) * k) for name, v in columns.items()})
+
+
+def write_parquet(frames: Iterable[pd.DataFrame], path: Path) -> bool:
+    """Write the frames, in order, as one Parquet file (one row group or more per frame), holding
+    one frame in memory at a time. False, and no file, if there are no frames."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    writer = None
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False, schema=writer.schema if writer else None)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return writer is not None
 
 
 def band_table(results: list[ArmResult]) -> pd.DataFrame:
@@ -199,11 +243,9 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     summ = summary(scenario, results, registry)
-    exposure_table(results).to_parquet(tmp / "exposure.parquet", index=False)
+    write_parquet(exposure_frames(results), tmp / "exposure.parquet")
     band_table(results).to_parquet(tmp / "bands.parquet", index=False)
-    clinical = clinical_table(results, scenario.population.seed)
-    if not clinical.empty:
-        clinical.to_parquet(tmp / "clinical.parquet", index=False)
+    write_parquet(clinical_frames(results, scenario.population.seed), tmp / "clinical.parquet")
     (tmp / "summary.json").write_text(json.dumps(summ, indent=2))
     from .plots import plot_run
     plot_run(results, tmp / "pk.png")

@@ -45,7 +45,8 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     with Checkpoint(out, ident, resume=resume) as checkpoint:
         try:
             with _Progress(scenario, quiet, progress) as advance:
-                results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint)
+                results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint,
+                                  store=checkpoint.arrays)
         except NumericalFault:   # the same again on resume: nothing worth keeping
             checkpoint.remove()
             raise

@@ -10,8 +10,10 @@ have the same bits whatever the chunking, the order in which chunks finish, or t
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -20,7 +22,7 @@ from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, Clinica
 from .engine import Bolus, Grid, integrate, outputs
 from .treatments.adverse import daily_cbd_mg
 from .treatments.course import Course
-from .exposure import REPORTED, exposure_metrics
+from .exposure import MEANS, REPORTED, exposure_metrics
 from .faults import AllPatientsFaulted, patient_faults
 from .model.declaration import Model
 from .chain import full_model
@@ -29,7 +31,7 @@ from .registry import Registry, default_registry
 from .regimen import arm_boluses, arm_covariates, max_single_thc_mg
 from .scenario import Arm, Scenario
 
-CHUNK = 500
+CHUNK = 512     # a power of two: each chunk's sums over patients are one block (see `block_sums`)
 SAMPLE = 200
 
 
@@ -63,7 +65,7 @@ class ChunkSummary:
 
     start: int
     n: int                                        # patients simulated, faulted ones included
-    sums: dict[str, Blocks]                       # per output: block sums of trajectories over sound patients
+    sums: dict[str, Blocks]                       # per output of `MEANS`: block sums of trajectories over sound patients
     sample: dict[str, np.ndarray]                 # reported trajectories of sound patients numbered below SAMPLE
     exposure: dict[str, np.ndarray]               # per sound patient
     visit_days: np.ndarray | None = None
@@ -96,7 +98,8 @@ def summarize_chunk(chunk: Chunk, start: int, enrolled: np.ndarray | None = None
     n = len(sound)
     keep = max(0, min(n, SAMPLE - start))
     exposure = exposure_metrics(chunk.times_h, chunk.outputs, chunk.values)
-    summary = ChunkSummary(start, n, {name: block_sums(_zeroed(t, sound), start) for name, t in chunk.outputs.items()},
+    summary = ChunkSummary(start, n, {name: block_sums(_zeroed(chunk.outputs[name], sound), start)
+                                      for name in MEANS if name in chunk.outputs},
                            {name: chunk.outputs[name][:keep][sound[:keep]] for name in REPORTED} if keep else {},
                            {k: np.broadcast_to(np.asarray(v, dtype=float), (n,))[sound] for k, v in exposure.items()},
                            faults={start + int(i): str(fault[i]) for i in np.flatnonzero((fault != "") & inside)},
@@ -177,6 +180,7 @@ class ArmResult:
     screening: object | None = None                                 # `designs.Enrolment` of a screened trial
     screened: int = 0                                               # patients simulated, screen failures included
     titration: object | None = None                                 # the arm's flexible `scenario.Titration`
+    store: Path | None = None     # if set, per-patient arrays go to disk here and come back memory-mapped
     _sums: dict[str, TreeSum] = field(default_factory=dict, init=False, repr=False)
     _severity: TreeSum = field(default_factory=TreeSum, init=False, repr=False)
     _parts: list[ChunkSummary] = field(default_factory=list, init=False, repr=False)
@@ -185,6 +189,8 @@ class ArmResult:
         for name, blocks in s.sums.items():
             self._sums.setdefault(name, TreeSum()).add(blocks)
         self._severity.add(s.severity)
+        if self.store is not None:
+            s = _spill(s, self.store)
         self._parts.append(replace(s, sums={}, severity=[]))
         self.n += s.n_enrolled - len(s.faults)
         self.n_simulated += s.n_enrolled
@@ -201,9 +207,13 @@ class ArmResult:
                                      f"({', '.join(sorted(set(self.faults.values())))}); see ecsim.faults.REASONS")
         self.patients = np.concatenate([s.sound for s in parts])
         self.faults = dict(sorted(self.faults.items()))
-        self.exposure = _joined(self.exposure, [s.exposure for s in parts])
-        self.clinical = _joined(self.clinical, [s.clinical for s in parts])
-        self.labels = _joined(self.labels, [s.labels for s in parts])
+        for group in PER_PATIENT:
+            chunks = [getattr(s, group) for s in parts]
+            setattr(self, group, _joined(getattr(self, group), chunks) if self.store is None
+                    else _joined_on_disk(chunks, self.store / group))
+        if self.store is not None:
+            for s in parts:
+                shutil.rmtree(self.store / str(s.start), ignore_errors=True)
         for s in parts:
             for name, traj in s.sample.items():
                 self.sample.setdefault(name, []).append(traj)
@@ -217,6 +227,53 @@ def _joined(done: dict[str, np.ndarray], parts: list[dict[str, np.ndarray]]) -> 
     names = dict.fromkeys([*done, *(name for part in parts for name in part)])
     return {name: np.concatenate(([done[name]] if name in done else []) + [p[name] for p in parts if name in p])
             for name in names}
+
+
+PER_PATIENT = ("exposure", "clinical", "labels")   # the `ChunkSummary` fields that grow with patients
+
+
+def _spill(s: ChunkSummary, store: Path) -> ChunkSummary:
+    """Write a chunk's per-patient arrays to ``store``/START/ (one .npy per array) and return the
+    summary with lazy, memory-mapped stand-ins, so that the process holds one chunk at a time."""
+    folder = store / str(s.start)
+    folder.mkdir(parents=True, exist_ok=True)
+    kept = {}
+    for group in PER_PATIENT:
+        kept[group] = {}
+        for name, values in getattr(s, group).items():
+            path = folder / f"{group}.{name}.npy"
+            np.save(path, values)
+            kept[group][name] = path
+    return replace(s, **kept)
+
+
+def _joined_on_disk(parts: list[dict[str, Path]], folder: Path) -> dict[str, np.ndarray]:
+    """`_joined` for spilled parts: each name's chunks copied in order into ``folder``/NAME.npy,
+    opened read-only as a memory map (the operating system pages it in and out). One chunk file
+    is open at a time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    joined = {}
+    for name in dict.fromkeys(name for part in parts for name in part):
+        paths = [part[name] for part in parts if name in part]
+        headers = [_npy_header(path) for path in paths]
+        shape = (sum(h[0][0] for h in headers),) + headers[0][0][1:]
+        target = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", shape=shape,
+                                           dtype=np.result_type(*(h[1] for h in headers)))
+        row = 0
+        for path, (chunk_shape, _) in zip(paths, headers):
+            target[row:row + chunk_shape[0]] = np.load(path)
+            row += chunk_shape[0]
+            path.unlink()
+        target.flush()
+        del target
+        joined[name] = np.load(folder / f"{name}.npy", mmap_mode="r")
+    return joined
+
+
+def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and type of a .npy file without reading its data (the map is closed on return)."""
+    mapped = np.load(path, mmap_mode="r")
+    return mapped.shape, mapped.dtype
 
 
 def scenario_registry(scenario: Scenario, registry: Registry | None = None) -> Registry:
@@ -366,16 +423,19 @@ class Simulation:
             self.enrolment = enrolment(self.scenario, self.registry)
 
     def run(self, progress=None, *, workers: int | None = None, scheduler: str | None = None,
-            checkpoint=None) -> list[ArmResult]:
+            checkpoint=None, store: Path | None = None) -> list[ArmResult]:
         """Every arm, chunk by chunk: in this process, on a local Dask cluster of ``workers``
         processes, or on the Dask scheduler at ``scheduler``; the same numbers in every case.
         With a `Checkpoint`, chunks it holds are not simulated again and each new one is saved
-        as it finishes. ``progress(arm_name, patients)`` is called as chunks finish."""
+        as it finishes. ``progress(arm_name, patients)`` is called as chunks finish. With a
+        ``store`` folder, per-patient results go to disk as chunks finish and come back
+        memory-mapped (same values), so memory does not grow with the number of patients."""
         from .distributed import chunk_executor
         started = time.perf_counter()
         results = [ArmResult(arm.name, grid_for(self.scenario).times,
                              sequence=self.sequences[i] if self.sequences else None, screening=self.enrolment,
-                             titration=arm.titration if arm.titration and arm.titration.rule == "flexible" else None)
+                             titration=arm.titration if arm.titration and arm.titration.rule == "flexible" else None,
+                             store=None if store is None else Path(store) / f"arm{i}")
                    for i, arm in enumerate(self.scenario.arms)]
         tasks = self.tasks()
         done = checkpoint.finished(tasks) if checkpoint is not None else {}

@@ -1,0 +1,96 @@
+"""Peak memory and wall time of `ecsim run` as the number of patients grows (issue 6).
+
+Each size runs `ecsim run SCENARIO --patients N --no-report` in a fresh process; its peak resident
+memory comes from the kernel's accounting of that process (os.wait4). ``--python`` and
+``--pythonpath`` run another checkout (e.g. a git worktree of an earlier commit) in the same
+session, so that two versions are compared on the same machine and load:
+
+    .venv/bin/python benchmarks/memory_scaling.py --sizes 25000 100000 400000
+    git worktree add --detach /tmp/old <commit>
+    .venv/bin/python benchmarks/memory_scaling.py --pythonpath /tmp/old/src --label old --sizes 25000 100000
+
+Results (JSON, one line per run, with the machine and load) are appended to --out; --plot draws
+peak memory against patients for every label in that file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SCENARIO = HERE / "scenarios" / "memory-scaling.yaml"
+
+
+def measure(patients: int, python: str, pythonpath: str | None, scenario: Path, chunk: int | None) -> dict:
+    env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else dict(os.environ)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [python, "-m", "ecsim", "run", str(scenario), "--patients", str(patients), "--no-report",
+               "--out", f"{tmp}/run"] + (["--chunk", str(chunk)] if chunk else [])
+        started = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        error = proc.stderr.read().decode()[-500:]
+        sizes = {p.name: p.stat().st_size for p in Path(tmp, "run").glob("*")} if status == 0 else {}
+    return {"patients": patients, "status": os.waitstatus_to_exitcode(status), "wall_s": round(seconds, 1),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+            "files_bytes": sizes, "error": error if status else "", "load_after": os.getloadavg()}
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": round(int(mem) / 2**20, 1), "python": sys.version.split()[0]}
+
+
+def plot(path: Path) -> Path:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
+    for label in dict.fromkeys(r["label"] for r in rows):
+        mine = sorted((r["patients"], r["peak_rss_mb"]) for r in rows if r["label"] == label and r["status"] == 0)
+        ax.plot(*zip(*mine), marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel("patients (one arm, benchmarks/scenarios/memory-scaling.yaml)")
+    ax.set_ylabel("peak resident memory (MB)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    out = path.with_suffix(".png")
+    fig.savefig(out, dpi=120)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[25_000, 100_000, 400_000])
+    ap.add_argument("--python", default=sys.executable)
+    ap.add_argument("--pythonpath", help="src folder of another checkout to run instead of the installed ecsim")
+    ap.add_argument("--label", default="this checkout")
+    ap.add_argument("--scenario", type=Path, default=SCENARIO)
+    ap.add_argument("--chunk", type=int)
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "memory-scaling.jsonl")
+    ap.add_argument("--plot", action="store_true", help="only draw the plot of --out")
+    args = ap.parse_args()
+    if not args.plot:
+        for n in args.sizes:
+            row = {"label": args.label, "machine": machine()} | measure(n, args.python, args.pythonpath,
+                                                                         args.scenario, args.chunk)
+            print(json.dumps(row), flush=True)
+            with open(args.out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+    print(plot(args.out))
+
+
+if __name__ == "__main__":
+    main()
