@@ -176,8 +176,8 @@ BAD_INPUTS = [   # (case, path to change, new value, words the one-line error mu
     (adverse_case, ["metrics", 0, "adverse", "dose"], 3, "dose"),
     (adverse_case, ["metrics", 0, "observed", "events"], _REMOVE, "observed.events"),
     (adverse_case, ["metrics", 0, "observed", "events"], -1, "events"),
-    (adverse_case, ["metrics", 0, "observed", "events"], 21, "observed.events"),
-    (adverse_case, ["metrics", 0, "observed", "value"], 0.5, "observed.value"),
+    (adverse_case, ["metrics", 0, "observed", "events"], 21, "metrics.fed_0.observed.events"),
+    (adverse_case, ["metrics", 0, "observed", "value"], 0.5, "metrics.fed_0.observed.value"),
 ]
 
 

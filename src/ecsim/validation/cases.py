@@ -124,8 +124,6 @@ class Metric(_Strict):
         missing = [f for f in RULE_NEEDS[self.rule.type] if getattr(self.observed, f) is None]
         if missing:
             raise ValueError(f"rule {self.rule.type} needs observed.{' and observed.'.join(missing)}")
-        if self.rule.type == "binomial":
-            _check_binomial(self.observed)
         return self
 
     def quantities(self) -> list[Quantity]:
@@ -138,13 +136,13 @@ class Metric(_Strict):
         return [q.arm for q in self.quantities()] + ([self.adverse.arm] if self.adverse else [])
 
 
-def _check_binomial(obs: "Observed") -> None:
+def _check_binomial(metric: str, obs: "Observed") -> None:
     """Events at most n, and the observed value their proportion (to the 2 decimals papers print)."""
     if obs.events > obs.n:
-        raise InputError("observed.events", obs.events, f"at most observed.n ({obs.n})")
+        raise InputError(f"metrics.{metric}.observed.events", obs.events, f"at most observed.n ({obs.n})")
     if abs(obs.value - obs.events / obs.n) > 0.005 + 1e-12:
-        raise InputError("observed.value", obs.value, f"the proportion events/n = {obs.events}/{obs.n} = "
-                         f"{obs.events / obs.n:.4g} (binomial rule)")
+        raise InputError(f"metrics.{metric}.observed.value", obs.value, f"the proportion events/n = "
+                         f"{obs.events}/{obs.n} = {obs.events / obs.n:.4g} (binomial rule)")
 
 
 @lru_cache(maxsize=1)
@@ -246,6 +244,8 @@ class Case(_Strict):
                     raise ValueError(f"metric {m.id}: arm {arm!r} is not one of {sorted(arms)}")
             for q in m.quantities():
                 _check_clinical(m.id, q, self.scenario, self.sampling_h)
+            if m.rule.type == "binomial":
+                _check_binomial(m.id, m.observed)
         _check_crossover_case(self.scenario, self.metrics)
         return self
 
