@@ -14,6 +14,7 @@ import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -247,10 +248,31 @@ def _spill(s: ChunkSummary, store: Path) -> ChunkSummary:
     return replace(s, **kept)
 
 
-def _joined_on_disk(parts: list[dict[str, Path]], folder: Path) -> dict[str, np.ndarray]:
-    """`_joined` for spilled parts: each name's chunks copied in order into ``folder``/NAME.npy,
-    opened read-only as a memory map (the operating system pages it in and out). One chunk file
-    is open at a time."""
+class OnDisk(Mapping):
+    """Per-patient arrays kept as .npy files, each opened read-only as a memory map when it is read.
+    A map (and the pages it brought in) goes with the last reference to its array, so reading the
+    columns one after another does not keep them all in memory. The files must outlive the reads:
+    a run's store is deleted only after its outputs are written."""
+
+    def __init__(self, paths: dict[str, Path]):
+        self.paths = paths
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return np.load(self.paths[name], mmap_mode="r")
+
+    def __iter__(self):
+        return iter(self.paths)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __or__(self, other: Mapping) -> dict:
+        return dict(self) | dict(other)
+
+
+def _joined_on_disk(parts: list[dict[str, Path]], folder: Path) -> OnDisk:
+    """`_joined` for spilled parts: each name's chunks copied in order into ``folder``/NAME.npy
+    (`OnDisk`). One chunk file is open at a time."""
     folder.mkdir(parents=True, exist_ok=True)
     joined = {}
     for name in dict.fromkeys(name for part in parts for name in part):
@@ -266,8 +288,8 @@ def _joined_on_disk(parts: list[dict[str, Path]], folder: Path) -> dict[str, np.
             path.unlink()
         target.flush()
         del target
-        joined[name] = np.load(folder / f"{name}.npy", mmap_mode="r")
-    return joined
+        joined[name] = folder / f"{name}.npy"
+    return OnDisk(joined)
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
