@@ -50,19 +50,23 @@ def test_uniform_state_does_not_depend_on_channel_count(params):
         assert six[k][0, 0] == pytest.approx(many[k][0, 0], abs=1e-8)
 
 
+def _spread_inputs(registry, phenotype: str, n: int, seed: int) -> CircuitInputs:
+    """Patients of a phenotype with CB1 release factors and commands spread around drug-free values."""
+    from ecsim.circuit.phenotypes import phenotype_modulators
+    rng = np.random.default_rng(seed)
+    mods = phenotype_modulators(phenotype, registry, rng.normal(size=n))
+    release = {k: rng.uniform(0.7, 1.1, size=(n, 1)) for k in
+               ("release_corticostriatal", "release_striatum_gpe", "release_striatum_gpi", "release_stn")}
+    return CircuitInputs(command=rng.uniform(0.0, 0.3, size=(n, N_CHANNELS)), **mods, **release)
+
+
 @pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
 def test_accelerated_and_plain_damped_iterations_find_the_same_state(registry, params, phenotype):
     # Anderson mixing is only a faster route to the fixed point of the plain damped iteration:
     # for patients of every phenotype, with CB1 release factors and commands spread around
     # their drug-free values, both methods end at the same state
-    from ecsim.circuit.phenotypes import phenotype_modulators
-    rng = np.random.default_rng(7)
     n = 12
-    mods = phenotype_modulators(phenotype, registry, rng.normal(size=n))
-    release = {k: rng.uniform(0.7, 1.1, size=(n, 1)) for k in
-               ("release_corticostriatal", "release_striatum_gpe", "release_striatum_gpi", "release_stn")}
-    command = rng.uniform(0.0, 0.3, size=(n, N_CHANNELS))
-    inp = CircuitInputs(command=command, **mods, **release)
+    inp = _spread_inputs(registry, phenotype, n, seed=7)
     fast = fixed_point(inp, params, n, N_CHANNELS)
     plain = fixed_point(inp, params, n, N_CHANNELS, accelerate=False)
     assert (fast.converged == plain.converged).all()
@@ -70,6 +74,120 @@ def test_accelerated_and_plain_damped_iterations_find_the_same_state(registry, p
     for k in fast.state:
         assert np.abs(fast.state[k][ok] - plain.state[k][ok]).max() < 5e-8   # measured: at most 9e-9
     assert fast.iterations < plain.iterations
+
+
+def _plain_fixed_point(inp, p, patients, channels, start=None, tol=1e-9, max_iter=3000, relax=0.5, accelerate=True):
+    """The straightforward form of `fixed_point` (ecsim's solver up to commit 01db6d7): the whole batch
+    at every step, settled patients held by np.where, GPi and FS from `targets`, the Anderson history
+    re-stacked at every step. The solver's blocks, shrinking batches and history buffers must give
+    the same bits."""
+    from ecsim.circuit.network import ANDERSON_DEPTH, NUCLEI, SLOW, rest_state
+    x = {k: v.copy() for k, v in (start or rest_state(patients, channels)).items()}
+    change = np.full(patients, np.inf)
+    active = np.ones((patients, 1), dtype=bool)
+    history_x, history_f = [], []
+    for it in range(1, max_iter + 1):
+        before = {k: x[k] for k in ("stn", "gpe", "gpi", "fs")}
+        _plain_pallidal_loop(x, inp, p)
+        u = targets(x, inp, p)             # GPi and FS follow directly from the other units
+        x["gpi"], x["fs"] = u["gpi"], u["fs"]
+        for k, old in before.items():
+            x[k] = np.where(active, x[k], old)
+        u = targets(x, inp, p)
+        change = np.where(active[:, 0], np.max([np.abs(u[k] - x[k]).max(axis=-1) for k in NUCLEI], axis=0), change)
+        active = (change >= tol)[:, None]
+        if not active.any():
+            break
+        xs = np.concatenate([x[k] for k in SLOW], axis=1)
+        fs = np.concatenate([u[k] for k in SLOW], axis=1) - xs
+        history_x, history_f = (history_x + [xs])[-ANDERSON_DEPTH - 1:], (history_f + [fs])[-ANDERSON_DEPTH - 1:]
+        new = np.clip(_plain_anderson(history_x, history_f, relax) if accelerate else xs + relax * fs, 0.0, 1.0)
+        col = 0
+        for k in SLOW:
+            width = x[k].shape[1]
+            x[k] = np.where(active, new[:, col:col + width], x[k])
+            col += width
+    return x, change < 1e3 * tol, it
+
+
+def _plain_pallidal_loop(x, inp, p):
+    from ecsim.circuit.network import N_REFERENCE
+    channels = x["d1"].shape[-1]
+    norm = N_REFERENCE / channels
+
+    def total(v):
+        return v.sum(axis=-1, keepdims=True)
+    stn_in = p.w_cortex_stn * x["cortex"] + p.bias_stn
+    gpe_in = p.bias_gp - p.w_msn_gpe * inp.release_striatum_gpe * (inp.d1_output * x["d1"] + inp.d2_output * x["d2"])
+    gain = p.w_stn_gpe * norm * inp.release_stn * np.ones((x["d1"].shape[0], 1))
+    lo, hi = np.zeros((x["d1"].shape[0], 1)), np.full((x["d1"].shape[0], 1), float(channels))
+    g = total(x["gpe"])
+    for _ in range(60):
+        stn_raw = stn_in - norm * p.w_gpe_stn * g
+        stn = np.clip(stn_raw, 0.0, 1.0)
+        gpe_raw = gain * total(stn) + gpe_in
+        gpe = np.clip(gpe_raw, 0.0, 1.0)
+        h = total(gpe) - g
+        done = np.abs(h) < 1e-13
+        if done.all():
+            break
+        lo, hi = np.where(h > 0, g, lo), np.where(h > 0, hi, g)
+        d_stn = -norm * p.w_gpe_stn * total((stn_raw > 0) & (stn_raw < 1))
+        slope = gain * d_stn * total((gpe_raw > 0) & (gpe_raw < 1)) - 1.0
+        step = g - h / slope
+        g = np.where(done, g, np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi)))
+    x["stn"], x["gpe"] = stn, gpe
+
+
+def _plain_anderson(xs, fs, relax):
+    x, f = xs[-1], fs[-1]
+    if len(xs) < 2:
+        return x + relax * f
+    d_x = np.stack([b - a for a, b in zip(xs, xs[1:])], axis=-1)
+    d_f = np.stack([b - a for a, b in zip(fs, fs[1:])], axis=-1)
+    d_ft = d_f.transpose(0, 2, 1)
+    gram = d_ft @ d_f
+    scale = np.trace(gram, axis1=1, axis2=2)[:, None, None]
+    gram = gram + (1e-10 * scale + 1e-300) * np.eye(d_f.shape[-1])
+    gamma = np.linalg.solve(gram, d_ft @ f[..., None])
+    return x + relax * f - ((d_x + relax * d_f) @ gamma)[..., 0]
+
+
+@pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
+def test_fixed_point_bookkeeping_gives_the_plain_iterations_bits(registry, params, phenotype, monkeypatch):
+    # blocks of patients, batches that shrink as patients settle and the Anderson history kept in
+    # place only save work: each patient's row goes through the same floating-point operations as
+    # in the plain masked iteration, so every state, flag and the iteration count agree exactly
+    # (blocks of 7 here, so 3 blocks and much shrinking; from rest and from a random state)
+    import ecsim.circuit.network as network
+    monkeypatch.setattr(network, "BLOCK", 7)
+    n = 20
+    inp = _spread_inputs(registry, phenotype, n, seed=sorted(PHENOTYPES).index(phenotype))
+    rng = np.random.default_rng(3)
+    random_start = {k: rng.uniform(0.0, 1.0, size=v.shape) for k, v in network.rest_state(n, N_CHANNELS).items()}
+    for start in (None, random_start):
+        fast = fixed_point(inp, params, n, N_CHANNELS, start=start)
+        state, converged, iterations = _plain_fixed_point(inp, params, n, N_CHANNELS, start=start)
+        assert fast.iterations == iterations and np.array_equal(fast.converged, converged)
+        for k in state:
+            assert np.array_equal(fast.state[k], state[k]), k
+
+
+@pytest.mark.parametrize("options", [{"accelerate": False, "max_iter": 40}, {"max_iter": 6}, {"tol": 1e-12}])
+def test_fixed_point_bookkeeping_matches_plain_iteration_when_patients_do_not_settle(registry, params, options,
+                                                                                      monkeypatch):
+    # the same comparison where some patients run out of iterations (plain damping needs 14-223)
+    import ecsim.circuit.network as network
+    monkeypatch.setattr(network, "BLOCK", 7)
+    n = 20
+    inp = _spread_inputs(registry, "tor1a", n, seed=5)
+    fast = fixed_point(inp, params, n, N_CHANNELS, **options)
+    state, converged, iterations = _plain_fixed_point(inp, params, n, N_CHANNELS, **options)
+    assert fast.iterations == iterations and np.array_equal(fast.converged, converged)
+    for k in state:
+        assert np.array_equal(fast.state[k], state[k]), k
+    if "max_iter" in options:
+        assert not converged.all()
 
 
 @pytest.mark.parametrize("mods", [{}, {"dopamine": 0.05}, {"loop_gain": 1.3},

@@ -116,46 +116,103 @@ def _sum(x: np.ndarray) -> np.ndarray:
     return x.sum(axis=-1, keepdims=True)
 
 
+@dataclass
+class _Terms:
+    """The parts of the unit inputs that depend on the patients' inputs alone (each broadcastable
+    to (patients, channels)), computed once per fixed point or simulation."""
+
+    norm: float                        # N_REFERENCE / channels
+    command: np.ndarray | float        # tonic drive + command
+    salience_msn: np.ndarray | float
+    salience_fs: np.ndarray | float
+    glu: np.ndarray | float            # corticostriatal release factor
+    d1_gain: np.ndarray | float        # 1 + lambda dopamine
+    d2_gain: np.ndarray | float        # 1 - lambda dopamine
+    excitability: np.ndarray | float
+    corticostriatal_d1: np.ndarray | float
+    corticostriatal_d2: np.ndarray | float
+    d1_output: np.ndarray | float
+    d2_output: np.ndarray | float
+    stn_drive: np.ndarray | float      # norm x STN release factor
+    stn_gpe_loop: np.ndarray | float   # gain of summed STN onto GPe in the loop solve
+    striatum_gpe: np.ndarray | float
+    striatum_gpi: np.ndarray | float
+    gpi_thalamus: np.ndarray | float
+    cortex_loop: np.ndarray | float
+
+    @classmethod
+    def of(cls, inp: CircuitInputs, p: CircuitParameters, channels: int) -> "_Terms":
+        norm = N_REFERENCE / channels
+        command = p.tonic_drive + inp.command
+        lam = p.dopamine_lambda * inp.dopamine
+        return cls(norm, command, p.w_salience_msn * command, p.w_salience_fs * _sum(command),
+                   inp.release_corticostriatal, 1 + lam, 1 - lam, inp.msn_excitability,
+                   inp.corticostriatal_d1, inp.corticostriatal_d2, inp.d1_output, inp.d2_output,
+                   norm * inp.release_stn, p.w_stn_gpe * norm * inp.release_stn, p.w_msn_gpe * inp.release_striatum_gpe,
+                   p.w_d1_gpi * inp.release_striatum_gpi, p.w_gpi_thalamus * inp.gpi_output,
+                   inp.loop_gain * p.w_cortex_thalamus)
+
+    def rows(self, which, patients: int) -> "_Terms":
+        """The terms of rows ``which`` (a slice or a mask) of a batch of ``patients``; shared values
+        (scalars, one row broadcast to every patient) stay as they are."""
+        def take(v):
+            return v[which] if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == patients else v
+        return _Terms(**{f.name: take(getattr(self, f.name)) for f in fields(self)})
+
+
 def targets(x: State, inp: CircuitInputs, p: CircuitParameters) -> State:
     """The clipped input ``clip(u(x), 0, 1)`` of every unit: the steady state is its fixed point."""
-    norm = N_REFERENCE / x["d1"].shape[-1]
-    command = p.tonic_drive + inp.command
-    glu = inp.release_corticostriatal
-    cortical = glu * (p.w_cortex_msn * x["cortex"] + p.w_salience_msn * command)
-    lam = p.dopamine_lambda * inp.dopamine
-    inhibition = p.w_fs_msn * x["fs"] - p.bias_msn - inp.msn_excitability
-    d1 = (1 + lam) * (inp.corticostriatal_d1 * cortical - p.w_gpe_msn * x["gpe"]) - inhibition
-    d2 = (1 - lam) * (inp.corticostriatal_d2 * cortical - p.w_gpe_msn * x["gpe"]) - inhibition
-    stn = p.w_cortex_stn * x["cortex"] - norm * p.w_gpe_stn * _sum(x["gpe"]) + p.bias_stn
-    gpe = (p.w_stn_gpe * _stn_drive(x, inp, norm) - p.w_msn_gpe * inp.release_striatum_gpe
-           * (inp.d1_output * x["d1"] + inp.d2_output * x["d2"]) + p.bias_gp)
-    thalamus = (p.w_cortex_thalamus * x["cortex"] - p.w_trn * x["trn"]
-                - p.w_gpi_thalamus * inp.gpi_output * x["gpi"] + p.bias_thalamus)
-    trn = norm * p.w_trn * (_sum(x["cortex"]) + _sum(x["thalamus"]))
-    cortex = inp.loop_gain * p.w_cortex_thalamus * x["thalamus"] + command
-    raw = {"d1": d1, "d2": d2, "fs": _fs_input(x, inp, p, norm), "stn": stn, "gpe": gpe,
-           "gpi": _gpi_input(x, inp, p, norm), "thalamus": thalamus, "trn": trn, "cortex": cortex}
-    return {k: _clipped(v, x[k].shape) for k, v in raw.items()}
+    return _targets(x, _Terms.of(inp, p, x["d1"].shape[-1]), p)
+
+
+def _targets(x: State, t: _Terms, p: CircuitParameters, known: State | None = None) -> State:
+    """`targets` from precomputed terms; ``known``: units whose target is already at hand."""
+    norm, known = t.norm, known or {}
+    sum_gpe, sum_cortex = _sum(x["gpe"]), _sum(x["cortex"])
+    cortical = t.glu * (p.w_cortex_msn * x["cortex"] + t.salience_msn)
+    inhibition = p.w_fs_msn * x["fs"] - p.bias_msn - t.excitability
+    gpe_msn = p.w_gpe_msn * x["gpe"]
+    d1 = t.d1_gain * (t.corticostriatal_d1 * cortical - gpe_msn) - inhibition
+    d2 = t.d2_gain * (t.corticostriatal_d2 * cortical - gpe_msn) - inhibition
+    stn = p.w_cortex_stn * x["cortex"] - norm * p.w_gpe_stn * sum_gpe + p.bias_stn
+    gpe = p.w_stn_gpe * _stn_drive(x, t) - _striatum_to_gpe(x, t) + p.bias_gp
+    thalamus = p.w_cortex_thalamus * x["cortex"] - p.w_trn * x["trn"] - t.gpi_thalamus * x["gpi"] + p.bias_thalamus
+    trn = norm * p.w_trn * (sum_cortex + _sum(x["thalamus"]))
+    cortex = t.cortex_loop * x["thalamus"] + t.command
+    raw = {"d1": d1, "d2": d2, "stn": stn, "gpe": gpe, "thalamus": thalamus, "trn": trn, "cortex": cortex}
+    if "fs" not in known:
+        raw["fs"] = _fs_input(t, p, sum_cortex, sum_gpe)
+    if "gpi" not in known:
+        raw["gpi"] = _gpi_input(x, t, p, sum_gpe)
+    return {k: known[k] if k in known else _clipped(raw[k], x[k].shape) for k in NUCLEI}
 
 
 def _clipped(v: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.clip(np.broadcast_to(v, shape), 0.0, 1.0)
+    return np.clip(v if np.shape(v) == shape else np.broadcast_to(v, shape), 0.0, 1.0)
 
 
-def _stn_drive(x: State, inp: CircuitInputs, norm: float) -> np.ndarray:
+def _times(factor, x: np.ndarray):
+    """``factor * x``; the product is skipped where the factor is the scalar 1 (bitwise the same)."""
+    return x if isinstance(factor, float) and factor == 1.0 else factor * x
+
+
+def _stn_drive(x: State, t: _Terms) -> np.ndarray:
     """Diffuse STN glutamate onto GPe and GPi/SNr, after CB1 release factors."""
-    return norm * inp.release_stn * _sum(x["stn"])
+    return t.stn_drive * _sum(x["stn"])
 
 
-def _fs_input(x: State, inp: CircuitInputs, p: CircuitParameters, norm: float) -> np.ndarray:
-    command = p.tonic_drive + inp.command
-    return norm * (inp.release_corticostriatal * (p.w_cortex_fs * _sum(x["cortex"]) + p.w_salience_fs * _sum(command))
-                   - p.w_gpe_fs * _sum(x["gpe"]))
+def _striatum_to_gpe(x: State, t: _Terms) -> np.ndarray:
+    """Striatal GABA onto GPe, after CB1 release factors and loss of MSN outputs."""
+    return t.striatum_gpe * (_times(t.d1_output, x["d1"]) + _times(t.d2_output, x["d2"]))
 
 
-def _gpi_input(x: State, inp: CircuitInputs, p: CircuitParameters, norm: float) -> np.ndarray:
-    return (p.w_stn_gpi * _stn_drive(x, inp, norm) - norm * p.w_gpe_gpi * _sum(x["gpe"])
-            - p.w_d1_gpi * inp.release_striatum_gpi * (inp.d1_output * x["d1"]) + p.bias_gp)
+def _fs_input(t: _Terms, p: CircuitParameters, sum_cortex: np.ndarray, sum_gpe: np.ndarray) -> np.ndarray:
+    return t.norm * (t.glu * (p.w_cortex_fs * sum_cortex + t.salience_fs) - p.w_gpe_fs * sum_gpe)
+
+
+def _gpi_input(x: State, t: _Terms, p: CircuitParameters, sum_gpe: np.ndarray) -> np.ndarray:
+    return (p.w_stn_gpi * _stn_drive(x, t) - t.norm * p.w_gpe_gpi * sum_gpe
+            - t.striatum_gpi * _times(t.d1_output, x["d1"]) + p.bias_gp)
 
 
 @dataclass(frozen=True)
@@ -165,48 +222,11 @@ class FixedPoint:
     iterations: int
 
 
-def _pallidal_loop(x: State, inp: CircuitInputs, p: CircuitParameters) -> None:
-    """Solve the STN-GPe loop exactly for the current striatum and cortex (in place).
-
-    The loop is strong (gain ~11 through the diffuse sums), which makes plain fixed-point
-    iteration diverge. With G = sum of GPe, STN is non-increasing in G and GPe non-decreasing in
-    sum(STN), so h(G) = sum(GPe(G)) - G is strictly decreasing: one root, found by bracketed
-    Newton steps (the function is piecewise linear, so Newton ends exactly).
-    """
-    channels = x["d1"].shape[-1]
-    norm = N_REFERENCE / channels
-    stn_in = p.w_cortex_stn * x["cortex"] + p.bias_stn
-    gpe_in = p.bias_gp - p.w_msn_gpe * inp.release_striatum_gpe * (inp.d1_output * x["d1"]
-                                                                    + inp.d2_output * x["d2"])
-    gain = p.w_stn_gpe * norm * inp.release_stn * np.ones((x["d1"].shape[0], 1))
-    lo, hi = np.zeros((x["d1"].shape[0], 1)), np.full((x["d1"].shape[0], 1), float(channels))
-    g = _sum(x["gpe"])
-    for _ in range(60):
-        stn_raw = stn_in - norm * p.w_gpe_stn * g
-        stn = np.clip(stn_raw, 0.0, 1.0)
-        gpe_raw = gain * _sum(stn) + gpe_in
-        gpe = np.clip(gpe_raw, 0.0, 1.0)
-        h = _sum(gpe) - g
-        done = np.abs(h) < 1e-13   # per patient, so a patient's result does not depend on its batch
-        if done.all():
-            break
-        lo, hi = np.where(h > 0, g, lo), np.where(h > 0, hi, g)
-        d_stn = -norm * p.w_gpe_stn * _sum((stn_raw > 0) & (stn_raw < 1))
-        slope = gain * d_stn * _sum((gpe_raw > 0) & (gpe_raw < 1)) - 1.0
-        step = g - h / slope
-        g = np.where(done, g, np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi)))
-    x["stn"], x["gpe"] = stn, gpe
-
-
-def _explicit(x: State, inp: CircuitInputs, p: CircuitParameters) -> None:
-    """GPi and FS follow directly from the other units (in place)."""
-    norm = N_REFERENCE / x["d1"].shape[-1]
-    x["gpi"] = _clipped(_gpi_input(x, inp, p, norm), x["gpi"].shape)
-    x["fs"] = _clipped(_fs_input(x, inp, p, norm), x["fs"].shape)
-
-
 SLOW = ("d1", "d2", "thalamus", "trn", "cortex")
+LOOP = ("stn", "gpe", "gpi", "fs")   # set at each step: the STN-GPe loop solved exactly, GPi and FS explicitly
 ANDERSON_DEPTH = 5
+COMPACT_BELOW = 0.85   # settled patients leave the batch once fewer than this share of it still iterates
+BLOCK = 512            # patients iterated together, so the working set stays in cache
 
 
 def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channels: int, *,
@@ -223,47 +243,161 @@ def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channel
     target. The fixed point does not depend on the time constants. Patients whose iteration has
     not settled after ``max_iter`` have no steady state the iteration can reach from the start:
     they are flagged, and `simulate` shows what they do instead.
+
+    Patients are iterated in blocks of BLOCK; a patient who settles is written out, and settled
+    patients leave the block (state, inputs and Anderson history) once fewer than COMPACT_BELOW
+    of it still iterate. Every operation acts on each patient's own row, so none of this changes
+    a bit of any patient's result (tests/test_circuit.py compares with the plain masked iteration).
     """
-    x = {k: v.copy() for k, v in (start or rest_state(patients, channels)).items()}
+    x = {k: np.array(v, dtype=float) for k, v in (start or rest_state(patients, channels)).items()}
     change = np.full(patients, np.inf)
-    active = np.ones((patients, 1), dtype=bool)
-    history_x, history_f = [], []
+    terms = _Terms.of(inp, p, channels)
+    iterations = 1
+    for first in range(0, patients, BLOCK):
+        block = slice(first, min(first + BLOCK, patients))
+        state, change[block], used = _settle({k: x[k][block] for k in NUCLEI}, terms.rows(block, patients), p,
+                                             tol, max_iter, relax, accelerate)
+        for k in NUCLEI:
+            x[k][block] = state[k]
+        iterations = max(iterations, used)
+    return FixedPoint(x, change < 1e3 * tol, iterations)
+
+
+def _settle(x: State, terms: _Terms, p: CircuitParameters, tol: float, max_iter: int, relax: float,
+            accelerate: bool) -> tuple[State, np.ndarray, int]:
+    """`fixed_point` for one block of patients: final states, each patient's last change, iterations."""
+    out = {k: v.copy() for k, v in x.items()}      # a patient's rows are final once they settle
+    n = len(x["d1"])
+    change, rows, live = np.full(n, np.inf), np.arange(n), np.ones(n, dtype=bool)   # rows: batch row -> patient
+    history = _AndersonHistory(relax, ANDERSON_DEPTH) if accelerate else None
+    x = dict(x)
     for it in range(1, max_iter + 1):
-        before = {k: x[k] for k in ("stn", "gpe", "gpi", "fs")}
-        _pallidal_loop(x, inp, p)
-        _explicit(x, inp, p)
-        for k, old in before.items():   # settled patients stop, so results do not depend on the batch
-            x[k] = np.where(active, x[k], old)
-        u = targets(x, inp, p)
-        change = np.where(active[:, 0], np.max([np.abs(u[k] - x[k]).max(axis=-1) for k in NUCLEI], axis=0), change)
-        active = (change >= tol)[:, None]
-        if not active.any():
-            break
+        u = _step(x, terms, p)
         xs = np.concatenate([x[k] for k in SLOW], axis=1)
         fs = np.concatenate([u[k] for k in SLOW], axis=1) - xs
-        history_x, history_f = (history_x + [xs])[-ANDERSON_DEPTH - 1:], (history_f + [fs])[-ANDERSON_DEPTH - 1:]
-        new = np.clip(_anderson(history_x, history_f, relax) if accelerate else xs + relax * fs, 0.0, 1.0)
+        step_change = np.max([np.abs(fs).max(axis=1)] + [np.abs(u[k] - x[k]).max(axis=-1) for k in LOOP], axis=0)
+        change[rows[live]] = step_change[live]
+        settled = live & ~(step_change >= tol)
+        if settled.any():
+            for k in NUCLEI:
+                out[k][rows[settled]] = x[k][settled]
+            live &= ~settled
+            if not live.any():
+                break
+            if live.sum() < COMPACT_BELOW * len(live):
+                rows, x, xs, fs, terms = rows[live], _rows(x, live), xs[live], fs[live], terms.rows(live, len(live))
+                if history is not None:
+                    history.take(live)
+                live = live[live]
+        new = np.clip(history.next(xs, fs) if history is not None else xs + relax * fs, 0.0, 1.0)
         col = 0
         for k in SLOW:
             width = x[k].shape[1]
-            x[k] = np.where(active, new[:, col:col + width], x[k])
-            col += width
-    return FixedPoint(x, change < 1e3 * tol, it)
+            x[k], col = new[:, col:col + width].copy(), col + width
+    else:
+        for k in NUCLEI:
+            out[k][rows[live]] = x[k][live]
+    return out, change, it
 
 
-def _anderson(xs: list[np.ndarray], fs: list[np.ndarray], relax: float) -> np.ndarray:
-    """Next iterate from the history (oldest first), each (patients, dims)."""
-    x, f = xs[-1], fs[-1]
-    if len(xs) < 2:
-        return x + relax * f
-    dX = np.stack([b - a for a, b in zip(xs, xs[1:])], axis=-1)   # (patients, dims, m)
-    dF = np.stack([b - a for a, b in zip(fs, fs[1:])], axis=-1)
-    dFt = dF.transpose(0, 2, 1)
-    gram = dFt @ dF
+def _rows(state: State, keep: np.ndarray) -> State:
+    return {k: v[keep] for k, v in state.items()}
+
+
+def _step(x: State, t: _Terms, p: CircuitParameters) -> State:
+    """One iteration (``x`` updated in place): the STN-GPe loop solved for the current striatum
+    and cortex, GPi and FS set from it; returns every unit's target ``clip(u(x), 0, 1)``."""
+    x["stn"], x["gpe"] = _loop_solve(p.w_cortex_stn * x["cortex"] + p.bias_stn, p.bias_gp - _striatum_to_gpe(x, t),
+                                     t.stn_gpe_loop, _sum(x["gpe"]), t.norm, p)
+    sum_gpe = _sum(x["gpe"])
+    x["gpi"] = _clipped(_gpi_input(x, t, p, sum_gpe), x["gpi"].shape)
+    x["fs"] = _clipped(_fs_input(t, p, _sum(x["cortex"]), sum_gpe), x["fs"].shape)
+    return _targets(x, t, p, known={"gpi": x["gpi"], "fs": x["fs"]})
+
+
+def _loop_solve(stn_in: np.ndarray, gpe_in: np.ndarray, gain: np.ndarray | float, g: np.ndarray, norm: float,
+                p: CircuitParameters) -> tuple[np.ndarray, np.ndarray]:
+    """STN and GPe with the STN-GPe loop solved exactly for the current striatum and cortex.
+
+    ``stn_in`` and ``gpe_in`` are the units' inputs from outside the loop, ``gain`` the STN-to-GPe
+    gain of the summed STN, ``g`` the starting guess of the summed GPe. The loop is strong (gain ~11
+    through the diffuse sums), which makes plain fixed-point iteration diverge. With G = sum of
+    GPe, STN is non-increasing in G and GPe non-decreasing in sum(STN), so h(G) = sum(GPe(G)) - G
+    is strictly decreasing: one root, found by bracketed Newton steps (the function is piecewise
+    linear, so Newton ends exactly).
+    """
+    lo, hi = np.zeros_like(g), np.full_like(g, float(stn_in.shape[-1]))
+    for _ in range(60):
+        stn_raw = stn_in - norm * p.w_gpe_stn * g
+        stn = np.clip(stn_raw, 0.0, 1.0)
+        gpe_raw = gain * _sum(stn) + gpe_in
+        gpe = np.clip(gpe_raw, 0.0, 1.0)
+        h = _sum(gpe) - g
+        done = np.abs(h) < 1e-13   # per patient, so a patient's result does not depend on its batch
+        if done.all():
+            break
+        lo, hi = np.where(h > 0, g, lo), np.where(h > 0, hi, g)
+        d_stn = -norm * p.w_gpe_stn * _sum((stn_raw > 0) & (stn_raw < 1))
+        slope = gain * d_stn * _sum((gpe_raw > 0) & (gpe_raw < 1)) - 1.0
+        step = g - h / slope
+        g = np.where(done, g, np.where((step > lo) & (step < hi), step, 0.5 * (lo + hi)))
+    return stn, gpe
+
+
+class _AndersonHistory:
+    """The last ANDERSON_DEPTH differences of iterates and residuals of each patient (batch row):
+    dF and dX + relax dF, the two products the update needs, each difference computed once.
+
+    Each is held packed, (patients, dims, m) oldest first: the layout BLAS gets in `_anderson_update`
+    decides its rounding. Once the history is full, a step shifts the packed array by one element
+    in place and writes the new column last (stacking the whole history anew at each step cost
+    a third of the mixing)."""
+
+    def __init__(self, relax: float, depth: int):
+        self.relax, self.depth = relax, depth
+        self.last: tuple[np.ndarray, np.ndarray] | None = None
+        self.d_f: list[np.ndarray] | np.ndarray = []
+        self.d_x_relaxed: list[np.ndarray] | np.ndarray = []
+
+    def take(self, keep: np.ndarray) -> None:
+        if self.last is not None:
+            self.last = (self.last[0][keep], self.last[1][keep])
+        self.d_f, self.d_x_relaxed = (h[keep] if isinstance(h, np.ndarray) else [a[keep] for a in h]
+                                      for h in (self.d_f, self.d_x_relaxed))
+
+    def next(self, x: np.ndarray, f: np.ndarray) -> np.ndarray:
+        """The next iterate after x with residual f, each (patients, dims)."""
+        if self.last is not None:
+            df = f - self.last[1]
+            self.d_f = self._appended(self.d_f, df)
+            self.d_x_relaxed = self._appended(self.d_x_relaxed, x - self.last[0] + self.relax * df)
+        self.last = (x, f)
+        if isinstance(self.d_f, list) and not self.d_f:
+            return x + self.relax * f
+        d_f, d_x_relaxed = (np.stack(h, axis=-1) if isinstance(h, list) else h for h in (self.d_f, self.d_x_relaxed))
+        return _anderson_update(x, f, d_f, d_x_relaxed, self.relax)
+
+    def _appended(self, history: list[np.ndarray] | np.ndarray, column: np.ndarray) -> list[np.ndarray] | np.ndarray:
+        if isinstance(history, list):
+            history = history + [column]
+            return np.stack(history, axis=-1) if len(history) == self.depth else history
+        history = np.ascontiguousarray(history)   # (already is: then no copy, and reshape gives a view)
+        flat = history.reshape(-1)
+        flat[:-1] = flat[1:]                # every row's columns one to the left (numpy copies overlaps safely)
+        history[:, :, -1] = column
+        return history
+
+
+def _anderson_update(x: np.ndarray, f: np.ndarray, d_f: np.ndarray, d_x_relaxed: np.ndarray,
+                     relax: float) -> np.ndarray:
+    """Anderson mixing from the residual differences ``d_f`` (patients, dims, m), oldest first:
+    least-squares weights on the differences, Tikhonov-regularised by 1e-10 of the Gram trace."""
+    d_ft = d_f.transpose(0, 2, 1)
+    gram = d_ft @ d_f
     scale = np.trace(gram, axis1=1, axis2=2)[:, None, None]
-    gram = gram + (1e-10 * scale + 1e-300) * np.eye(dF.shape[-1])
-    gamma = np.linalg.solve(gram, dFt @ f[..., None])
-    return x + relax * f - ((dX + relax * dF) @ gamma)[..., 0]
+    gram = gram + (1e-10 * scale + 1e-300) * np.eye(d_f.shape[-1])
+    gamma = np.linalg.solve(gram, d_ft @ f[..., None])
+    return x + relax * f - (d_x_relaxed @ gamma)[..., 0]
 
 
 @dataclass(frozen=True)
@@ -288,9 +422,10 @@ def simulate(inp: CircuitInputs, p: CircuitParameters, patients: int, channels: 
     steps = int(round(duration_ms / dt_ms))
     traces = {k: [] for k in record}
     times = []
+    terms = _Terms.of(inp, p, channels)
     for step in range(steps):
         seen = {k: history[k][-1 - lags[k]] for k in NUCLEI}
-        u = targets(seen, inp, p)
+        u = _targets(seen, terms, p)
         for k in NUCLEI:
             x[k] = np.clip(x[k] + dt_ms / tau[k] * (u[k] - x[k]), 0.0, 1.0)
             history[k].append(x[k].copy())
