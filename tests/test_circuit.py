@@ -269,6 +269,40 @@ def test_levodopa_restores_dopamine_and_reverses_drd(registry, cm):
     assert before > 5 and after < 0.3 * before
 
 
+def _typical_drd(registry, putamen: float):
+    """The typical DRD patient, untreated, with its putamen dopamine set to ``putamen`` (relative)."""
+    reg = registry.with_overrides({"pheno_drd_putamen_dopamine": putamen})
+    return assess(ClinicalModel.from_registry(reg), reg, "drd", np.array([0.0]), drug_free_drivers(1, 1), Course(),
+                  0, 0, 1, typical=True, expected_scores=True)
+
+
+def test_dopamine_gradient_vanishes_with_the_deficit(registry):
+    # the regional gradient shapes a dopamine deficit and cannot create one: with a normal putamen
+    # every channel is normal and the patient has no dystonia
+    from ecsim.circuit.phenotypes import phenotype_modulators
+    reg = registry.with_overrides({"pheno_drd_putamen_dopamine": 1.0})
+    assert np.all(phenotype_modulators("drd", reg, np.zeros(1))["dopamine"] == 1.0)
+    assert _typical_drd(registry, 1.0).totals["bfmdrs_movement"][0, 0] == 0.0
+
+
+def test_drd_severity_falls_as_putamen_dopamine_rises(registry):
+    # less deficit, no more dystonia: levodopa's dose-response in DRD runs one way (GeneReviews NBK1508)
+    scores = [_typical_drd(registry, d).totals["bfmdrs_movement"][0, 0] for d in (0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.9)]
+    assert np.all(np.diff(scores) <= 1e-9), scores
+
+
+def test_drd_dystonia_starts_in_the_legs(registry):
+    # GeneReviews NBK1508: onset with gait disturbance from foot dystonia, then generalisation. As
+    # putamen dopamine falls from normal, the first region rated is a leg, before any arm
+    from ecsim.circuit.regions import REGIONS
+    for putamen in np.arange(0.99, 0.5, -0.01):
+        rated = _typical_drd(registry, float(putamen)).regions["bfmdrs_region"][0, 0]
+        if rated.sum() > 0:
+            break
+    assert rated[REGIONS.index("leg_right")] > 0 and rated[REGIONS.index("leg_left")] > 0
+    assert rated[REGIONS.index("arm_right")] == 0 and rated[REGIONS.index("arm_left")] == 0
+
+
 def test_focal_phenotypes_affect_their_own_region(registry, cm):
     for name in ("cervical", "blepharospasm", "laryngeal", "writers_cramp", "leg"):
         tr = assess(cm, registry, name, np.array([0.0]), drug_free_drivers(50, 1), Course(), 6, 0, 50)

@@ -64,12 +64,20 @@ def _tor1a(registry: Registry, z: np.ndarray) -> Modulators:
 
 
 def _dopamine(level_name: str) -> Callable[[Registry, np.ndarray], Modulators]:
+    """Putamen dopamine (relative to normal) per patient, spread over regions as a power of it.
+
+    A region's level is ``putamen ** exponent`` (putamen capped at normal): exponents above 1
+    deepen the deficit (legs), below 1 soften it (cranial). Unlike a multiplier, a power leaves
+    every region normal when the putamen is and never lifts a region above normal, so a milder
+    deficit never gives more dystonia through one region outrunning the others (docs/circuit.md).
+    """
     def build(registry: Registry, z: np.ndarray) -> Modulators:
-        mean = registry[level_name].value * lognormal_factor(z, registry["pheno_severity_cv"].value)
-        leg, cranial = registry["pheno_dopamine_leg_factor"].value, registry["pheno_dopamine_cranial_factor"].value
-        factor = {r: leg if r.startswith("leg") else cranial if r in CRANIAL else 1.0 for r in REGIONS}
-        per_channel = np.repeat([factor[r] for r in REGIONS], 2)
-        return {"dopamine": np.clip(mean[:, None] * per_channel, 0.0, 1.0)}
+        mean = np.clip(registry[level_name].value * lognormal_factor(z, registry["pheno_severity_cv"].value), 0.0, 1.0)
+        leg = registry["pheno_dopamine_leg_exponent"].value
+        cranial = registry["pheno_dopamine_cranial_exponent"].value
+        exponent = {r: leg if r.startswith("leg") else cranial if r in CRANIAL else 1.0 for r in REGIONS}
+        per_channel = np.repeat([exponent[r] for r in REGIONS], 2)
+        return {"dopamine": mean[:, None] ** per_channel}
     return build
 
 
