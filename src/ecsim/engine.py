@@ -6,6 +6,17 @@ blocks (the CBD-clobazam interaction, CB1 tolerance) takes fourth-order Magnus s
 upstream states computed exactly at the Gauss points; upstream blocks must have constant
 coefficients. Doses are boluses at grid times; the value stored at a dose time is the post-dose
 value. Patients are the batch axis throughout.
+
+How the work is laid out (the numbers are those of stepping one output step at a time; a
+per-step reference is kept in tests/test_engine.py): patients are integrated in groups of up to
+`GROUP`, and output steps in tiles of about `TILE` patient-steps, every block advancing over a tile
+before the next tile starts. For a coupled block, the upstream states at the Gauss points, the
+coefficients and each step's propagator (gain and shift when A is diagonal) are computed for the
+whole tile in vectorised calls over (step, patient), from the upstream blocks' work arrays of the
+same tile; only the recurrence x_k = P_k x_(k-1) + c_k (+ doses) runs step by step, into a
+time-major work array that each step writes contiguously; the tile is then copied into the
+block's (state, patient, time) array. Every number comes from elementwise operations or from sums
+within one patient, so a patient's numbers do not depend on the group, the tile or the batch.
 """
 
 from __future__ import annotations
@@ -54,7 +65,7 @@ class Grid:
 
 def integrate(model: Model, values: dict[str, np.ndarray], doses: list[Bolus], grid: Grid,
               batch: int) -> dict[str, np.ndarray]:
-    """Trajectories of every state, each an array (batch, grid.size).
+    """Trajectories of every state, each a contiguous array (batch, grid.size).
 
     BLAS is held to one thread: the matrices are tiny, and threaded BLAS calls on them were measured
     up to 100 times slower when another process shared the two cores.
@@ -63,19 +74,47 @@ def integrate(model: Model, values: dict[str, np.ndarray], doses: list[Bolus], g
         return _integrate(model, values, doses, grid, batch)
 
 
+GROUP = 512   # patients integrated together: a group's propagators and work arrays stay in cache
+
+
 def _integrate(model, values, doses, grid, batch) -> dict[str, np.ndarray]:
-    trajectories: dict[str, np.ndarray] = {}
-    upstream = _Upstream(trajectories, grid.dt_h)
-    for block in compile_model(model):
-        kicks = _kicks(block, doses, grid, batch)
-        if kicks or not block.homogeneous:
-            states = _advance(block, values, upstream, kicks, grid, batch)
-        else:   # no dose, no source, zero start: exactly zero throughout (clobazam when not given)
-            states = np.zeros((batch, grid.size, len(block.states)))
-        trajectories.update({s: states[:, :, i] for i, s in enumerate(block.states)})
+    """Every block's trajectories, (n, batch, grid.size), filled a group of patients at a time.
+    A block with no dose, no source and a zero start is exactly zero throughout (clobazam when not given)."""
+    blocks = compile_model(model)
+    moving = {b.name: any(d.state in b.states for d in doses) or not b.homogeneous for b in blocks}
+    arrays = {b.name: np.zeros((len(b.states), batch, grid.size)) for b in blocks}   # zero: lazily, by the kernel
+    groups = -(-batch // GROUP)
+    for g in range(groups):   # of equal size
+        rows = slice(g * batch // groups, (g + 1) * batch // groups)
+        _integrate_group(blocks, moving, {k: _rows(v, rows, batch) for k, v in values.items()},
+                         [Bolus(d.time_h, d.state, _rows(d.amount, rows, batch)) for d in doses], grid,
+                         {k: a[:, rows] for k, a in arrays.items()})
+    return {s: arrays[b.name][i] for b in blocks for i, s in enumerate(b.states)}
+
+
+def _rows(value, rows: slice, batch: int):
+    """The given patients' part of a per-patient array (batch, ...); anything else as it is."""
+    return value[rows] if np.ndim(value) and np.shape(value)[0] == batch else value
+
+
+def _integrate_group(blocks, moving, values, doses, grid, arrays) -> None:
+    """Fill ``arrays`` (block name -> (n, patients, grid.size)) for one group of patients: every
+    moving block advances over a tile of output steps, in declaration order, then the next tile."""
+    batch = next(iter(arrays.values())).shape[1]
+    steps = _tile_steps(batch, grid.size - 1)
+    group = _Group(values, batch, grid.dt_h)
+    runs = []
+    for block in blocks:
+        if moving[block.name]:
+            runs.append(group.start(block, _kicks(block, doses, grid, batch), arrays[block.name], steps))
         if not block.upstream:
-            upstream.register(block, values, batch)
-    return trajectories
+            group.register(block, zero=not moving[block.name])
+    for k0 in range(1, grid.size, steps):
+        for run in runs:
+            run.advance(group, k0, min(k0 + steps, grid.size))
+
+
+OUTPUT_TILE = 8192   # patient-times per call of the output expressions: their temporaries stay in cache
 
 
 def outputs(model: Model, values: dict[str, np.ndarray], trajectories: dict[str, np.ndarray]
@@ -84,15 +123,22 @@ def outputs(model: Model, values: dict[str, np.ndarray], trajectories: dict[str,
 
     Per-patient values enter as (batch, 1) columns and broadcast against the (batch, time) states
     inside the expressions, so terms of parameters alone are computed once per patient, not once
-    per output time; element by element the arithmetic is the same as on full arrays.
+    per output time. The expressions run on a few patients' rows at a time, so their hundred-odd
+    temporaries stay in cache instead of each being a (batch, time) array; element by element the
+    arithmetic is the same as on full arrays.
     """
     fn = output_function(model)
     batch, size = next(iter(trajectories.values())).shape
     columns = {k: np.asarray(v)[:, None] if np.ndim(v) == 1 else v for k, v in values.items()}
     merged = columns | trajectories
-    results = fn.fn(*(merged[k] for k in fn.names))
-    return {name: np.array(np.broadcast_to(r, (batch, size)), dtype=float)
-            for name, r in zip(model.outputs, results)}
+    results = {name: np.empty((batch, size)) for name in model.outputs}
+    rows = max(1, OUTPUT_TILE // size)
+    for start in range(0, batch, rows):
+        part = slice(start, start + rows)
+        args = (merged[k][part] if np.ndim(merged[k]) == 2 else merged[k] for k in fn.names)
+        for name, r in zip(model.outputs, fn.fn(*args)):
+            results[name][part] = r
+    return results
 
 
 def _kicks(block: LinearBlock, doses: list[Bolus], grid: Grid, batch: int) -> dict[int, np.ndarray]:
@@ -106,19 +152,78 @@ def _kicks(block: LinearBlock, doses: list[Bolus], grid: Grid, batch: int) -> di
     return kicks
 
 
-def _advance(block: LinearBlock, values, upstream: "_Upstream", kicks, grid: Grid, batch: int) -> np.ndarray:
-    n = len(block.states)
-    out = np.empty((batch, grid.size, n))
-    x = kicks.get(0, np.zeros((batch, n))).copy()
-    out[:, 0] = x
-    constant = None if block.upstream else _propagator(block, values, batch, grid.dt_h)
-    for k in range(1, grid.size):
-        step = constant if constant is not None else _magnus_step(block, values, upstream, k, batch, grid.dt_h)
-        x = np.einsum("pij,pj->pi", step[:, :n, :n], x) + step[:, :n, n]
-        if k in kicks:
-            x = x + kicks[k]
-        out[:, k] = x
-    return out
+TILE = 16384          # patient-steps per tile: the coefficients' temporaries stay in the L2 cache
+MIN_TILE_STEPS = 16   # so that copying a tile into the states' rows writes whole cache lines
+MATRIX_TILE = 1024    # patient-steps per stack of Magnus matrices: larger stacks were slower here
+
+
+def _tile_steps(batch: int, steps: int) -> int:
+    """Output steps per tile: about `TILE` patient-steps, at least `MIN_TILE_STEPS`."""
+    return max(1, min(steps, max(MIN_TILE_STEPS, TILE // max(batch, 1))))
+
+
+class _Run:
+    """One moving block over one group of patients: x_k = P_k x_(k-1) + c_k, plus the doses at t_k,
+    a tile of output steps at a time, into a time-major work array (each step writes one
+    contiguous (batch, n) block) that is then copied into the block's (n, batch, time) array."""
+
+    def __init__(self, block: LinearBlock, kicks: dict[int, np.ndarray], out: np.ndarray, steps: int,
+                 invariant: bool):
+        n, batch, _ = out.shape
+        self.block, self.kicks, self.out, self.invariant = block, kicks, out, invariant
+        self.work = np.empty((steps + 1, batch, n))   # row 0: the state at t_(k0-1), row 1 + t: at t_(k0+t)
+        self.work[0] = kicks.get(0, 0.0)
+        out[:, :, 0] = self.work[0].T
+        self.step = None
+
+    def advance(self, group: "_Group", k0: int, k1: int) -> None:
+        """Steps k0 .. k1-1; the work array's row 0 holds the state at t_(k0-1)."""
+        work = self.work
+        if k0 > 1:
+            work[0] = work[-1]   # every tile but the last is full
+        if self.step is None or not self.invariant:   # invariant steps are all the first one
+            self.step = _tile_step(self.block, group, k0, k0 + 1 if self.invariant else k1)
+        x = work[0]
+        for k in range(k0, k1):
+            x = self.step(k - k0, x, work[1 + k - k0])
+            if k in self.kicks:
+                np.add(x, self.kicks[k], out=x)
+        self.out[:, :, k0:k1] = work[1:1 + k1 - k0].transpose(2, 1, 0)
+
+
+def _tile_step(block: LinearBlock, group: "_Group", k0: int, k1: int):
+    """step(t, x, out): x advanced over output step k0 + t into ``out``, for the steps [k0, k1); past
+    k1, the last step repeats."""
+    if not block.upstream:
+        return _matrix_step(group.propagator(block, group.dt)[None])
+    inputs, values, dt = group.inputs(block, k0, k1), group.values, group.dt
+    if block.diagonal:
+        return _diagonal_step(*_diagonal_magnus_step(block, values, inputs, dt))
+    stack = max(1, MATRIX_TILE // group.batch)
+    return _matrix_step(np.concatenate([_magnus_step(block, values, [{u: v[t:t + stack] for u, v in point.items()}
+                                                                     for point in inputs], dt)
+                                        for t in range(0, k1 - k0, stack)]))
+
+
+def _matrix_step(steps: np.ndarray):
+    """Steps given as augmented matrices (steps, batch, n+1, n+1); past the last, the last repeats."""
+    n, last = steps.shape[-1] - 1, len(steps) - 1
+
+    def step(t: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        m = steps[min(t, last)]
+        np.einsum("pij,pj->pi", m[:, :n, :n], x, out=out)
+        return np.add(out, m[:, :n, n], out=out)
+    return step
+
+
+def _diagonal_step(gain: np.ndarray, shift: np.ndarray):
+    """Steps of a diagonal block: gain and shift each (steps, batch, n); past the last, the last repeats."""
+    last = len(gain) - 1
+
+    def step(t: int, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        np.multiply(gain[min(t, last)], x, out=out)
+        return np.add(out, shift[min(t, last)], out=out)
+    return step
 
 
 def expm(M: np.ndarray, order: int = 14) -> np.ndarray:
@@ -177,44 +282,87 @@ SUBSTEPS = 2   # Magnus substeps per output step for coupled blocks (error falls
 POINTS = tuple((j + c) / SUBSTEPS for j in range(SUBSTEPS) for c in GAUSS)
 
 
-def _magnus_step(block: LinearBlock, values, upstream: "_Upstream", k: int, batch: int, dt: float) -> np.ndarray:
-    """Fourth-order Magnus steps over one output step for a block whose coefficients follow upstream
-    states: per substep of length h, Omega = h/2 (M1 + M2) + sqrt(3) h^2 / 12 [M2, M1], with M at
-    the two Gauss points (Blanes, Casas, Oteo & Ros 2009, doi:10.1016/j.physrep.2008.11.001).
+def _coefficients(block: LinearBlock, values, point: dict[str, np.ndarray]) -> list:
+    """The block's A (row-major) then b, each a scalar, (batch,) or (steps, batch): parameters are
+    (batch,) and broadcast against the upstream states at one Gauss point of every step, (steps, batch)."""
+    return block.coefficients.fn(*(point[k] if k in point else values[k] for k in block.coefficients.names))
+
+
+def _magnus_step(block: LinearBlock, values, inputs: list[dict], dt: float) -> np.ndarray:
+    """Fourth-order Magnus steps over each output step of a tile, for a block whose coefficients
+    follow upstream states: per substep of length h, Omega = h/2 (M1 + M2) + sqrt(3) h^2 / 12
+    [M2, M1], with M at the two Gauss points (Blanes, Casas, Oteo & Ros 2009,
+    doi:10.1016/j.physrep.2008.11.001). ``inputs``: the upstream states at each of `POINTS`, each
+    (steps, batch). Returns the steps' augmented matrices, (steps, batch, n+1, n+1).
     """
-    if block.diagonal:
-        return _diagonal_magnus_step(block, values, upstream, k, batch, dt)
     h = dt / SUBSTEPS
     step = None
     for j in range(SUBSTEPS):
-        M1, M2 = (_augmented(block, values | upstream.at(block, k, 2 * j + i), batch) for i in (0, 1))
+        M1, M2 = (_augmented_tile(block, values, inputs[2 * j + i]) for i in (0, 1))
+        shape, m = M1.shape, M1.shape[-1]
+        M1, M2 = M1.reshape(-1, m, m), M2.reshape(-1, m, m)   # one stack: matmul is slower over two batch axes
         sub = expm(0.5 * h * (M1 + M2) + (np.sqrt(3) / 12) * h * h * (M2 @ M1 - M1 @ M2))
         step = sub if step is None else sub @ step
-    return step
+    return step.reshape(shape)
 
 
-def _diagonal_magnus_step(block: LinearBlock, values, upstream: "_Upstream", k: int, batch: int, dt: float
-                          ) -> np.ndarray:
+def _augmented_tile(block: LinearBlock, values, point: dict[str, np.ndarray]) -> np.ndarray:
+    """M = [[A, b], [0, 0]] at one Gauss point of each step of a tile, (steps, batch, n+1, n+1)."""
+    steps, batch = next(iter(point.values())).shape
+    n = len(block.states)
+    M = np.zeros((steps, batch, n + 1, n + 1))
+    entries = [(r, c) for r in range(n) for c in range(n)] + [(r, n) for r in range(n)]   # A row-major, then b
+    for (r, c), value in zip(entries, _coefficients(block, values, point)):
+        if np.ndim(value) or value != 0:   # structural zeros are in place
+            M[:, :, r, c] = value
+    return M
+
+
+def _diagonal_magnus_step(block: LinearBlock, values, inputs: list[dict], dt: float
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """The same Magnus steps when A is diagonal, state by state in closed form: the commutator only
     adds h^2 sqrt(3)/12 (a2 b1 - a1 b2) to the offset, and exp([[w, c], [0, 0]]) = [[e^w, c phi1(w)],
     [0, 1]] with phi1(w) = (e^w - 1)/w. Equal to the general step up to rounding, without matrix
-    products."""
+    products. Returns each step's gain and shift, x_k = gain_k x_(k-1) + shift_k, each (steps, batch, n).
+    States with the same coefficients (CB1 tolerance at three synapse classes) are computed once."""
     h = dt / SUBSTEPS
-    n = len(block.states)
-    gain, shift = np.ones((batch, n)), np.zeros((batch, n))
+    a, b, states = _diagonal_coefficients(block, values, inputs)
+    gain, shift = np.ones(a[0].shape), np.zeros(a[0].shape)
     for j in range(SUBSTEPS):
-        (A1, b1), (A2, b2) = (block.evaluate(values | upstream.at(block, k, 2 * j + i), batch) for i in (0, 1))
-        a1, a2 = np.diagonal(A1, axis1=1, axis2=2), np.diagonal(A2, axis1=1, axis2=2)
+        a1, a2, b1, b2 = a[2 * j], a[2 * j + 1], b[2 * j], b[2 * j + 1]
         w = 0.5 * h * (a1 + a2)
         c = 0.5 * h * (b1 + b2) + (np.sqrt(3) / 12) * h * h * (a2 * b1 - a1 * b2)
         e = np.exp(w)
         gain, shift = e * gain, e * shift + c * _phi1(w)
-    step = np.zeros((batch, n + 1, n + 1))
-    idx = np.arange(n)
-    step[:, idx, idx] = gain
-    step[:, :n, n] = shift
-    step[:, n, n] = 1.0
-    return step
+    if states == list(range(len(states))):
+        return gain, shift
+    return gain[..., states], shift[..., states]
+
+
+def _diagonal_coefficients(block: LinearBlock, values, inputs: list[dict]) -> tuple[list, list, list[int]]:
+    """The diagonal of A and b at each Gauss point of each step of a tile, each (steps, batch, m) for
+    the m distinct (a_i, b_i) among the n states, and for each state its column."""
+    n = len(block.states)
+    results = [_coefficients(block, values, point) for point in inputs]
+    pairs = [[(r[i * n + i], r[n * n + i]) for i in range(n)] for r in results]
+    states = _distinct(pairs[0])
+    if any(_distinct(p) != states for p in pairs[1:]):
+        states = list(range(n))
+    columns = [states.index(c) for c in range(max(states) + 1)]   # the first state of each column
+    steps, batch = next(iter(inputs[0].values())).shape
+    a, b = [], []
+    for p in pairs:
+        a.append(np.empty((steps, batch, len(columns))))
+        b.append(np.empty((steps, batch, len(columns))))
+        for column, i in enumerate(columns):
+            a[-1][:, :, column], b[-1][:, :, column] = p[i]
+    return a, b, states
+
+
+def _distinct(pairs: list[tuple]) -> list[int]:
+    """For each state, the column of the first state whose coefficients are the very same objects."""
+    first: dict[tuple[int, int], int] = {}
+    return [first.setdefault((id(a), id(b)), len(first)) for a, b in pairs]
 
 
 def _phi1(w: np.ndarray) -> np.ndarray:
@@ -223,36 +371,60 @@ def _phi1(w: np.ndarray) -> np.ndarray:
     return np.where(w == 0.0, 1.0, np.expm1(safe) / safe)
 
 
-class _Upstream:
-    """States of constant-coefficient blocks at the Gauss points inside each output step, exactly.
+class _Group:
+    """One group of patients: their values, the moving blocks' runs, and the states of
+    constant-coefficient blocks at the Gauss points inside output steps, exactly.
 
-    The post-dose state at t_(k-1) is propagated by the block's own exp(M c dt), so a coupled block
-    sees the true upstream values between output times. Each state's values at one Gauss point are
-    computed for every output step at once, on first use.
+    The post-dose state at t_(k-1) is propagated by the source block's own exp(M c dt), so a
+    coupled block sees the true upstream values between output times. They are computed from the
+    source's work array of the current tile, for every Gauss point, time-major (steps, batch).
     """
 
-    def __init__(self, trajectories: dict, dt: float):
-        self.trajectories, self.dt = trajectories, dt
-        self.owner: dict[str, tuple[LinearBlock, tuple[np.ndarray, np.ndarray]]] = {}
-        self.series: dict[tuple[str, int], np.ndarray] = {}   # (state, point) -> (batch, steps)
-        self.stacked: dict[str, np.ndarray] = {}   # block name -> its states at t_0 .. t_(K-1), (batch, steps, n)
+    def __init__(self, values, batch: int, dt: float):
+        self.values, self.batch, self.dt = values, batch, dt
+        self.runs: dict[str, _Run] = {}
+        self.owner: dict[str, LinearBlock] = {}   # state -> its constant-coefficient block
+        self.zero: set[str] = set()               # blocks that stay exactly zero (no dose, no source)
+        self.propagators: dict[tuple[str, float], np.ndarray] = {}
 
-    def register(self, block: LinearBlock, values, batch: int) -> None:
-        props = tuple(_propagator(block, values, batch, c * self.dt) for c in POINTS)
-        self.owner.update({s: (block, props) for s in block.states})
+    def start(self, block: LinearBlock, kicks: dict[int, np.ndarray], out: np.ndarray, steps: int) -> _Run:
+        """A run of a moving block, whose upstream blocks (if any) are registered already."""
+        self.runs[block.name] = _Run(block, kicks, out, steps, self.invariant(block))
+        return self.runs[block.name]
 
-    def at(self, block: LinearBlock, k: int, point: int) -> dict[str, np.ndarray]:
-        return {u: self._series(block, u, point)[:, k - 1] for u in block.upstream}
+    def register(self, block: LinearBlock, zero: bool) -> None:
+        """A constant-coefficient block, whose states later blocks may read."""
+        self.owner.update({s: block for s in block.states})
+        if zero:
+            self.zero.add(block.name)
 
-    def _series(self, block: LinearBlock, u: str, point: int) -> np.ndarray:
-        if (u, point) not in self.series:
-            if u not in self.owner:
-                raise ModelError(f"{block.name} reads {u}, which is not in a constant-coefficient block")
-            source, props = self.owner[u]
+    def invariant(self, block: LinearBlock) -> bool:
+        """Whether the block's steps are all the same: constant coefficients, or every state they
+        read stays zero."""
+        return all(self._owner(block, u).name in self.zero for u in block.upstream)
+
+    def propagator(self, block: LinearBlock, dt: float) -> np.ndarray:
+        """exp(M dt) of a constant-coefficient block, (batch, n+1, n+1), computed once."""
+        if (block.name, dt) not in self.propagators:
+            self.propagators[(block.name, dt)] = _propagator(block, self.values, self.batch, dt)
+        return self.propagators[(block.name, dt)]
+
+    def inputs(self, block: LinearBlock, k0: int, k1: int) -> list[dict[str, np.ndarray]]:
+        """For each of `POINTS`: the block's upstream states inside output steps k0 .. k1-1, (steps, batch)."""
+        points: list[dict[str, np.ndarray]] = [{} for _ in POINTS]
+        for u in block.upstream:
+            source = self._owner(block, u)
             n, i = len(source.states), source.states.index(u)
-            if source.name not in self.stacked:
-                self.stacked[source.name] = np.stack([self.trajectories[s][:, :-1] for s in source.states], axis=-1)
-            x = self.stacked[source.name]
-            inside = np.einsum("pj,ptj->pt", props[point][:, i, :n], x) + props[point][:, i, n][:, None]
-            self.series[(u, point)] = np.ascontiguousarray(inside.T).T   # columns (one step) contiguous
-        return self.series[(u, point)]
+            for point, c in zip(points, POINTS):
+                P = self.propagator(source, c * self.dt)
+                if source.name in self.zero:   # P 0 + P[:, i, n]
+                    point[u] = np.broadcast_to(P[:, i, n], (k1 - k0, self.batch))
+                else:   # the source's states at t_(k0-1) .. t_(k1-2), (steps, batch, n)
+                    x = self.runs[source.name].work[:k1 - k0]
+                    point[u] = np.einsum("pj,tpj->tp", P[:, i, :n], x) + P[:, i, n]
+        return points
+
+    def _owner(self, block: LinearBlock, u: str) -> LinearBlock:
+        if u not in self.owner:
+            raise ModelError(f"{block.name} reads {u}, which is not in a constant-coefficient block")
+        return self.owner[u]
