@@ -12,6 +12,7 @@ from .test_scenario import run_cli
 pytest.importorskip("roadrunner")
 
 from ecsim.bench import COMPARED, EXTRA_KEYS, KEYS, max_rel_error, run_bench  # noqa: E402
+from ecsim.simulation import CHUNK  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def result():
 def test_json_has_the_keys(result):
     doc = json.loads(json.dumps(result.as_json(), allow_nan=False))
     assert set(doc) == set(KEYS) | set(EXTRA_KEYS) | {"machine", "definitions"}
-    assert doc["patients"] == 4 and doc["backend"] == "numpy" and doc["chunk"] == 500 and doc["compile_s"] == 0
+    assert doc["patients"] == 4 and doc["backend"] == "numpy" and doc["chunk"] == CHUNK and doc["compile_s"] == 0
     assert math.isfinite(doc["ratio_vs_roadrunner"]) and doc["ratio_vs_roadrunner"] > 0
     assert doc["peak_rss_mb"] > 0 and doc["machine"]["usable_cores"] >= 1
     assert set(KEYS[1:]) <= set(doc["definitions"])
