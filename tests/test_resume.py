@@ -21,7 +21,7 @@ name: resume
 duration_days: 14
 output_step_h: 2.0
 visit_interval_days: 7
-population: {n: 30, seed: 7, phenotype: cervical}
+population: {n: 60, seed: 7, phenotype: cervical}
 trial: {placebo_response: true, control_arm: placebo, primary_day: 14}
 arms:
   - name: placebo
@@ -31,7 +31,8 @@ arms:
     cbd:
       - {dose: 5 mg/kg, times_h: [8, 20]}
 """
-CHUNKS = 12   # 2 arms x 30 patients in chunks of 5
+CHUNKS = 24   # 2 arms x 60 patients in chunks of 5: many more than the 3 the kill waits for, so the
+              # run cannot finish between the poll that sees 3 and the kill, however fast chunks get
 TABLES = ("exposure", "bands", "clinical")
 
 
@@ -65,7 +66,7 @@ def test_a_run_killed_midway_resumes_to_the_same_files(work, capsys):
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
     while len(chunk_files(out)) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     saved = chunk_files(out)
