@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from ecsim.engine import Bolus, Grid, integrate
+from ecsim.engine import Bolus, Grid, integrate, outputs
 from ecsim.errors import ModelError
 from ecsim.model.compile import compile_model
 from ecsim.model.declaration import Model, Submodel, symbols
@@ -246,3 +246,19 @@ def test_a_coupled_block_may_read_only_constant_coefficient_blocks():
     doses = [Bolus(0.0, s, np.ones(1)) for s in ("x", "y", "z")]
     with pytest.raises(ModelError, match="second reads y, which is not in a constant-coefficient block"):
         integrate(Model(subs), {"k": np.ones(1)}, doses, Grid(2.0, 1.0), 1)
+
+
+def test_outputs_take_a_value_shared_by_all_patients_as_one_element():
+    """A parameter given once, shape (1,), acts as the same value given to every patient (more
+    patients than one output tile holds, so later tiles see it too)."""
+    from ecsim.engine import OUTPUT_TILE
+    from ecsim.scenario import load_scenario
+    from ecsim.simulation import full_model, grid_for, patient_inputs, scenario_registry
+    sc = load_scenario(None)
+    model, grid = full_model(), grid_for(sc)
+    n = OUTPUT_TILE // grid.size + 2
+    p, doses = patient_inputs(sc, sc.arms[1], 0, n, scenario_registry(sc))
+    states = integrate(model, p, doses, grid, n)
+    once = outputs(model, p | {"body_weight_kg": p["body_weight_kg"][:1]}, states)
+    every = outputs(model, p | {"body_weight_kg": np.full(n, p["body_weight_kg"][0])}, states)
+    assert all(np.array_equal(once[k], every[k]) for k in every)

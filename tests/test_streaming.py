@@ -99,3 +99,60 @@ def test_rows_are_in_patient_order_with_faults_in_place(tmp_path, faulty):
         index = [r.name for r in results].index(arm)
         assert set(faulted["patient"]) == set(BAD[index]) and faulted["phenotype"].isna().all()
         assert faulted["bfmdrs_movement"].isna().all() and rows[rows["fault"].isna()]["phenotype"].notna().all()
+
+
+def _old_table(results, columns_of, labels_of, days: bool) -> pd.DataFrame:
+    """The tables as they were built before streaming (01db6d7): one frame of sound rows and one
+    of faulted rows per arm, `pd.concat` (which unions the columns), then faulted rows moved to
+    their patients' places. An independent construction to compare the streamed tables with."""
+    frames = []
+    for r in results:
+        cols, labels = columns_of(r), labels_of(r)
+        k = len(r.visit_days) if days else 1
+        base = {"arm": r.name, "patient": np.repeat(r.patients, k)}
+        if days:
+            base["day"] = np.tile(r.visit_days, len(r.patients))
+        base["fault"] = None
+        base |= {name: np.repeat(v, k) for name, v in labels.items()}
+        frames.append(pd.DataFrame(base | {name: np.asarray(v).reshape(-1) for name, v in cols.items()}))
+        if r.faults:
+            ids = np.array(sorted(r.faults))
+            bad = {"arm": r.name, "patient": np.repeat(ids, k)}
+            if days:
+                bad["day"] = np.tile(r.visit_days, len(ids))
+            bad["fault"] = np.repeat([r.faults[i] for i in ids], k)
+            frames.append(pd.DataFrame(bad | {c: np.full(len(ids) * k, np.nan) for c in cols}))
+    table = pd.concat(frames, ignore_index=True)
+    order = {r.name: i for i, r in enumerate(results)}
+    keys = ["arm", "patient", "day"] if days else ["arm", "patient"]
+    return table.sort_values(keys, kind="stable", key=lambda c: c.map(order) if c.name == "arm" else c
+                             ).reset_index(drop=True)
+
+
+def _plain(table: pd.DataFrame) -> pd.DataFrame:
+    """Values only: every empty cell as None, numbers as float, whatever the column types."""
+    out = table.astype(object).where(table.notna(), None)
+    return out.map(lambda x: float(x) if isinstance(x, (int, float, np.number)) and not isinstance(x, bool) else x)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_tables_match_an_independent_construction_when_arms_have_different_labels(tmp_path, faulty, reverse):
+    """A titrated arm has labels (level, reason) the placebo arm lacks; in either arm order the
+    written tables hold every column, in the order `pd.concat` gives, with the same values."""
+    from ecsim.scenario import load_scenario
+    data = load_scenario("titration-cbd").model_dump(mode="json")
+    data["population"]["n"] = 8
+    data["arms"] = data["arms"][::-1] if reverse else data["arms"]
+    sc = Scenario.model_validate(data)
+    results = Simulation(sc, chunk=3).run(store=tmp_path / "arrays")
+    assert any(r.faults for r in results)
+    for name, frames, cols, labels, days in [
+            ("exposure", exposure_frames(results, 2), lambda r: r.exposure, lambda r: {}, False),
+            ("clinical", clinical_frames(results, None, 2), lambda r: r.clinical, lambda r: r.labels, True)]:
+        path = tmp_path / f"{name}.parquet"
+        assert write_parquet(frames, path)
+        written, expected = pd.read_parquet(path), _old_table(results, cols, labels, days)
+        assert list(written.columns) == list(expected.columns), name
+        if name == "clinical":
+            assert {"titration_level", "titration_reason"} <= set(written.columns)
+        pd.testing.assert_frame_equal(_plain(written), _plain(expected), check_dtype=False)

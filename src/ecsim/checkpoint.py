@@ -12,7 +12,10 @@ The checkpoint is a hidden sibling of the output folder, ``.OUT.partial/``:
   name, flushed to disk, then renamed: a chunk file is complete or absent;
 - ``output/``: the result files while they are written; renamed to ``OUT`` when all are there;
 - ``arrays/``: per-patient results of this process's run, spilled to disk as chunks finish
-  (`ecsim.simulation.ArmResult.store`); rebuilt from the chunk files on resume.
+  (`ecsim.simulation.ArmResult.store`); rebuilt from the chunk files on resume. With the chunk
+  files, the per-patient results are on disk twice while a run is unfinished (about 2 KB per
+  patient and arm on the default scenario), and a third time in the result files until the
+  checkpoint goes.
 
 Chunk files are pickles: resume only checkpoints that this machine's runs wrote.
 """
@@ -118,22 +121,28 @@ class Checkpoint:
         """Where the run keeps its per-patient arrays while it writes (not part of the result)."""
         return self.folder / "arrays"
 
-    def finished(self, tasks) -> dict:
-        """The saved summaries of ``tasks`` (a chunk file that cannot be read is simulated again)."""
-        done = {}
+    def finished(self, tasks) -> list:
+        """Those of ``tasks`` whose saved summaries can be read (`load` them one at a time, so a
+        resumed run holds one chunk in memory, not all); a chunk file that cannot be read is
+        deleted, and its chunk simulated again."""
+        done = []
         for task in tasks:
             path = self._path(task)
             if path.is_file():
                 try:
                     summary = pickle.loads(path.read_bytes())
                     if (summary.start, summary.n) == (task.start, task.stop - task.start):
-                        done[task] = summary
+                        done.append(task)
                         continue
                 except Exception:   # damaged by something outside ecsim: recompute rather than trust
                     pass
                 path.unlink()
         self.resumed = len(done)
         return done
+
+    def load(self, task):
+        """The saved `ChunkSummary` of a task that `finished` returned."""
+        return pickle.loads(self._path(task).read_bytes())
 
     def save(self, task, summary) -> None:
         _atomic_write(self._path(task), pickle.dumps(summary, protocol=pickle.HIGHEST_PROTOCOL))

@@ -26,12 +26,13 @@ def clinical_table(results: list[ArmResult], seed: int | None = None) -> pd.Data
 def clinical_frames(results: list[ArmResult], seed: int | None = None, per_frame: int | None = None):
     """`clinical_table` in pieces of ``per_frame`` patients (default `outputs.PATIENTS_PER_FRAME`), in order."""
     from .designs import randomised
-    from .outputs import PATIENTS_PER_FRAME, patient_frames
+    from .outputs import PATIENTS_PER_FRAME, patient_frames, table_layout
     allocated = randomised(results, seed) if seed is not None else {}
-    for r in results:
-        if r.clinical:
-            labels = r.labels | ({"randomised": allocated[r.name]} if r.name in allocated else {})
-            yield from patient_frames(r, r.clinical, labels, r.visit_days, per_frame or PATIENTS_PER_FRAME)
+    arms = [(r, r.labels | ({"randomised": allocated[r.name]} if r.name in allocated else {}))
+            for r in results if r.clinical]
+    layout = table_layout([(labels, r.clinical) for r, labels in arms], days=True)
+    for r, labels in arms:
+        yield from patient_frames(r, r.clinical, labels, r.visit_days, per_frame or PATIENTS_PER_FRAME, layout)
 
 
 def _mean_ci(x: np.ndarray) -> dict:

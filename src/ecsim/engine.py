@@ -135,7 +135,7 @@ def outputs(model: Model, values: dict[str, np.ndarray], trajectories: dict[str,
     rows = max(1, OUTPUT_TILE // size)
     for start in range(0, batch, rows):
         part = slice(start, start + rows)
-        args = (merged[k][part] if np.ndim(merged[k]) == 2 else merged[k] for k in fn.names)
+        args = (_rows(merged[k], part, batch) for k in fn.names)   # a value shared by all: as it is
         for name, r in zip(model.outputs, fn.fn(*args)):
             results[name][part] = r
     return results

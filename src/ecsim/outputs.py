@@ -9,7 +9,7 @@ import platform
 import shutil
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -38,17 +38,46 @@ def exposure_table(results: list[ArmResult]) -> pd.DataFrame:
 
 def exposure_frames(results: list[ArmResult], per_frame: int = PATIENTS_PER_FRAME) -> Iterator[pd.DataFrame]:
     """`exposure_table` in pieces of ``per_frame`` patients, in order."""
+    layout = table_layout([({}, r.exposure) for r in results], days=False)
     for r in results:
-        yield from patient_frames(r, r.exposure, per_frame=per_frame)
+        yield from patient_frames(r, r.exposure, per_frame=per_frame, layout=layout)
 
 
-def patient_frames(r: ArmResult, columns: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None = None,
-                   days: np.ndarray | None = None, per_frame: int = PATIENTS_PER_FRAME) -> Iterator[pd.DataFrame]:
+def table_layout(arms: list[tuple[Mapping, Mapping]], days: bool) -> dict[str, tuple[str, np.dtype] | None]:
+    """The columns of a table over arms, each arm given as (labels, values): in order of first
+    appearance, as `pd.concat` orders them, each label or value column with its type (None for the
+    fixed columns). Arms may differ (a titrated arm has labels the others lack); every frame gets
+    every column, empty where its arm has none, so frames written one by one make one table."""
+    layout = dict.fromkeys(["arm", "patient", "day", "fault"] if days else ["arm", "patient", "fault"])
+    for labels, values in arms:
+        for kind, group in (("label", labels), ("value", values)):
+            for name in group:
+                if name not in layout:
+                    layout[name] = (kind, np.asarray(group[name][:0]).dtype)
+    return layout
+
+
+def patient_frames(r: ArmResult, columns: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray] | None = None,
+                   days: np.ndarray | None = None, per_frame: int = PATIENTS_PER_FRAME,
+                   layout: dict | None = None) -> Iterator[pd.DataFrame]:
     """Rows of arm ``r``: one per patient (or per patient and day of ``days``), sound and faulted
     patients in patient order, ``per_frame`` patient numbers at a time. ``columns`` and ``labels``
     hold per-patient arrays of the sound patients (patients x days for ``columns`` with ``days``);
-    a faulted patient's rows have empty values (NaN, null labels) and the reason in ``fault``."""
+    a faulted patient's rows have empty values (NaN, null labels) and the reason in ``fault``.
+    With a `table_layout`, each frame has the table's columns in its order."""
     labels = labels or {}
+    for frame in _patient_frames(r, columns, labels, days, per_frame):
+        yield frame if layout is None else _laid_out(frame, layout)
+
+
+def _laid_out(frame: pd.DataFrame, layout: dict) -> pd.DataFrame:
+    missing = {name: _nulls(spec[1], len(frame)) if spec[0] == "label" else np.full(len(frame), np.nan, spec[1])
+               for name, spec in layout.items() if name not in frame}
+    return (frame.assign(**missing) if missing else frame)[list(layout)]
+
+
+def _patient_frames(r: ArmResult, columns: Mapping, labels: Mapping, days: np.ndarray | None,
+                    per_frame: int) -> Iterator[pd.DataFrame]:
     faulted = np.array(sorted(r.faults), dtype=np.int64)
     ids = np.asarray(r.patients)
     end = max(int(ids[-1]) if len(ids) else -1, int(faulted[-1]) if len(faulted) else -1) + 1
@@ -73,7 +102,7 @@ def patient_frames(r: ArmResult, columns: dict[str, np.ndarray], labels: dict[st
 def _nulls(dtype: np.dtype, n: int) -> pd.api.extensions.ExtensionArray:
     """n empty values typed like ``dtype`` (text, yes/no, whole numbers), so that every frame of a
     table has the same column types, whichever patients it holds."""
-    kind = {"b": "boolean", "i": "Int64", "u": "Int64"}.get(np.dtype(dtype).kind, "string")
+    kind = {"b": "boolean", "i": "Int64", "u": "Int64", "f": "Float64"}.get(np.dtype(dtype).kind, "string")
     return pd.array([None] * n, dtype=kind)
 
 

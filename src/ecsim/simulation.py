@@ -450,8 +450,11 @@ class Simulation:
         processes, or on the Dask scheduler at ``scheduler``; the same numbers in every case.
         With a `Checkpoint`, chunks it holds are not simulated again and each new one is saved
         as it finishes. ``progress(arm_name, patients)`` is called as chunks finish. With a
-        ``store`` folder, per-patient results go to disk as chunks finish and come back
-        memory-mapped (same values), so memory does not grow with the number of patients."""
+        ``store`` folder (new or empty), per-patient results go to disk as chunks finish and come
+        back memory-mapped (same values), so memory does not grow with the number of patients; the
+        results read from the store, so it must outlive them."""
+        if store is not None and Path(store).is_dir() and any(Path(store).iterdir()):
+            raise ValueError(f"store {store} is not empty: another run's results may still read from it")
         from .distributed import chunk_executor
         started = time.perf_counter()
         results = [ArmResult(arm.name, grid_for(self.scenario).times,
@@ -460,7 +463,7 @@ class Simulation:
                              store=None if store is None else Path(store) / f"arm{i}")
                    for i, arm in enumerate(self.scenario.arms)]
         tasks = self.tasks()
-        done = checkpoint.finished(tasks) if checkpoint is not None else {}
+        done = checkpoint.finished(tasks) if checkpoint is not None else []
         self.execution = {"workers": workers, "scheduler": scheduler, "chunk_patients": self.chunk,
                           "chunks": len(tasks), "chunks_resumed": len(done)}
 
@@ -469,9 +472,10 @@ class Simulation:
             if progress is not None:
                 progress(results[task.arm].name, summary.n_enrolled)
 
-        for task, summary in done.items():
-            add(task, summary)
-        todo = [t for t in tasks if t not in done]
+        for task in done:
+            add(task, checkpoint.load(task))
+        resumed = set(done)
+        todo = [t for t in tasks if t not in resumed]
         if todo:
             with chunk_executor(self.scenario, self.registry, workers=workers, scheduler=scheduler) as executor:
                 for task, summary in executor.map(todo):
