@@ -144,8 +144,19 @@ def _sampling(doc):
     doc["sampling_h"] = [0, 600]   # past the 21-day period (504 h)
 
 
+def _null_too_few(doc):
+    doc["metrics"][2]["observed"]["n"] = 3
+
+
+def _null_on_one_arm(doc):
+    m = doc["metrics"][2]
+    m["quantity"] = m.pop("difference_of")[0]
+
+
 @pytest.mark.parametrize("change, field, words", [
     (_adverse, "metrics.psychoactive.adverse", "crossover"),
+    (_null_too_few, "metrics.severity_null_at_published_size.observed.n", "at least 4"),
+    (_null_on_one_arm, "metrics.severity_null_at_published_size.rule.type", "difference_of"),
     (_washout_day, "at_day", "of every period"),
     (_step, "scenario.output_step_h", "divides 24"),
     (_sampling, "sampling_h", "crossover's period"),
@@ -173,3 +184,32 @@ def test_cli_runs_the_case_alone(tmp_path):
     doc = json.loads(res.stdout)
     assert {r["kind"] for r in doc["cases"]} == {"validation"}
     assert doc["passed"] + doc["failed"] == len(_doc()["metrics"])
+
+
+@pytest.mark.parametrize("crossover, delta, n", [(False, 0.0, 40), (False, 0.8, 40), (True, 0.0, 7), (True, 1.5, 7),
+                                                 (True, 1.5, 12)])
+def test_null_rule_share_is_one_minus_the_power_of_its_test(crossover, delta, n):
+    """The null rule's share of null replicate trials against the analytic power of the same test
+    on normal data (noncentral t): Welch for parallel arms (n/2 per arm, large equal variances so
+    df = n - 2), Hills-Armitage for an AB/BA crossover (period differences of the two sequences,
+    sizes ceil(n/2) and floor(n/2), df = n - 2). Patients' own levels and the period effect cancel."""
+    from scipy import stats as st
+    from ecsim.validation.runner import null_share
+    rng = np.random.default_rng(7)
+    m = 100_000
+    if crossover:   # rows: sequence AB (x in period 1) then BA (x in period 2); period effect 0.5
+        base = rng.normal(0, 2, 2 * m)
+        period = np.r_[np.full(m, 0.5), np.zeros(m)]
+        x = base + delta + period + rng.normal(size=2 * m)
+        y = base + (0.5 - period) + rng.normal(size=2 * m)
+        k1, k2 = (n + 1) // 2, n // 2
+        ncp = 2 * delta / (np.sqrt(2) * np.sqrt(1 / k1 + 1 / k2))
+    else:
+        x, y = rng.normal(delta, 1, m), rng.normal(0, 1, m)
+        ncp = delta / np.sqrt(2 / (n // 2))
+    df = n - 2
+    crit = st.t.ppf(0.975, df)
+    expected_null = st.nct.cdf(crit, df, ncp) - st.nct.cdf(-crit, df, ncp)
+    replicates = 4000
+    share = null_share(x, y, n, replicates, crossover)
+    assert abs(share - expected_null) < 4 * np.sqrt(expected_null * (1 - expected_null) / replicates) + 0.005

@@ -86,11 +86,14 @@ class Observed(_Strict):
 
 class Rule(_Strict):
     """Tolerance rule (DESIGN §4): ``ci``, ``relative`` (±within as a fraction), ``absolute`` (±within
-    in the quantity's own unit; must be given), ``range``, ``sd``, ``cv_sampling`` or ``binomial``
-    (observed events of n: the simulated proportion inside their 95 % Wilson interval)."""
+    in the quantity's own unit; must be given), ``range``, ``sd``, ``cv_sampling``, ``binomial``
+    (observed events of n: the simulated proportion inside their 95 % Wilson interval) or ``null_result``
+    (a `difference_of` that the study found null: replicate trials of the study's size, observed.n
+    patients analysed, must come out null, P >= 0.05, in at least half of ``replicates``)."""
 
-    type: Literal["ci", "relative", "absolute", "range", "sd", "cv_sampling", "binomial"]
+    type: Literal["ci", "relative", "absolute", "range", "sd", "cv_sampling", "binomial", "null_result"]
     within: float = Field(default=0.25, gt=0)
+    replicates: int = Field(default=2000, ge=100, le=100_000, description="replicate trials of the null rule")
 
     @model_validator(mode="after")
     def _absolute_needs_within(self) -> "Rule":
@@ -143,6 +146,20 @@ def _check_binomial(metric: str, obs: "Observed") -> None:
     if abs(obs.value - obs.events / obs.n) > 0.005 + 1e-12:
         raise InputError(f"metrics.{metric}.observed.value", obs.value, f"the proportion events/n = "
                          f"{obs.events}/{obs.n} = {obs.events / obs.n:.4g} (binomial rule)")
+
+
+def _check_null(m: "Metric", scenario: Scenario) -> None:
+    """A null rule compares two arms, with at least two patients in each replicate group; in a
+    crossover, of two sequences (AB/BA, the Hills-Armitage test)."""
+    if m.difference_of is None:
+        raise InputError(f"metrics.{m.id}.rule.type", "null_result", "a rule of difference_of metrics (a null trial "
+                         "compares two arms)")
+    if m.observed.n < 4:
+        raise InputError(f"metrics.{m.id}.observed.n", m.observed.n, "at least 4 patients analysed (two per group)")
+    c = scenario.trial.crossover
+    sequences = (c.sequences or [[a.name for a in scenario.arms]] * len(scenario.arms)) if c is not None else None
+    if sequences is not None and (len(sequences) != 2 or any(len(q) != 2 for q in sequences)):
+        raise InputError(f"metrics.{m.id}.rule.type", "null_result", "a rule for two-sequence (AB/BA) crossovers")
 
 
 @lru_cache(maxsize=1)
@@ -221,7 +238,7 @@ def _check_clinical(metric: str, q: Quantity, scenario: Scenario, sampling_h: li
 
 
 RULE_NEEDS = {"ci": ("ci_low", "ci_high"), "relative": (), "absolute": (), "range": ("range_low", "range_high"),
-              "sd": ("sd",), "cv_sampling": ("n",), "binomial": ("events", "n")}
+              "sd": ("sd",), "cv_sampling": ("n",), "binomial": ("events", "n"), "null_result": ("n",)}
 
 
 class Case(_Strict):
@@ -246,6 +263,8 @@ class Case(_Strict):
                 _check_clinical(m.id, q, self.scenario, self.sampling_h)
             if m.rule.type == "binomial":
                 _check_binomial(m.id, m.observed)
+            if m.rule.type == "null_result":
+                _check_null(m, self.scenario)
         _check_crossover_case(self.scenario, self.metrics)
         return self
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -192,8 +194,12 @@ def summarise(values: np.ndarray, statistic: str) -> float:
 
 
 def simulated_value(metric: Metric, chunks: dict[str, Chunk], sampling_h: list[float],
-                    registry: Registry | None = None) -> float:
-    """The metric's simulated value; ``registry`` (the case's, `case_registry`) for adverse measures."""
+                    registry: Registry | None = None, crossover: bool = False) -> float:
+    """The metric's simulated value; ``registry`` (the case's, `case_registry`) for adverse measures;
+    ``crossover``: the chunks are a crossover's arms (`crossover_chunks`), for the null rule."""
+    if metric.rule.type == "null_result":
+        x, y = (quantity_values(q, chunks, sampling_h) for q in metric.difference_of)
+        return null_share(x, y, metric.observed.n, metric.rule.replicates, crossover)
     if metric.adverse is not None:
         return adverse_share(metric.adverse, chunks[metric.adverse.arm], registry or default_registry())
     if metric.quantity is not None:
@@ -205,6 +211,39 @@ def simulated_value(metric: Metric, chunks: dict[str, Chunk], sampling_h: list[f
     first, second = metric.ratio_of or metric.difference_of
     x, y = (summarise_quantity(quantity_values(q, chunks, sampling_h), q) for q in (first, second))
     return x - y if metric.difference_of is not None else x / y
+
+
+NULL_SEED = 19790101   # the replicate trials of the null rule are drawn the same way on every run
+
+
+def null_share(x: np.ndarray, y: np.ndarray, n: int, replicates: int, crossover: bool, seed: int = NULL_SEED
+               ) -> float:
+    """Share of replicate trials of ``n`` patients whose test of arm x against arm y gives P >= 0.05
+    (DESIGN §4: a null trial must come out null at its size in most simulated replicates).
+
+    Parallel arms: Welch's t-test, ``n`` split between the arms, patients drawn without replacement.
+    AB/BA crossover: each arm's values are stacked sequence after sequence (`crossover_chunks`), so
+    row i of x and y is one patient in one sequence; the Hills-Armitage test compares the within-
+    patient differences period 1 minus period 2 between the sequences (up to a sign common to both:
+    the P value is the same), ``n`` split between the sequences. A test whose P is undefined (every
+    value alike) counts as null."""
+    if crossover:
+        d, half = x - y, len(x) // 2
+        groups, test = (d[:half], -d[half:]), lambda a, b: stats.ttest_ind(a, b).pvalue
+    else:
+        groups, test = (x, y), lambda a, b: stats.ttest_ind(a, b, equal_var=False).pvalue
+    groups = [g[np.isfinite(g)] for g in groups]
+    sizes = ((n + 1) // 2, n // 2)
+    if any(len(g) < k for g, k in zip(groups, sizes)):
+        return float("nan")
+    rng = np.random.default_rng([seed, n, replicates])
+    null = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for _ in range(replicates):
+            a, b = (g[rng.choice(len(g), k, replace=False)] for g, k in zip(groups, sizes))
+            null += not test(a, b) < 0.05
+    return null / replicates
 
 
 def adverse_share(a: AdverseQuantity, chunk: Chunk, registry: Registry) -> float:
@@ -241,6 +280,9 @@ def judge(metric: Metric, simulated: float) -> tuple[bool, str]:
         return abs(simulated / obs.value - 1) <= rule.within, f"within ±{rule.within:.0%} of observed"
     if rule.type == "absolute":
         return bool(abs(simulated - obs.value) <= rule.within), f"within ±{rule.within:g} of observed (absolute)"
+    if rule.type == "null_result":
+        return (bool(simulated >= 0.5),
+                f"null (P >= 0.05) in at least half of {rule.replicates} replicate trials of {obs.n} patients")
     if rule.type == "binomial":
         lo, hi = wilson_interval(obs.events, obs.n)
         return (bool(lo <= simulated <= hi),
@@ -273,7 +315,7 @@ def evaluate_case(case: Case, registry: Registry | None = None) -> list[MetricRe
     reg = case_registry(case, registry)
     out = []
     for m in case.metrics:
-        sim = simulated_value(m, chunks, case.sampling_h, reg)
+        sim = simulated_value(m, chunks, case.sampling_h, reg, crossover=case.scenario.trial.crossover is not None)
         passed, words = judge(m, sim)
         note = "; ".join(x for x in (m.note, fault_note({a: chunks[a] for a in m.arms()})) if x)
         out.append(MetricResult(f"{case.id}.{m.id}", case.kind, _describe(m), m.observed.value,
