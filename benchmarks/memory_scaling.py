@@ -62,7 +62,7 @@ def plot(path: Path) -> Path:
         mine = sorted((r["patients"], r["peak_rss_mb"]) for r in rows if r["label"] == label and r["status"] == 0)
         ax.plot(*zip(*mine), marker="o", label=label)
     ax.set_xscale("log")
-    ax.set_xlabel("patients (one arm, benchmarks/scenarios/memory-scaling.yaml)")
+    ax.set_xlabel("patients (per arm; the scenario is in each label)")
     ax.set_ylabel("peak resident memory (MB)")
     ax.grid(alpha=0.3)
     ax.legend()
