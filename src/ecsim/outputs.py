@@ -8,8 +8,8 @@ import os
 import platform
 import shutil
 import sys
-from pathlib import Path
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from collections.abc import Mapping
 from typing import NamedTuple
 
 import numpy as np
@@ -235,7 +235,8 @@ PER_PATIENT = ("exposure", "clinical", "labels")   # the `ChunkSummary` fields t
 
 def _spill(s: ChunkSummary, store: Path) -> ChunkSummary:
     """Write a chunk's per-patient arrays to ``store``/START/ (one .npy per array) and return the
-    summary with lazy, memory-mapped stand-ins, so that the process holds one chunk at a time."""
+    summary with the files' paths in their place, so that the process holds one chunk at a time
+    (`_joined_on_disk` reads them back in order when the arm is finished)."""
     folder = store / str(s.start)
     folder.mkdir(parents=True, exist_ok=True)
     kept = {}
