@@ -227,7 +227,7 @@ LOOP = ("stn", "gpe", "gpi", "fs")   # set at each step: the STN-GPe loop solved
 ANDERSON_DEPTH = 5
 COMPACT_BELOW = 0.85   # settled patients leave the batch once fewer than this share of it still iterates
 BLOCK = 512            # patients iterated together, so the working set stays in cache
-TOLERANCE = 1e-7       # activity units (0-1): rates within ~2e-5 Hz of the tight solve, scores unchanged (below)
+TOLERANCE = 1e-7       # activity units (0-1): rates within ~3e-5 Hz of a tight solve (see fixed_point)
 
 
 def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channels: int, *,
@@ -241,11 +241,12 @@ def fixed_point(inp: CircuitInputs, p: CircuitParameters, patients: int, channel
     batch. It needs about 5 times fewer iterations than plain damping (measured on the default
     scenario's visits: 5-42 instead of 14-223) and lands within the stopping tolerance of the same
     state (tests/test_circuit.py compares both). Stopping rule: every unit within ``tol`` of its
-    target. The default, TOLERANCE, is set by what the results can resolve: measured on a
-    512-patient chunk of a CBD arm of the default scenario (13 visits, three protocols each), 1e-7
-    instead of 1e-9 moves GPi by at most 1.5e-5 Hz, changes no BFMDRS or TWSTRS score and takes
-    1.7 times fewer iterations (1e-6: 1.5e-4 Hz, one TWSTRS point in 0.08 % of patient-visits);
-    tests/test_circuit.py bounds the error against a 1e-12 solve. The fixed point does not depend
+    target. The default, TOLERANCE, is set by what the results can resolve: on the default
+    scenario (2048 patients, 5 arms, 13 visits, three protocols each), 1e-7 instead of 1e-9 moves
+    rates by at most 3e-5 Hz, changes no BFMDRS movement score and 8 of 133,120 TWSTRS totals (a
+    rater's category at its threshold), and takes 1.5-1.7 times fewer iterations on the CBD arms;
+    1e-6 would move rates by 1.5e-4 Hz and flip about ten times more scores. tests/test_circuit.py bounds
+    the error against a 1e-12 solve. The fixed point does not depend
     on the time constants. Patients whose iteration has
     not settled after ``max_iter`` have no steady state the iteration can reach from the start:
     they are flagged, and `simulate` shows what they do instead.
