@@ -10,12 +10,19 @@ session, so that two versions are compared on the same machine and load:
     .venv/bin/python benchmarks/memory_scaling.py --pythonpath /tmp/old/src --label old --sizes 25000 100000
 
 Results (JSON, one line per run, with the machine and load) are appended to --out; --plot draws
-peak memory against patients for every label in that file.
+peak memory against patients for every label in that file. Each row also says where the wall time
+that is not CPU went: ``runqueue_wait_s`` is the time the main thread was ready but another process
+had the core (`/proc/PID/schedstat`), ``blocked_s`` the rest of wall - CPU - wait of the main thread
+(sleeping on disk, fsync, locks); ``io`` is the kernel's `/proc/PID/io` (``write_bytes``: to the
+disk; ``wchar``: through write calls). ``--scenario default`` runs the default scenario;
+``--keep DIR`` keeps each run's folder in DIR (otherwise a temporary folder), e.g. to compare the
+files of two checkouts.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -29,20 +36,44 @@ HERE = Path(__file__).parent
 SCENARIO = HERE / "scenarios" / "memory-scaling.yaml"
 
 
-def measure(patients: int, python: str, pythonpath: str | None, scenario: Path, chunk: int | None) -> dict:
+def measure(patients: int, python: str, pythonpath: str | None, scenario: Path | None, chunk: int | None,
+            keep: Path | None = None, label: str = "") -> dict:
     env = dict(os.environ, PYTHONPATH=pythonpath) if pythonpath else dict(os.environ)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [python, "-m", "ecsim", "run", str(scenario), "--patients", str(patients), "--no-report",
-               "--out", f"{tmp}/run"] + (["--chunk", str(chunk)] if chunk else [])
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as folder:
+        out = Path(folder, f"{_slug(label)}-{patients}" if keep else "run")
+        cmd = [python, "-m", "ecsim", "run"] + ([str(scenario)] if scenario else []) + [
+            "--patients", str(patients), "--no-report", "--out", str(out)] + (["--chunk", str(chunk)] if chunk else [])
+        load_before = os.getloadavg()
         started = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(proc.pid, 0)
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)   # exited, not reaped: /proc/PID is still there
         seconds = time.perf_counter() - started
+        main_cpu_ns, wait_ns, _ = (int(x) for x in Path(f"/proc/{proc.pid}/schedstat").read_text().split())
+        io = {k: int(v) for k, v in (line.split(": ") for line in
+                                     Path(f"/proc/{proc.pid}/io").read_text().splitlines())}
+        _, status, usage = os.wait4(proc.pid, 0)
         error = proc.stderr.read().decode()[-500:]
-        sizes = {p.name: p.stat().st_size for p in Path(tmp, "run").glob("*")} if status == 0 else {}
+        sizes = {p.name: p.stat().st_size for p in out.glob("*")} if status == 0 else {}
     return {"patients": patients, "status": os.waitstatus_to_exitcode(status), "wall_s": round(seconds, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
-            "files_bytes": sizes, "error": error if status else "", "load_after": os.getloadavg()}
+            "user_s": round(usage.ru_utime, 1), "sys_s": round(usage.ru_stime, 1),
+            "runqueue_wait_s": round(wait_ns / 1e9, 1), "blocked_s": round(seconds - (main_cpu_ns + wait_ns) / 1e9, 1),
+            "voluntary_switches": usage.ru_nvcsw, "io": io, "out_filesystem": filesystem(out.parent),
+            "files_bytes": sizes, "error": error if status else "", "load_before": load_before,
+            "load_after": os.getloadavg()}
+
+
+def _slug(label: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in label)[:40] or "run"
+
+
+def filesystem(path: Path) -> str:
+    """Type and device of the mount holding ``path`` (from /proc/mounts)."""
+    path = str(Path(path).resolve())
+    mounts = [line.split()[:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    device, point, kind = max((m for m in mounts if path == m[1] or path.startswith(m[1].rstrip("/") + "/")),
+                              key=lambda m: len(m[1]))
+    return f"{kind} {device} on {point}"
 
 
 def machine() -> dict:
@@ -77,15 +108,17 @@ def main() -> None:
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--pythonpath", help="src folder of another checkout to run instead of the installed ecsim")
     ap.add_argument("--label", default="this checkout")
-    ap.add_argument("--scenario", type=Path, default=SCENARIO)
+    ap.add_argument("--scenario", default=str(SCENARIO), help="a scenario file, or 'default'")
     ap.add_argument("--chunk", type=int)
+    ap.add_argument("--keep", type=Path, help="keep each run's output folder in this folder")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "memory-scaling.jsonl")
     ap.add_argument("--plot", action="store_true", help="only draw the plot of --out")
     args = ap.parse_args()
     if not args.plot:
         for n in args.sizes:
-            row = {"label": args.label, "machine": machine()} | measure(n, args.python, args.pythonpath,
-                                                                         args.scenario, args.chunk)
+            scenario = None if args.scenario == "default" else Path(args.scenario)
+            row = {"label": args.label, "machine": machine()} | measure(n, args.python, args.pythonpath, scenario,
+                                                                         args.chunk, args.keep, args.label)
             print(json.dumps(row), flush=True)
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")

@@ -156,3 +156,89 @@ def test_tables_match_an_independent_construction_when_arms_have_different_label
         if name == "clinical":
             assert {"titration_level", "titration_reason"} <= set(written.columns)
         pd.testing.assert_frame_equal(_plain(written), _plain(expected), check_dtype=False)
+
+
+def _summary(start: int, n: int, reason: str) -> simulation.ChunkSummary:
+    """A made-up chunk of n patients: values that say which patient they belong to, and a text
+    label whose width differs between chunks (as `titration_reason` does)."""
+    ids = np.arange(start, start + n)
+    return simulation.ChunkSummary(start, n, {}, {}, {"x": ids * 1.5, "flag": ids % 2 == 0},
+                                   clinical={"score": np.stack([ids, -ids], axis=1).astype(np.float32)},
+                                   labels={"reason": np.array([reason] * n)})
+
+
+@pytest.mark.parametrize("max_open", [256, 3])
+def test_each_chunk_is_one_file_and_chunks_join_in_patient_order_whatever_their_arrival(tmp_path, monkeypatch,
+                                                                                         max_open):
+    """Chunks arrive out of order (Dask, or a resumed run whose checkpoint has gaps): while the arm
+    runs the store holds one file per chunk, with the chunk's bytes; when it finishes, one .npy
+    per column in patient order, types widened across chunks, the chunk files gone. With at most 3
+    files open, the 4 columns are joined in two passes over the chunk files."""
+    monkeypatch.setattr(simulation, "MAX_OPEN", max_open)
+    chunks = [(0, 4, "ok"), (4, 4, "too_high"), (8, 3, "")]
+    store = tmp_path / "arm0"
+    r = simulation.ArmResult("a", np.zeros(1), store=store)
+    added = []
+    for start, n, reason in reversed(chunks):
+        s = _summary(start, n, reason)
+        r.add_summary(s)
+        added.append(f"{start}.bin")
+        assert sorted(p.name for p in store.iterdir()) == sorted(added)
+        size = sum(np.asarray(v).nbytes for group in ("exposure", "clinical", "labels")
+                   for v in getattr(s, group).values())
+        assert (store / f"{start}.bin").stat().st_size == size
+    r.finish()
+    ids = np.arange(11)
+    assert np.array_equal(r.patients, ids)
+    assert r.exposure["x"].dtype == np.float64 and np.array_equal(r.exposure["x"], ids * 1.5)
+    assert r.exposure["flag"].dtype == bool and np.array_equal(r.exposure["flag"], ids % 2 == 0)
+    assert r.clinical["score"].dtype == np.float32 and r.clinical["score"].shape == (11, 2)
+    assert np.array_equal(r.clinical["score"][:, 1], -ids)
+    assert r.labels["reason"].dtype == np.dtype("<U8")
+    assert list(r.labels["reason"]) == ["ok"] * 4 + ["too_high"] * 4 + [""] * 3
+    assert all(isinstance(v, np.memmap) for g in (r.exposure, r.clinical, r.labels) for v in g.values())
+    left = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
+    assert left == ["clinical/score.npy", "exposure/flag.npy", "exposure/x.npy", "labels/reason.npy"]
+
+
+def test_a_run_that_crashed_resumes_from_its_checkpoint_to_the_same_bits(tmp_path, faulty, monkeypatch):
+    """A run dies after 4 of its 6 chunks; one saved chunk in the middle is then lost as well, so the
+    resumed run adds chunks out of patient order. Its store held one file per finished chunk; the
+    resumed results equal an uninterrupted in-memory run's."""
+    import ecsim.distributed as distributed
+    from ecsim.checkpoint import Checkpoint, identity
+    sc = mixed_trial()
+    whole = Simulation(sc, chunk=5).run()
+    real, calls = distributed.summarize_task, []
+
+    class Killed(Exception):
+        pass
+
+    def dies_after_four(*args):
+        if len(calls) == 4:
+            raise Killed
+        calls.append(args[-1])
+        return real(*args)
+    monkeypatch.setattr(distributed, "summarize_task", dies_after_four)
+    sim = Simulation(sc, chunk=5)
+    ident = identity(sc.model_dump(mode="json"), sim.registry.digest(), 5, {})
+    out = tmp_path / "run"
+    with pytest.raises(Killed), Checkpoint(out, ident, resume=False) as ck:
+        sim.run(checkpoint=ck, store=ck.arrays)
+    spilled = sorted(p.relative_to(ck.arrays).as_posix() for p in ck.arrays.rglob("*") if p.is_file())
+    assert spilled == ["arm0/0.bin", "arm0/10.bin", "arm0/5.bin", "arm1/0.bin"]
+    (ck.folder / "chunks" / "0-5-10.pkl").unlink()
+    monkeypatch.setattr(distributed, "summarize_task", real)
+    sim = Simulation(sc, chunk=5)
+    with Checkpoint(out, ident, resume=True) as ck:
+        resumed = sim.run(checkpoint=ck, store=ck.arrays)
+        assert sim.execution["chunks_resumed"] == 3
+        for a, b in zip(whole, resumed):
+            assert a.faults == b.faults and np.array_equal(a.patients, b.patients)
+            for group in ("exposure", "clinical", "labels"):
+                mine, theirs = getattr(a, group), getattr(b, group)
+                assert list(mine) == list(theirs) and mine, group
+                for name in mine:
+                    assert theirs[name].dtype == mine[name].dtype and np.array_equal(theirs[name], mine[name]), name
+            assert all(np.array_equal(a.mean[k], b.mean[k]) for k in a.mean)
+        assert not list(ck.arrays.rglob("*.bin"))

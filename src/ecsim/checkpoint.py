@@ -11,7 +11,8 @@ The checkpoint is a hidden sibling of the output folder, ``.OUT.partial/``:
 - ``chunks/A-START-STOP.pkl``: one `ChunkSummary` per finished chunk, written under a temporary
   name, flushed to disk, then renamed: a chunk file is complete or absent;
 - ``output/``: the result files while they are written; renamed to ``OUT`` when all are there;
-- ``arrays/``: per-patient results of this process's run, spilled to disk as chunks finish
+- ``arrays/``: per-patient results of this process's run, spilled to disk as chunks finish, one
+  file per chunk, joined into one .npy per column when an arm is finished
   (`ecsim.simulation.ArmResult.store`); rebuilt from the chunk files on resume. With the chunk
   files, the per-patient results are on disk twice while a run is unfinished (about 2 KB per
   patient and arm on the default scenario), and a third time in the result files until the

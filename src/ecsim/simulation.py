@@ -10,7 +10,7 @@ have the same bits whatever the chunking, the order in which chunks finish, or t
 
 from __future__ import annotations
 
-import shutil
+import contextlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -208,13 +208,12 @@ class ArmResult:
                                      f"({', '.join(sorted(set(self.faults.values())))}); see ecsim.faults.REASONS")
         self.patients = np.concatenate([s.sound for s in parts])
         self.faults = dict(sorted(self.faults.items()))
-        for group in PER_PATIENT:
-            chunks = [getattr(s, group) for s in parts]
-            setattr(self, group, _joined(getattr(self, group), chunks) if self.store is None
-                    else _joined_on_disk(chunks, self.store / group))
-        if self.store is not None:
-            for s in parts:
-                shutil.rmtree(self.store / str(s.start), ignore_errors=True)
+        if self.store is None:
+            for group in PER_PATIENT:
+                setattr(self, group, _joined(getattr(self, group), [getattr(s, group) for s in parts]))
+        else:
+            for group, columns in _joined_on_disk(parts, self.store).items():
+                setattr(self, group, columns)
         for s in parts:
             for name, traj in s.sample.items():
                 self.sample.setdefault(name, []).append(traj)
@@ -233,19 +232,34 @@ def _joined(done: dict[str, np.ndarray], parts: list[dict[str, np.ndarray]]) -> 
 PER_PATIENT = ("exposure", "clinical", "labels")   # the `ChunkSummary` fields that grow with patients
 
 
+class Spilled(NamedTuple):
+    """Where `_spill` put one per-patient array: ``offset`` bytes into the chunk's file, C order."""
+
+    path: Path
+    offset: int
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
 def _spill(s: ChunkSummary, store: Path) -> ChunkSummary:
-    """Write a chunk's per-patient arrays to ``store``/START/ (one .npy per array) and return the
-    summary with the files' paths in their place, so that the process holds one chunk at a time
-    (`_joined_on_disk` reads them back in order when the arm is finished)."""
-    folder = store / str(s.start)
-    folder.mkdir(parents=True, exist_ok=True)
-    kept = {}
-    for group in PER_PATIENT:
-        kept[group] = {}
-        for name, values in getattr(s, group).items():
-            path = folder / f"{group}.{name}.npy"
-            np.save(path, values)
-            kept[group][name] = path
+    """Write a chunk's per-patient arrays, one after another, to one file ``store``/START.bin and
+    return the summary with a `Spilled` in place of each array, so that the process holds one chunk
+    at a time (`_joined_on_disk` reads them back in order when the arm is finished). One file per
+    chunk, not one per array: creating and reopening some 74 small .npy files per chunk took 2.5 of
+    24.9 s on the one-arm memory benchmark at 25,000 patients (benchmarks/README.md, "Memory")."""
+    store.mkdir(parents=True, exist_ok=True)
+    path = store / f"{s.start}.bin"
+    kept, offset = {}, 0
+    with open(path, "wb") as f:
+        for group in PER_PATIENT:
+            kept[group] = {}
+            for name, values in getattr(s, group).items():
+                values = np.ascontiguousarray(values)
+                if values.dtype.hasobject:
+                    raise TypeError(f"per-patient array {group}.{name} holds Python objects; it cannot be spilled")
+                f.write(memoryview(values).cast("B"))
+                kept[group][name] = Spilled(path, offset, values.dtype, values.shape)
+                offset += values.nbytes
     return replace(s, **kept)
 
 
@@ -271,32 +285,48 @@ class OnDisk(Mapping):
         return dict(self) | dict(other)
 
 
-def _joined_on_disk(parts: list[dict[str, Path]], folder: Path) -> OnDisk:
-    """`_joined` for spilled parts: each name's chunks copied in order into ``folder``/NAME.npy
-    (`OnDisk`). One chunk file is open at a time."""
-    folder.mkdir(parents=True, exist_ok=True)
-    joined = {}
-    for name in dict.fromkeys(name for part in parts for name in part):
-        paths = [part[name] for part in parts if name in part]
-        headers = [_npy_header(path) for path in paths]
-        shape = (sum(h[0][0] for h in headers),) + headers[0][0][1:]
-        target = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", shape=shape,
-                                           dtype=np.result_type(*(h[1] for h in headers)))
-        row = 0
-        for path, (chunk_shape, _) in zip(paths, headers):
-            target[row:row + chunk_shape[0]] = np.load(path)
-            row += chunk_shape[0]
-            path.unlink()
-        target.flush()
-        del target
-        joined[name] = folder / f"{name}.npy"
-    return OnDisk(joined)
+MAX_OPEN = 256   # joined files written at once; more columns than this are joined in several passes
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and type of a .npy file without reading its data (the map is closed on return)."""
-    mapped = np.load(path, mmap_mode="r")
-    return mapped.shape, mapped.dtype
+def _joined_on_disk(parts: list[ChunkSummary], store: Path) -> dict[str, OnDisk]:
+    """`_joined` for spilled parts (in patient order): per group of `PER_PATIENT`, each name's
+    chunks appended in order to ``store``/GROUP/NAME.npy (`OnDisk`), a chunk's types widened to
+    the joined one (text labels differ in width between chunks). Each chunk file is read once per
+    `MAX_OPEN` columns and deleted after the last; one chunk is in memory at a time."""
+    columns = [(group, name, [getattr(part, group)[name] for part in parts if name in getattr(part, group)])
+               for group in PER_PATIENT
+               for name in dict.fromkeys(name for part in parts for name in getattr(part, group))]
+    for first in range(0, max(len(columns), 1), MAX_OPEN):
+        batch = columns[first:first + MAX_OPEN]
+        with contextlib.ExitStack() as files:
+            targets = {}
+            for group, name, pieces in batch:
+                dtype = np.result_type(*(p.dtype for p in pieces))
+                shape = (sum(p.shape[0] for p in pieces),) + pieces[0].shape[1:]
+                (store / group).mkdir(parents=True, exist_ok=True)
+                f = files.enter_context(open(store / group / f"{name}.npy", "wb"))
+                np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                         "fortran_order": False, "shape": shape})
+                targets[(group, name)] = (f, dtype)
+            for part in parts:
+                _append_chunk(part, batch, targets)
+                if first + MAX_OPEN >= len(columns):
+                    (store / f"{part.start}.bin").unlink(missing_ok=True)
+    joined = {group: {} for group in PER_PATIENT}
+    for group, name, _ in columns:
+        joined[group][name] = store / group / f"{name}.npy"
+    return {group: OnDisk(paths) for group, paths in joined.items()}
+
+
+def _append_chunk(part: ChunkSummary, batch: list, targets: dict) -> None:
+    """Append one spilled chunk's arrays of the columns in ``batch`` to their open joined files."""
+    pieces = [((group, name), getattr(part, group)[name]) for group, name, _ in batch if name in getattr(part, group)]
+    data = {path: np.fromfile(path, dtype=np.uint8) for path in {piece.path for _, piece in pieces}}
+    for key, piece in pieces:
+        f, dtype = targets[key]
+        count = int(np.prod(piece.shape, dtype=np.int64))
+        values = np.frombuffer(data[piece.path], piece.dtype, count, piece.offset).astype(dtype, copy=False)
+        f.write(memoryview(values).cast("B"))
 
 
 def scenario_registry(scenario: Scenario, registry: Registry | None = None) -> Registry:
