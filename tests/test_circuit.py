@@ -244,6 +244,26 @@ def test_normal_brain_without_drugs_has_no_dystonia(registry, cm):
     assert tr.totals["gpi_hz"] == pytest.approx(82.5)      # the read-out anchor (Starr 2005)
 
 
+def test_solver_error_stays_below_the_motor_floor(registry, cm):
+    # a normal brain reached from other starting states (as later visits start from the last) differs
+    # from the reference only by the stopping tolerance; motor.FLOOR must absorb that, or solver
+    # error would read as a trace of dystonia in every region
+    from ecsim.circuit.clinical import PROTOCOLS, commands, with_output
+    from ecsim.circuit.motor import involuntary_drive, motor_output, surround_loss
+    from ecsim.circuit.network import rest_state
+    n = 40
+    rng = np.random.default_rng(21)
+    states = {}
+    for k, level in PROTOCOLS.items():
+        start = {u: rng.uniform(0.0, 1.0, size=v.shape) for u, v in rest_state(n, N_CHANNELS).items()}
+        fp = fixed_point(CircuitInputs(command=commands(n, level, cm.circuit)), cm.circuit, n, N_CHANNELS, start=start)
+        assert fp.converged.all()
+        states[k] = with_output(fp.state, 1.0)
+        assert np.all(involuntary_drive(states[k], cm.reference.states[k], cm.reference) == 0), k
+    assert np.all(surround_loss(states["rest"], states["action"], cm.reference) == 0)
+    assert np.all(motor_output(states, cm.reference, cm.motor).severity == 0)
+
+
 @pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
 def test_scales_stay_in_their_ranges(registry, cm, phenotype):
     tr = assess(cm, registry, phenotype, np.array([0.0]), drug_free_drivers(200, 1), Course(), 4, 0, 200)
