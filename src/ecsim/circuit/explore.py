@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..registry import Registry
-from .clinical import PLASTIC, ClinicalModel, assess, baseline_modulators, drug_free_drivers, plastic_targets
+from .clinical import ClinicalModel, assess, drug_free_drivers, typical_shared
 from .network import CircuitInputs, CircuitParameters, fixed_point, simulate
 from .regions import N_CHANNELS, REGIONS
 from ..treatments.course import Course
@@ -42,11 +42,7 @@ def dynamics_parameters(registry: Registry) -> tuple[CircuitParameters, dict[str
 
 def typical_inputs(cm: ClinicalModel, registry: Registry, phenotype: str) -> CircuitInputs:
     """The typical patient's resting circuit inputs, drug-free, built as `assess` builds them."""
-    base = baseline_modulators(registry, phenotype, np.zeros(1))
-    w1, w2 = plastic_targets(base, base["dopamine"], np.ones((1, 1)), cm.values)
-    fixed = {k: v for k, v in base.items() if k not in PLASTIC}
-    return CircuitInputs(command=np.zeros((1, N_CHANNELS)), dopamine=base["dopamine"], corticostriatal_d1=w1,
-                         corticostriatal_d2=w2, **fixed)
+    return CircuitInputs(command=np.zeros((1, N_CHANNELS)), **typical_shared(cm, registry, phenotype))
 
 
 def oscillation(registry: Registry, phenotype: str, duration_ms: float = 3000.0, settle_ms: float = 1000.0,
