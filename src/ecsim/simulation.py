@@ -389,28 +389,12 @@ def assess_chunk(scenario: Scenario, arm: Arm, times_h: np.ndarray, out: dict[st
 def assess_population(scenario: Scenario, registry: Registry, days: np.ndarray, drivers: dict[str, np.ndarray],
                       course: Course, start: int, stop: int, expected_scores: bool = False) -> ClinicalTrajectory:
     """`circuit.clinical.assess` for patients [start, stop) of the scenario's population: with a
-    phenotype mix, each phenotype present is assessed for the whole chunk (its draws depend on the
-    patient number only) and each patient keeps the rows of their own phenotype."""
+    phenotype mix, one batch in which each patient has their own phenotype."""
     pop = scenario.population
-    cm = ClinicalModel.from_registry(registry)
-
-    def run(phenotype: str) -> ClinicalTrajectory:
-        return assess(cm, registry, phenotype, days, drivers, course, pop.seed, start, stop, typical=pop.typical,
-                      expected_scores=expected_scores)
-
-    if pop.phenotype_mix is None:
-        return run(pop.phenotype)
-    labels = phenotype_labels(pop.seed, start, stop, pop.phenotype_mix)
-    present = sorted(set(labels.tolist()))
-    merged = run(present[0])
-    for phenotype in present[1:]:
-        rows, other = labels == phenotype, run(phenotype)
-        for mine, theirs in ((merged.totals, other.totals), (merged.regions, other.regions),
-                             (merged.symptoms, other.symptoms)):
-            for k in mine:
-                mine[k][rows] = theirs[k][rows]
-        merged.converged[rows] = other.converged[rows]
-    return merged
+    phenotype = pop.phenotype if pop.phenotype_mix is None else phenotype_labels(pop.seed, start, stop,
+                                                                                   pop.phenotype_mix)
+    return assess(ClinicalModel.from_registry(registry), registry, phenotype, days, drivers, course, pop.seed, start,
+                  stop, typical=pop.typical, expected_scores=expected_scores)
 
 
 def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry: Registry,

@@ -13,7 +13,7 @@ chunking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -22,9 +22,10 @@ from ..treatments import course as treatment
 from ..treatments.course import Course, TreatmentModels
 from ..population import block_normals
 from .motor import PROTOCOLS, MotorOutput, MotorParameters, Reference, motor_output
+from ..errors import InputError
 from ..faults import ParameterSetFault
 from .network import CircuitInputs, CircuitParameters, State, fixed_point
-from .phenotypes import phenotype_modulators
+from .phenotypes import PHENOTYPES, phenotype_modulators
 from .regions import N_CHANNELS, REGIONS
 from .scales import EXPECTED, N_NOISE, SYMPTOMS, score
 
@@ -161,17 +162,21 @@ def plastic_targets(base: dict[str, np.ndarray], dopamine: np.ndarray, cb1_ctx: 
     return np.maximum(d1, 0.0), np.maximum(d2, 0.0)
 
 
-def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np.ndarray,
+def assess(cm: ClinicalModel, registry: Registry, phenotype: str | np.ndarray, visit_days: np.ndarray,
            drivers: dict[str, np.ndarray], course: Course, seed: int, start: int, stop: int,
            typical: bool = False, expected_scores: bool = False) -> ClinicalTrajectory:
     """Circuit, motor output and scales at each visit for patients [start, stop).
 
-    ``drivers`` maps RELEASE names and PLASTICITY_SIGNAL to (patients, visits) arrays, relative to
-    the drug-free state (all ones without drugs); ``course`` holds the arm's other treatments.
-    ``typical``: median severity and responses, no rater noise. ``expected_scores``: each scale
-    item at its mean over raters (`scales.EXPECTED`) instead of one rater's draw.
+    ``phenotype``: one name for every patient, or one per patient (an array of names, length
+    stop - start): each patient's results are bitwise those of their phenotype assessed alone
+    (`baseline_modulators`, `first_states`). ``drivers`` maps RELEASE names and PLASTICITY_SIGNAL
+    to (patients, visits) arrays, relative to the drug-free state (all ones without drugs);
+    ``course`` holds the arm's other treatments. ``typical``: median severity and responses, no
+    rater noise. ``expected_scores``: each scale item at its mean over raters (`scales.EXPECTED`)
+    instead of one rater's draw.
     """
     n = stop - start
+    phenotype = patient_phenotypes(phenotype, n)
     z = PatientDraws(seed, start, stop, typical)
     tm = TreatmentModels.from_registry(registry)
     base = baseline_modulators(registry, phenotype, z.phenotype)
@@ -179,7 +184,6 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
     # the untreated chronic state sets the plastic weights patients arrive with
     w1, w2 = plastic_targets(base, base["dopamine"], np.ones((n, 1)), cm.values)
     out = _Collector(n, len(visit_days))
-    guess = first_guess(cm, registry, phenotype)
     states: dict[str, State] | None = None
     z_physio = z.physio() if course.physiotherapy is not None else None
     z_pain = z.pain() if course.painkiller is not None else None
@@ -193,7 +197,7 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
             w1, w2 = t1 + (w1 - t1) * decay, t2 + (w2 - t2) * decay
         release = {k: drivers[k][:, v:v + 1] for k in RELEASE}
         shared = dict(dopamine=da, corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed, **release)
-        states, converged = _protocols(cm, shared, n, states or {k: _tiled(g, n) for k, g in guess.items()})
+        states, converged = _protocols(cm, shared, n, states or first_states(cm, registry, phenotype, n))
         through = treatment.transmission(tm, course, day)
         if (gaba := treatment.drive_scale(tm, course, day, z_oral, n)) is not None:
             through = through * gaba          # clonazepam, baclofen: per patient (patients x 1)
@@ -210,10 +214,43 @@ def assess(cm: ClinicalModel, registry: Registry, phenotype: str, visit_days: np
 PLASTIC = ("dopamine", "corticostriatal_d1", "corticostriatal_d2")
 
 
-def baseline_modulators(registry: Registry, phenotype: str, z: np.ndarray) -> dict[str, np.ndarray]:
-    """The phenotype's circuit modulators on top of a normal brain (ones) for each patient."""
+def patient_phenotypes(phenotype: str | np.ndarray, n: int) -> str | np.ndarray:
+    """``phenotype`` as `assess` uses it: a name, or one name per patient when they differ."""
+    if isinstance(phenotype, str):
+        return phenotype
+    labels = np.asarray(phenotype)
+    if labels.shape != (n,):
+        raise InputError("phenotype", f"labels of shape {labels.shape}",
+                         f"one phenotype name, or an array of one name per patient, shape ({n},)")
+    unknown = sorted(set(labels.tolist()) - set(PHENOTYPES))
+    if unknown:
+        raise InputError("phenotype", unknown[0], ", ".join(PHENOTYPES))
+    if n == 0 or (labels == labels[0]).all():
+        return str(labels[0]) if n else "normal"   # no patients: every name gives the same empty results
+    return labels
+
+
+def baseline_modulators(registry: Registry, phenotype: str | np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+    """The phenotype's circuit modulators on top of a normal brain (ones) for each patient; with a
+    phenotype per patient, each row is its own phenotype's and a modulator its phenotype does not
+    set holds `CircuitInputs`' default (1.0 or 0.0: no change to any bit of the result)."""
     n = len(z)
-    return {k: np.ones((n, N_CHANNELS)) for k in PLASTIC} | phenotype_modulators(phenotype, registry, z)
+    if isinstance(phenotype, str):
+        return {k: np.ones((n, N_CHANNELS)) for k in PLASTIC} | phenotype_modulators(phenotype, registry, z)
+    parts = {name: baseline_modulators(registry, name, z[phenotype == name]) for name in _names(phenotype)}
+    keys = sorted({k for modulators in parts.values() for k in modulators})
+    out = {k: np.full((n, N_CHANNELS), INPUT_DEFAULTS[k]) for k in keys}
+    for name, modulators in parts.items():
+        for k, v in modulators.items():
+            out[k][phenotype == name] = v
+    return out
+
+
+INPUT_DEFAULTS = {f.name: f.default for f in fields(CircuitInputs) if f.name != "command"}
+
+
+def _names(labels: np.ndarray) -> list[str]:
+    return sorted(set(labels.tolist()))
 
 
 def rated(m: MotorOutput, factor) -> MotorOutput:
@@ -251,22 +288,50 @@ def first_guess(cm: ClinicalModel, registry: Registry, phenotype: str) -> dict[s
     first visit, 25, 8 and 7 iterations instead of 33, 28 and 19 for the slowest patient of a
     chunk); the guess depends on the parameters and phenotype alone, never on the other patients
     of a chunk, so results stay independent of chunking. Kept per (parameter set, phenotype)."""
-    key = (registry.digest(), phenotype)
-    if key not in _GUESSES:
-        if len(_GUESSES) > 64:
-            _GUESSES.clear()
-        shared = typical_shared(cm, registry, phenotype)
-        _GUESSES[key] = {k: fixed_point(CircuitInputs(command=commands(1, level, cm.circuit), **shared),
-                                        cm.circuit, 1, N_CHANNELS).state
-                         for k, level in PROTOCOLS.items()}
-    return _GUESSES[key]
+    return first_guesses(cm, registry, [phenotype])[0]
 
 
-def typical_shared(cm: ClinicalModel, registry: Registry, phenotype: str) -> dict[str, np.ndarray]:
+def first_guesses(cm: ClinicalModel, registry: Registry, names: list[str]) -> list[dict[str, State]]:
+    """`first_guess` of each name; those not yet kept are solved together, one row each (bitwise
+    as if alone: `fixed_point` acts on each row by itself), so a batch of phenotypes pays for
+    three fixed points rather than three per phenotype."""
+    digest = registry.digest()
+    missing = sorted({name for name in names if (digest, name) not in _GUESSES})
+    if missing and len(_GUESSES) + len(missing) > 64:
+        _GUESSES.clear()
+        missing = sorted(set(names))
+    if missing:
+        _GUESSES.update(zip([(digest, name) for name in missing], _typical_states(cm, registry, missing)))
+    return [_GUESSES[digest, name] for name in names]
+
+
+def _typical_states(cm: ClinicalModel, registry: Registry, names: list[str]) -> list[dict[str, State]]:
+    """Each protocol's drug-free steady state, solved from rest, of each named phenotype's typical patient."""
+    n = len(names)
+    shared = typical_shared(cm, registry, names[0] if n == 1 else np.array(names))
+    states = {k: fixed_point(CircuitInputs(command=commands(n, level, cm.circuit), **shared), cm.circuit, n,
+                             N_CHANNELS).state for k, level in PROTOCOLS.items()}
+    return [{k: {u: v[i:i + 1].copy() for u, v in state.items()} for k, state in states.items()} for i in range(n)]
+
+
+def first_states(cm: ClinicalModel, registry: Registry, phenotype: str | np.ndarray, n: int) -> dict[str, State]:
+    """Each protocol's starting state for ``n`` patients at the first visit: every patient at
+    their own phenotype's `first_guess`."""
+    if isinstance(phenotype, str):
+        return {k: _tiled(g, n) for k, g in first_guess(cm, registry, phenotype).items()}
+    names = _names(phenotype)
+    guesses = first_guesses(cm, registry, names)
+    which = np.searchsorted(names, phenotype)        # each patient's row among the guesses
+    return {k: {u: np.concatenate([g[k][u] for g in guesses])[which] for u in guesses[0][k]} for k in PROTOCOLS}
+
+
+def typical_shared(cm: ClinicalModel, registry: Registry, phenotype: str | np.ndarray) -> dict[str, np.ndarray]:
     """The circuit inputs other than the command of the phenotype's typical patient, drug-free: its
-    modulators at median severity and the plastic weights it arrives with."""
-    base = baseline_modulators(registry, phenotype, np.zeros(1))
-    w1, w2 = plastic_targets(base, base["dopamine"], np.ones((1, 1)), cm.values)
+    modulators at median severity and the plastic weights it arrives with; with an array of
+    names, one row per name."""
+    n = 1 if isinstance(phenotype, str) else len(phenotype)
+    base = baseline_modulators(registry, phenotype, np.zeros(n))
+    w1, w2 = plastic_targets(base, base["dopamine"], np.ones((n, 1)), cm.values)
     fixed = {k: v for k, v in base.items() if k not in PLASTIC}
     return dict(dopamine=base["dopamine"], corticostriatal_d1=w1, corticostriatal_d2=w2, **fixed)
 

@@ -218,11 +218,18 @@ def threshold_parameter_spread(registry: Registry, patients: int, seed: int | No
 def typical_patient(registry: Registry, phenotype: str, levodopa: float = 0.0, days=(0.0,)):
     """The typical patient of a phenotype (median severity, no rater noise, no drug) at ``days``,
     on levodopa (mg/day) if given: a ClinicalTrajectory of one patient."""
+    return typical_patients(registry, [phenotype], levodopa, days)
+
+
+def typical_patients(registry: Registry, phenotypes: list[str], levodopa: float = 0.0, days=(0.0,)):
+    """`typical_patient` of each listed phenotype, one row each, assessed in one batch (each row
+    bitwise as if alone: `circuit.clinical.assess`)."""
     from ..circuit.clinical import ClinicalModel, assess, drug_free_drivers
     from ..treatments.course import Course
-    d = np.asarray(days, dtype=float)
-    return assess(ClinicalModel.from_registry(registry), registry, phenotype, d, drug_free_drivers(1, len(d)),
-                  Course(levodopa_mg_per_day=levodopa), seed=0, start=0, stop=1, typical=True)
+    d, n = np.asarray(days, dtype=float), len(phenotypes)
+    return assess(ClinicalModel.from_registry(registry), registry, np.array(phenotypes), d,
+                  drug_free_drivers(n, len(d)), Course(levodopa_mg_per_day=levodopa), seed=0, start=0, stop=n,
+                  typical=True)
 
 
 def levodopa_key(phenotype: str, mg_per_day: float) -> str:
@@ -234,15 +241,23 @@ def phenotype_numbers(registry: Registry, levodopa: list[tuple[str, float]]) -> 
     and, for each (phenotype, levodopa mg/day), every scale before and after 4 weeks on it."""
     from ..circuit.phenotypes import PHENOTYPES
     from ..circuit.scales import SYMPTOMS
-    out = {"by_phenotype": {}, "levodopa": {}}
-    for p in PHENOTYPES:
-        tr = typical_patient(registry, p)
-        out["by_phenotype"][p] = {"bfmdrs_movement": float(tr.totals["bfmdrs_movement"][0, 0]),
-                                  "symptoms": {s: float(tr.symptoms[s][0, 0]) for s in SYMPTOMS}}
-    for phenotype, dose in levodopa:
-        tr = typical_patient(registry, phenotype, dose, days=(0.0, 28.0))
-        out["levodopa"][levodopa_key(phenotype, dose)] = {scale: {"before": float(v[0, 0]), "after": float(v[0, 1])}
-                                                          for scale, v in tr.totals.items()}
+    names = list(PHENOTYPES)
+    tr = typical_patients(registry, names)
+    by_phenotype = {p: {"bfmdrs_movement": float(tr.totals["bfmdrs_movement"][i, 0]),
+                        "symptoms": {s: float(tr.symptoms[s][i, 0]) for s in SYMPTOMS}} for i, p in enumerate(names)}
+    on_levodopa = _levodopa_numbers(registry, levodopa)
+    return {"by_phenotype": by_phenotype,
+            "levodopa": {levodopa_key(p, dose): on_levodopa[p, dose] for p, dose in levodopa}}
+
+
+def _levodopa_numbers(registry: Registry, levodopa: list[tuple[str, float]]) -> dict[tuple[str, float], dict]:
+    """Every scale before and after 4 weeks on levodopa, per (phenotype, mg/day): one batch per dose."""
+    out = {}
+    for dose in sorted({dose for _, dose in levodopa}):
+        cases = [p for p, d in levodopa if d == dose]
+        tr = typical_patients(registry, cases, dose, days=(0.0, 28.0))
+        out |= {(p, dose): {k: {"before": float(v[i, 0]), "after": float(v[i, 1])} for k, v in tr.totals.items()}
+                for i, p in enumerate(cases)}
     return out
 
 
