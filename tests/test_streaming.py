@@ -2,6 +2,8 @@
 finish come back memory-mapped with the same bits, and result tables written in pieces hold the
 same rows, in the same order and with the same types, as tables built whole."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -199,6 +201,26 @@ def test_each_chunk_is_one_file_and_chunks_join_in_patient_order_whatever_their_
     assert all(isinstance(v, np.memmap) for g in (r.exposure, r.clinical, r.labels) for v in g.values())
     left = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
     assert left == ["clinical/score.npy", "exposure/flag.npy", "exposure/x.npy", "labels/reason.npy"]
+
+
+def test_a_chunk_whose_patients_are_all_faults_spills_and_joins(tmp_path):
+    """A chunk with no sound patient (every one a fault, or a screen failure) has empty arrays: its
+    spill file is empty and the joined columns hold the other chunks' rows, as in memory."""
+    full = _summary(4, 4, "x")
+    empty = replace(full, faults={i: "non_finite" for i in range(4, 8)},   # rows cut as summarize_chunk cuts them
+                    **{g: {k: v[:0] for k, v in getattr(full, g).items()} for g in ("exposure", "clinical", "labels")})
+    parts = [_summary(0, 4, "ok"), empty, _summary(8, 3, "")]
+    in_memory, on_disk = simulation.ArmResult("a", np.zeros(1)), simulation.ArmResult("a", np.zeros(1), store=tmp_path)
+    for s in parts:
+        in_memory.add_summary(s)
+        on_disk.add_summary(s)
+    assert (tmp_path / "4.bin").stat().st_size == 0
+    in_memory.finish()
+    on_disk.finish()
+    assert list(on_disk.patients) == [0, 1, 2, 3, 8, 9, 10]
+    for group in ("exposure", "clinical", "labels"):
+        for name, values in getattr(in_memory, group).items():
+            assert np.array_equal(getattr(on_disk, group)[name], values), (group, name)
 
 
 def test_a_run_that_crashed_resumes_from_its_checkpoint_to_the_same_bits(tmp_path, faulty, monkeypatch):

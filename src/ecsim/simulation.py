@@ -257,7 +257,7 @@ def _spill(s: ChunkSummary, store: Path) -> ChunkSummary:
                 values = np.ascontiguousarray(values)
                 if values.dtype.hasobject:
                     raise TypeError(f"per-patient array {group}.{name} holds Python objects; it cannot be spilled")
-                f.write(memoryview(values).cast("B"))
+                f.write(values)   # its bytes (a cast to bytes refuses a chunk with no sound patients)
                 kept[group][name] = Spilled(path, offset, values.dtype, values.shape)
                 offset += values.nbytes
     return replace(s, **kept)
@@ -326,7 +326,7 @@ def _append_chunk(part: ChunkSummary, batch: list, targets: dict) -> None:
         f, dtype = targets[key]
         count = int(np.prod(piece.shape, dtype=np.int64))
         values = np.frombuffer(data[piece.path], piece.dtype, count, piece.offset).astype(dtype, copy=False)
-        f.write(memoryview(values).cast("B"))
+        f.write(values)
 
 
 def scenario_registry(scenario: Scenario, registry: Registry | None = None) -> Registry:
