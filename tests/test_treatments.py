@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from ecsim.circuit.clinical import ClinicalModel, assess, drug_free_drivers
 from ecsim.circuit.regions import agonist, antagonist
@@ -94,6 +95,20 @@ def test_null_trial_is_null_in_most_replicates():
     a, b = rng.normal(-4, 6, 2000), rng.normal(-4, 6, 2000)
     assert replicate_power(a, b, 40, 400, seed=3) < 0.1
 
+
+@pytest.mark.parametrize("values", [1_000_000, 3 * 25])   # one batch; batches of 3 trials, the last one short
+def test_replicate_power_counts_the_trials_one_at_a_time_would(monkeypatch, values):
+    # the straightforward form: one replicate trial at a time from the same stream, one t-test each
+    import ecsim.clinical_summary as summary
+    monkeypatch.setattr(summary, "REPLICATE_VALUES", values)
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(-0.5, 2.0, 300), rng.normal(0.0, 2.0, 250)
+    draws, hits = np.random.default_rng([9, 4242, 17]), 0
+    for _ in range(100):
+        x, y = a[draws.choice(300, 25, replace=False)], b[draws.choice(250, 25, replace=False)]
+        hits += bool(stats.ttest_ind(x, y, equal_var=False).pvalue < 0.05)
+    assert 0 < hits < 100   # some trials find the difference, some miss it
+    assert replicate_power(a, b, 25, 100, seed=9) == hits / 100
 
 def test_planned_sample_size_gives_the_power_it_promises():
     # the closed-form n (normal approximation) against simulated trials of that size with the
