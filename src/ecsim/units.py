@@ -6,6 +6,7 @@ plain float in the model's internal units: mg, L, h, kg, ng/mL, nM.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import pint
@@ -24,16 +25,18 @@ def registry() -> pint.UnitRegistry:
 def convert(value: float, unit: str, target: str, *, field: str) -> float:
     """Convert ``value`` in ``unit`` to ``target``; raise InputError naming ``field``."""
     _parse(unit, field), _parse(target, field)
+    value = float(value)
     try:
-        return _converted(float(value), unit, target)
+        return _converted(value, unit, target, math.copysign(1.0, value))
     except pint.DimensionalityError:
         raise InputError(field, unit, f"a unit convertible to {target!r}") from None
 
 
 @lru_cache(maxsize=65536)
-def _converted(value: float, unit: str, target: str) -> float:
+def _converted(value: float, unit: str, target: str, sign: float) -> float:
     """Cached: the same registry values are converted thousands of times per run (the claims
-    checker rebuilds its models for every parameter draw), and pint takes about 0.1 ms each time."""
+    checker rebuilds its models for every parameter draw), and pint takes about 0.1 ms each time.
+    ``sign`` is part of the key because 0.0 and -0.0 are equal keys but convert to different bits."""
     ureg = registry()
     return float(ureg.Quantity(value, _unit(unit)).to(_unit(target)).magnitude)
 
