@@ -45,14 +45,17 @@ def measure(patients: int, python: str, pythonpath: str | None, scenario: Path |
             "--patients", str(patients), "--no-report", "--out", str(out)] + (["--chunk", str(chunk)] if chunk else [])
         load_before = os.getloadavg()
         started = time.perf_counter()
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        log = tempfile.TemporaryFile()   # not a pipe: a child writing more than the pipe holds would block
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log)
         os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)   # exited, not reaped: /proc/PID is still there
         seconds = time.perf_counter() - started
         main_cpu_ns, wait_ns, _ = (int(x) for x in Path(f"/proc/{proc.pid}/schedstat").read_text().split())
         io = {k: int(v) for k, v in (line.split(": ") for line in
                                      Path(f"/proc/{proc.pid}/io").read_text().splitlines())}
         _, status, usage = os.wait4(proc.pid, 0)
-        error = proc.stderr.read().decode()[-500:]
+        log.seek(0)
+        error = log.read().decode(errors="replace")[-500:]
+        log.close()
         sizes = {p.name: p.stat().st_size for p in out.glob("*")} if status == 0 else {}
     return {"patients": patients, "status": os.waitstatus_to_exitcode(status), "wall_s": round(seconds, 1),
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),

@@ -79,7 +79,7 @@ def test_accelerated_and_plain_damped_iterations_find_the_same_state(registry, p
 @pytest.mark.parametrize("phenotype", sorted(PHENOTYPES))
 def test_default_tolerance_keeps_rates_within_a_thousandth_of_a_hertz(registry, params, cm, phenotype):
     # the default stopping tolerance trades iterations for an error far below anything the results
-    # resolve (recordings: SE >= 1.3 Hz; measured here: <= 2e-5 Hz); checked against a 1e-12 solve,
+    # resolve (recordings: SE >= 1.3 Hz; measured here: about 1e-5 Hz); checked against a 1e-12 solve,
     # from rest (the first visit) and from another patient's state (later visits start from the last)
     n = 24
     inp = _spread_inputs(registry, phenotype, n, seed=11)
@@ -96,7 +96,8 @@ def test_default_tolerance_keeps_rates_within_a_thousandth_of_a_hertz(registry, 
 
 def _plain_fixed_point(inp, p, patients, channels, start=None, tol=TOLERANCE, max_iter=3000, relax=0.5,
                        accelerate=True):
-    """The straightforward form of `fixed_point` (ecsim's solver up to commit 01db6d7): the whole batch
+    """The straightforward form of `fixed_point` (ecsim's solver up to commit 01db6d7, with today's
+    convergence flag, 10 tol): the whole batch
     at every step, settled patients held by np.where, GPi and FS from `targets`, the Anderson history
     re-stacked at every step. The solver's blocks, shrinking batches and history buffers must give
     the same bits."""
@@ -126,7 +127,7 @@ def _plain_fixed_point(inp, p, patients, channels, start=None, tol=TOLERANCE, ma
             width = x[k].shape[1]
             x[k] = np.where(active, new[:, col:col + width], x[k])
             col += width
-    return x, change < 1e3 * tol, it
+    return x, change < 10 * tol, it
 
 
 def _plain_pallidal_loop(x, inp, p):

@@ -24,7 +24,8 @@ def registry() -> pint.UnitRegistry:
 
 def convert(value: float, unit: str, target: str, *, field: str) -> float:
     """Convert ``value`` in ``unit`` to ``target``; raise InputError naming ``field``."""
-    _parse(unit, field), _parse(target, field)
+    for name in (unit, target):   # a unit pint cannot read is an error naming the field
+        _parse(name, field)
     value = float(value)
     try:
         return _converted(value, unit, target, math.copysign(1.0, value))
