@@ -230,6 +230,9 @@ def patient_phenotypes(phenotype: str | np.ndarray, n: int) -> str | np.ndarray:
     return labels
 
 
+INPUT_DEFAULTS = {f.name: f.default for f in fields(CircuitInputs) if f.name != "command"}
+
+
 def baseline_modulators(registry: Registry, phenotype: str | np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
     """The phenotype's circuit modulators on top of a normal brain (ones) for each patient; with a
     phenotype per patient, each row is its own phenotype's and a modulator its phenotype does not
@@ -244,9 +247,6 @@ def baseline_modulators(registry: Registry, phenotype: str | np.ndarray, z: np.n
         for k, v in modulators.items():
             out[k][phenotype == name] = v
     return out
-
-
-INPUT_DEFAULTS = {f.name: f.default for f in fields(CircuitInputs) if f.name != "command"}
 
 
 def _names(labels: np.ndarray) -> list[str]:
