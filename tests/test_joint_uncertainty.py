@@ -35,11 +35,15 @@ def test_the_calibrated_model_is_accepted_and_a_changed_phenotype_is_not(cases):
     assert accepted(stronger, CERVICAL, cases) == (False, "TRUONG05_BASELINE.twstrs_total_mean")
 
 
-def test_a_refit_brings_a_perturbed_draw_back_to_the_data(cases):
+@pytest.mark.parametrize("factor", [0.8, 1.15, 1.3, 1.5])
+def test_a_refit_brings_a_perturbed_draw_back_to_the_data(cases, factor):
+    # with 4 evaluations per stage only 1-2 of these came back (the refit stopped short and the draw
+    # was rejected although it could be brought to the data); REFIT_EVALUATIONS = 8 brings all four
     reg = default_registry()
-    stronger = reg.with_overrides({"pheno_focal_loop_gain": reg["pheno_focal_loop_gain"].value * 1.5})
-    refitted = recalibrated(stronger, phenotype_stages("cervical")[:1], cases)
-    assert refitted["pheno_focal_loop_gain"].value < stronger["pheno_focal_loop_gain"].value
+    moved = reg.with_overrides({"pheno_focal_loop_gain": reg["pheno_focal_loop_gain"].value * factor})
+    refitted = recalibrated(moved, phenotype_stages("cervical")[:1], cases)
+    back = refitted["pheno_focal_loop_gain"].value - reg["pheno_focal_loop_gain"].value
+    assert abs(back) < abs(moved["pheno_focal_loop_gain"].value - reg["pheno_focal_loop_gain"].value)
     ok, miss = accepted(refitted, {"TRUONG05_BASELINE": CERVICAL["TRUONG05_BASELINE"]}, cases)
     assert ok, miss
 
