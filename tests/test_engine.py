@@ -262,3 +262,33 @@ def test_outputs_take_a_value_shared_by_all_patients_as_one_element():
     once = outputs(model, p | {"body_weight_kg": p["body_weight_kg"][:1]}, states)
     every = outputs(model, p | {"body_weight_kg": np.full(n, p["body_weight_kg"][0])}, states)
     assert all(np.array_equal(once[k], every[k]) for k in every)
+
+
+def test_without_drug_every_state_stays_exactly_at_its_start(chain, registry):
+    """No dose: every block's source is exactly zero (the CB1 tolerance rate is written as
+    k_int R0 (occ0 - occ) - (k_rec + k_int occ) y, zero at occ = occ0 whatever the rounding), so
+    every state keeps its starting value, 0, at every time."""
+    values = typical_values(registry, n=3)
+    states = integrate(chain, values, [], Grid(48.0, 2.0), 3)
+    assert all(np.array_equal(v, np.zeros_like(v)) for v in states.values())
+
+
+def test_outputs_of_an_arm_without_drug_are_evaluated_once_with_the_same_bits(monkeypatch):
+    """`outputs` evaluates the expressions at the first time only when every state is constant in
+    time, and fills every time with them: the same bits as evaluating every time; a dosed arm is
+    evaluated in full."""
+    from ecsim import engine
+    from ecsim.scenario import load_scenario
+    from ecsim.simulation import full_model, grid_for, patient_inputs, scenario_registry
+    sc = load_scenario(None)
+    model, grid, registry = full_model(), grid_for(sc), scenario_registry(sc)
+    for arm, constant in ((sc.arms[0], True), (sc.arms[1], False)):
+        p, doses = patient_inputs(sc, arm, 0, 7, registry)
+        states = integrate(model, p, doses, grid, 7)
+        assert engine._constant_in_time(states) == constant
+        once = outputs(model, p, states)
+        with monkeypatch.context() as m:
+            m.setattr(engine, "_constant_in_time", lambda trajectories: False)
+            every = outputs(model, p, states)
+        assert all(np.array_equal(once[k], every[k], equal_nan=True) for k in every)
+        assert all(v.shape == (7, grid.size) for v in once.values())

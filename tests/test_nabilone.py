@@ -120,9 +120,11 @@ def _without_nabilone(model: Model) -> Model:
     return Model(tuple(subs))
 
 
-def test_without_nabilone_every_output_is_bitwise_unchanged(registry):
+def test_without_nabilone_every_output_is_unchanged(registry):
     """A full-spectrum oil (CBD and THC at CB1, CB1 tolerance) for 3 days: every output of the model
-    with nabilone equals, bit for bit, that of the model without its terms."""
+    with nabilone equals that of the model without its terms, to rounding. (Bit for bit until the
+    CB1 tolerance rate was written so that its drug-free source is exactly zero: SymPy orders that
+    expression differently once nabilone's terms are substituted away; measured 2.2e-16, one ulp.)"""
     sc = Scenario.model_validate({
         "name": "no-nabilone", "duration_days": 3, "output_step_h": 1,
         "population": {"n": 6, "seed": 5},
@@ -136,5 +138,5 @@ def test_without_nabilone_every_output_is_bitwise_unchanged(registry):
     without = outputs(reduced, p, integrate(reduced, p, doses, grid, 6))
     assert set(without) < set(with_terms)
     for name, values in without.items():
-        assert np.array_equal(values, with_terms[name]), name
+        np.testing.assert_allclose(values, with_terms[name], rtol=1e-15, atol=0, err_msg=name)
     assert not np.any(with_terms["cb1_occupancy_nabilone"])

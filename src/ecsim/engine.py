@@ -129,16 +129,27 @@ def outputs(model: Model, values: dict[str, np.ndarray], trajectories: dict[str,
     """
     fn = output_function(model)
     batch, size = next(iter(trajectories.values())).shape
+    if _constant_in_time(trajectories):   # no drug: the expressions of the first time, for every time
+        trajectories = {k: v[:, :1] for k, v in trajectories.items()}
     columns = {k: np.asarray(v)[:, None] if np.ndim(v) == 1 else v for k, v in values.items()}
     merged = columns | trajectories
     results = {name: np.empty((batch, size)) for name in model.outputs}
-    rows = max(1, OUTPUT_TILE // size)
+    rows = max(1, OUTPUT_TILE // next(iter(trajectories.values())).shape[1])
     for start in range(0, batch, rows):
         part = slice(start, start + rows)
         args = (_rows(merged[k], part, batch) for k in fn.names)   # a value shared by all: as it is
         for name, r in zip(model.outputs, fn.fn(*args)):
             results[name][part] = r
     return results
+
+
+def _constant_in_time(trajectories: dict[str, np.ndarray]) -> bool:
+    """Whether every state keeps its first value at every time (an arm without drug: no dose and
+    every source zero). Then each output is too, element by element, so evaluating the expressions
+    once per patient gives the same bits. The first patient is checked first: a dosed arm fails there."""
+    arrays = list(trajectories.values())
+    return all(np.array_equal(a[:1], np.broadcast_to(a[:1, :1], a[:1].shape)) for a in arrays) and all(
+        np.array_equal(a, np.broadcast_to(a[:, :1], a.shape)) for a in arrays)
 
 
 def _kicks(block: LinearBlock, doses: list[Bolus], grid: Grid, batch: int) -> dict[int, np.ndarray]:

@@ -196,9 +196,12 @@ def tolerance_submodel() -> Submodel:
 
     With R the surface fraction, dR/dt = k_rec (1 - R) - k_int occ R; the state is the deviation
     y = R - R0 from the drug-free steady state R0 = k_rec / (k_rec + k_int occ0), so it starts at 0.
-    Linear in y; occ depends on drug levels, so the engine takes Magnus steps. Anandamide here is
-    raised by reversible FAAH inhibition only: the engine's Magnus blocks read constant-coefficient
-    blocks, not each other, so the FAAH turnover state does not reach tolerance (chronic MAGL
+    Written as dy/dt = k_int R0 (occ0 - occ) - (k_rec + k_int occ) y (the same equation, since
+    k_rec (1 - R0) = k_int occ0 R0), so that without drug the source is exactly zero and y stays
+    exactly 0: a drug-free arm's states are then constant, and its outputs are computed once
+    (`engine.outputs`). Linear in y; occ depends on drug levels, so the engine takes Magnus steps.
+    Anandamide here is raised by reversible FAAH inhibition only: the engine's Magnus blocks read
+    constant-coefficient blocks, not each other, so the FAAH turnover state does not reach tolerance (chronic MAGL
     blockade desensitised CB1 in mice, Schlosburg 2010; its FAAH arm is recalled, not re-read, as not).
     """
     _, cbd_uM, _ = _levels()
@@ -212,7 +215,7 @@ def tolerance_submodel() -> Submodel:
         algebra[f"CB1_R0_{name}"] = r0
         states[str(y)] = "dimensionless"
         occ = occupancy(_agonists(aea_site, reversible_only=True), nam)
-        rates[str(y)] = k_rec * (1 - r0 - y) - k_int * occ * (r0 + y)
+        rates[str(y)] = k_int * r0 * (occ0 - occ) - (k_rec + k_int * occ) * y
     return Submodel(name="cb1_tolerance", description=tolerance_submodel.__doc__ or "", states=states,
                     parameters={}, rates=rates, algebra=algebra)
 
