@@ -192,7 +192,6 @@ def test_engine_matches_per_step_reference(chain, registry, monkeypatch, tiles, 
     if tiles:
         monkeypatch.setattr(engine, "TILE", 1)
         monkeypatch.setattr(engine, "MIN_TILE_STEPS", tiles[0])
-        monkeypatch.setattr(engine, "MATRIX_TILE", tiles[1])
     values = typical_values(registry, n=2, body_weight_kg=60.0)
     values["body_weight_kg"] = np.array([60.0, 95.0])
     grid, doses = Grid(48.0, 0.5), every_block_doses(undosed)

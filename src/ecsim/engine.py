@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from . import entrywise
 from .errors import InputError, ModelError
 from .model.compile import LinearBlock, compile_model, output_function
 from .model.declaration import Model
@@ -165,7 +166,6 @@ def _kicks(block: LinearBlock, doses: list[Bolus], grid: Grid, batch: int) -> di
 
 TILE = 16384          # patient-steps per tile: the coefficients' temporaries stay in the L2 cache
 MIN_TILE_STEPS = 16   # so that copying a tile into the states' rows writes whole cache lines
-MATRIX_TILE = 1024    # patient-steps per stack of Magnus matrices: larger stacks were slower here
 
 
 def _tile_steps(batch: int, steps: int) -> int:
@@ -210,10 +210,7 @@ def _tile_step(block: LinearBlock, group: "_Group", k0: int, k1: int):
     inputs, values, dt = group.inputs(block, k0, k1), group.values, group.dt
     if block.diagonal:
         return _diagonal_step(*_diagonal_magnus_step(block, values, inputs, dt))
-    stack = max(1, MATRIX_TILE // group.batch)
-    return _matrix_step(np.concatenate([_magnus_step(block, values, [{u: v[t:t + stack] for u, v in point.items()}
-                                                                     for point in inputs], dt)
-                                        for t in range(0, k1 - k0, stack)]))
+    return _matrix_step(_magnus_step(block, values, inputs, dt))
 
 
 def _matrix_step(steps: np.ndarray):
@@ -304,29 +301,28 @@ def _magnus_step(block: LinearBlock, values, inputs: list[dict], dt: float) -> n
     follow upstream states: per substep of length h, Omega = h/2 (M1 + M2) + sqrt(3) h^2 / 12
     [M2, M1], with M at the two Gauss points (Blanes, Casas, Oteo & Ros 2009,
     doi:10.1016/j.physrep.2008.11.001). ``inputs``: the upstream states at each of `POINTS`, each
-    (steps, batch). Returns the steps' augmented matrices, (steps, batch, n+1, n+1).
+    (steps, batch). The matrices are held entry by entry (`ecsim.entrywise`): only the entries
+    that can be nonzero are computed. Returns the steps' augmented matrices, (steps, batch, n+1, n+1).
     """
-    h = dt / SUBSTEPS
+    h, m = dt / SUBSTEPS, len(block.states) + 1
+    shape = next(iter(inputs[0].values())).shape
     step = None
     for j in range(SUBSTEPS):
-        M1, M2 = (_augmented_tile(block, values, inputs[2 * j + i]) for i in (0, 1))
-        shape, m = M1.shape, M1.shape[-1]
-        M1, M2 = M1.reshape(-1, m, m), M2.reshape(-1, m, m)   # one stack: matmul is slower over two batch axes
-        sub = expm(0.5 * h * (M1 + M2) + (np.sqrt(3) / 12) * h * h * (M2 @ M1 - M1 @ M2))
-        step = sub if step is None else sub @ step
-    return step.reshape(shape)
+        M1, M2 = (_augmented_entries(block, values, inputs[2 * j + i], shape) for i in (0, 1))
+        commutator = entrywise.combination([(1.0, entrywise.matmul(M2, M1)), (-1.0, entrywise.matmul(M1, M2))])
+        omega = entrywise.combination([(0.5 * h, M1), (0.5 * h, M2), ((np.sqrt(3) / 12) * h * h, commutator)])
+        sub = entrywise.expm(omega, m, shape)
+        step = sub if step is None else entrywise.matmul(sub, step)
+    return entrywise.dense(step, m, shape)
 
 
-def _augmented_tile(block: LinearBlock, values, point: dict[str, np.ndarray]) -> np.ndarray:
-    """M = [[A, b], [0, 0]] at one Gauss point of each step of a tile, (steps, batch, n+1, n+1)."""
-    steps, batch = next(iter(point.values())).shape
+def _augmented_entries(block: LinearBlock, values, point: dict[str, np.ndarray], shape) -> entrywise.Entries:
+    """The entries of M = [[A, b], [0, 0]] that are not structural zeros, at one Gauss point of
+    each step of a tile, each (steps, batch)."""
     n = len(block.states)
-    M = np.zeros((steps, batch, n + 1, n + 1))
     entries = [(r, c) for r in range(n) for c in range(n)] + [(r, n) for r in range(n)]   # A row-major, then b
-    for (r, c), value in zip(entries, _coefficients(block, values, point)):
-        if np.ndim(value) or value != 0:   # structural zeros are in place
-            M[:, :, r, c] = value
-    return M
+    return {e: np.broadcast_to(value, shape) for e, value in zip(entries, _coefficients(block, values, point))
+            if np.ndim(value) or value != 0}
 
 
 def _diagonal_magnus_step(block: LinearBlock, values, inputs: list[dict], dt: float

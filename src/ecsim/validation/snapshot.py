@@ -31,8 +31,8 @@ def cases_digest() -> str:
     return h.hexdigest()[:16]
 
 
-MODEL_CODE = ("pk", "ecs", "circuit", "treatments", "model", "validation", "engine.py", "chain.py", "population.py",
-              "products.py", "regimen.py", "simulation.py", "exposure.py", "scenario.py")
+MODEL_CODE = ("pk", "ecs", "circuit", "treatments", "model", "validation", "engine.py", "entrywise.py", "chain.py",
+              "population.py", "products.py", "regimen.py", "simulation.py", "exposure.py", "scenario.py")
 
 
 def code_digest() -> str:
