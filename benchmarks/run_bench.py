@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run_bench.py                      # 10^3, 10^4, 10^5 patients
     .venv/bin/python benchmarks/run_bench.py --sizes 1000 1000000 # any sizes
     .venv/bin/python benchmarks/run_bench.py --backends numpy jax # both engines, alternating per size
+    .venv/bin/python benchmarks/run_bench.py --label after-x      # results/<date>-<machine>-after-x.json
 
 Each size runs in its own process (`ecsim bench --patients N --json`), so `peak_rss_mb` is that
 run's own peak. Writes `benchmarks/results/<date>-<machine>.json` (machine, every run's JSON) and
@@ -81,7 +82,12 @@ def main() -> None:
     parser.add_argument("--reference-patients", type=int, default=3)
     parser.add_argument("--backends", nargs="+", default=["numpy"], choices=["numpy", "jax"])
     parser.add_argument("--plot-only", type=Path, help="redraw scaling.png from a results file")
+    parser.add_argument("--label", default="", help="appended to the results file's name, so a series of the "
+                        "same day and machine does not replace another")
     args = parser.parse_args()
+    if args.label and not re.fullmatch(r"[A-Za-z0-9._-]+", args.label):
+        print(f"error: --label: {args.label!r}; allowed: letters, digits, '.', '_' and '-'", file=sys.stderr)
+        raise SystemExit(2)
     tag = "" if args.backends == ["numpy"] else "-" + "-".join(args.backends)
     if args.plot_only:
         plot(json.loads(args.plot_only.read_text())["runs"], RESULTS / f"scaling{tag}.png")
@@ -89,11 +95,14 @@ def main() -> None:
     runs = [run_size(n, args.reference_patients, backend) for n in sorted(args.sizes) for backend in args.backends]
     machine = runs[-1]["machine"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{datetime.date.today().isoformat()}-{machine_slug(machine)}{tag}.json"
+    label = f"-{args.label}" if args.label else ""
+    path = RESULTS / f"{datetime.date.today().isoformat()}-{machine_slug(machine)}{tag}{label}.json"
     doc = {"command": "ecsim bench --patients N --backend B --json", "machine": machine,
            "runs": [{k: v for k, v in r.items() if k != "machine"}
                     | {"load_average_1min": r["machine"]["load_average_1min"]} for r in runs]}
-    path.write_text(json.dumps(doc, indent=1) + "\n")
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(doc, indent=1) + "\n")
+    partial.replace(path)
     plot(runs, RESULTS / f"scaling{tag}.png")
     print(f"wrote {path.relative_to(HERE.parent)} and benchmarks/results/scaling{tag}.png")
 

@@ -20,11 +20,12 @@ def _pattern(n: int, kind: str, rng) -> list[tuple[int, int]]:
 
 
 @pytest.mark.parametrize("kind", ["dense", "lower", "random"])
-@pytest.mark.parametrize("scale", [1e-3, 0.3, 4.0, 60.0], ids=["tiny", "below-half", "squared", "stiff"])
+@pytest.mark.parametrize("scale", [1e-3, 0.05, 0.3, 4.0, 60.0],
+                         ids=["tiny", "below-half", "few-squarings", "squared", "stiff"])
 def test_expm_matches_scipy_on_each_matrix(kind, scale):
     """Every matrix of a (7, 9) stack of 5 x 5 matrices with the given sparsity pattern, against
-    SciPy's Pade expm, within 1e-12 of the largest entry; the 1-norms span 1e-3 to several
-    hundred, so 0 to 10 squarings. The matrices are compartmental like the model's (off-diagonal
+    SciPy's Pade expm, within 1e-12 of the largest entry; the 1-norms span about 1e-3 to 1e3, so
+    0 to 11 squarings. The matrices are compartmental like the model's (off-diagonal
     transfer rates of either sign here, a diagonal that outweighs its column), so no entry of the
     exponential explodes."""
     rng = np.random.default_rng(int(scale * 1000) + len(kind))
@@ -69,11 +70,37 @@ def test_products_and_combinations_match_dense_algebra():
 
 
 def test_inputs_are_never_written():
-    """Sums are formed in place only in arrays the module made: the caller's entries keep their values."""
+    """Sums are formed in place only in arrays the module made: the caller's entries keep their
+    values, and read-only views (the engine passes broadcast coefficients) are accepted."""
     rng = np.random.default_rng(8)
     A = {(i, j): rng.normal(size=(3,)) for i in range(3) for j in range(3)}
+    A[0, 1] = np.broadcast_to(np.float64(0.7), (3,))   # read-only: a write into it would raise
     before = {e: v.copy() for e, v in A.items()}
     entrywise.expm(A, 3, (3,))
     entrywise.combination([(1.0, A), (1.0, A)])
     entrywise.matmul(A, A)
     assert all(np.array_equal(A[e], before[e]) for e in A)
+
+
+def test_a_non_finite_matrix_spoils_only_itself():
+    """One matrix with an infinite entry: its exponential is not finite, no error is raised, and
+    the other matrices of the stack are bitwise what they are alone (the engine flags such a
+    patient afterwards, `ecsim.faults`)."""
+    rng = np.random.default_rng(9)
+    n = 3
+    pattern = [(i, j) for i in range(n) for j in range(i + 1)]
+    good = rng.normal(size=(n, n)) * 2.0
+    bad = good.copy()
+    bad[1, 0] = np.inf
+    with np.errstate(all="ignore"):
+        both = entrywise.dense(entrywise.expm(_entries(np.stack([good, bad]), pattern), n, (2,)), n, (2,))
+    alone = entrywise.dense(entrywise.expm(_entries(good[None], pattern), n, (1,)), n, (1,))[0]
+    np.testing.assert_array_equal(both[0], alone)
+    assert not np.isfinite(both[1]).all()
+
+
+def test_sums_keep_the_wider_type():
+    """A float64 term added to a float32 total is not cast down to float32 in place."""
+    A = {(0, 0): np.ones(2, dtype=np.float32)}
+    B = {(0, 0): np.full(2, 1e-9)}
+    assert entrywise.combination([(1.0, A), (1.0, B)])[0, 0].dtype == np.float64

@@ -5,7 +5,7 @@ clobazam block's augmented matrix is 5 x 5, one per patient and Gauss point. `np
 stack of 16,384 such matrices took 0.9 ms here (2-core Xeon, NumPy 2.4); held as one array over
 the stack per entry that can be nonzero, a product is a few dozen elementwise operations and
 skips the structural zeros (the clobazam cascade, gut -> clobazam -> N-desmethylclobazam -> sink,
-is lower triangular: 10 of its 25 entries can be nonzero), 0.34 ms for the same stack.
+is lower triangular: 10 of its 25 entries are held as arrays), 0.34 ms for the same stack.
 
 A matrix is a dict (row, column) -> value, where a value is an array over the stack or a Python
 float; a missing entry is zero. Every operation is elementwise over the stack, so each matrix's
@@ -34,9 +34,11 @@ def matmul(A: Entries, B: Entries) -> Entries:
 
 
 def _add(total, term):
-    """total + term, in place when total is an array this module made (never an input's)."""
-    return np.add(total, term, out=total) if isinstance(total, np.ndarray) and total.shape == np.shape(term) \
-        else total + term
+    """total + term, in place when total is an array this module made (never an input's) and the
+    sum has its shape and type."""
+    if isinstance(total, np.ndarray) and total.shape == np.shape(term) and np.result_type(total, term) == total.dtype:
+        return np.add(total, term, out=total)
+    return total + term
 
 
 def combination(terms: list[tuple[float, Entries]]) -> Entries:
@@ -64,7 +66,8 @@ def expm(A: Entries, n: int, shape: tuple[int, ...], order: int = 14) -> Entries
     norm = np.zeros(shape)
     for total in columns.values():
         norm = np.maximum(norm, total)
-    s = np.where(norm > 0.5, np.ceil(np.log2(np.maximum(norm, 0.5) / 0.5)), 0.0)
+    # a matrix with a non-finite entry is not scaled: its exponential is non-finite, the others' untouched
+    s = np.where((norm > 0.5) & np.isfinite(norm), np.ceil(np.log2(np.maximum(norm, 0.5) / 0.5)), 0.0)
     scale = 2.0 ** -s
     result = taylor({e: v * scale for e, v in A.items()}, n, order)
     for k in range(int(s.max(initial=0))):
