@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from results_io import label_suffix, write_json
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 ECSIM = [sys.executable, "-m", "ecsim"]
@@ -85,9 +87,7 @@ def main() -> None:
     parser.add_argument("--label", default="", help="appended to the results file's name, so a series of the "
                         "same day and machine does not replace another")
     args = parser.parse_args()
-    if args.label and not re.fullmatch(r"[A-Za-z0-9._-]+", args.label):
-        print(f"error: --label: {args.label!r}; allowed: letters, digits, '.', '_' and '-'", file=sys.stderr)
-        raise SystemExit(2)
+    label = label_suffix(args.label)
     tag = "" if args.backends == ["numpy"] else "-" + "-".join(args.backends)
     if args.plot_only:
         plot(json.loads(args.plot_only.read_text())["runs"], RESULTS / f"scaling{tag}.png")
@@ -95,14 +95,11 @@ def main() -> None:
     runs = [run_size(n, args.reference_patients, backend) for n in sorted(args.sizes) for backend in args.backends]
     machine = runs[-1]["machine"]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    label = f"-{args.label}" if args.label else ""
     path = RESULTS / f"{datetime.date.today().isoformat()}-{machine_slug(machine)}{tag}{label}.json"
     doc = {"command": "ecsim bench --patients N --backend B --json", "machine": machine,
            "runs": [{k: v for k, v in r.items() if k != "machine"}
                     | {"load_average_1min": r["machine"]["load_average_1min"]} for r in runs]}
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(doc, indent=1) + "\n")
-    partial.replace(path)
+    write_json(path, doc)
     plot(runs, RESULTS / f"scaling{tag}.png")
     print(f"wrote {path.relative_to(HERE.parent)} and benchmarks/results/scaling{tag}.png")
 

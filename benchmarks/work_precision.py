@@ -26,7 +26,6 @@ import argparse
 import datetime
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ecsim import bench, engine
+from results_io import label_suffix, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SUBSTEPS = (1, 2, 4)
@@ -114,10 +114,7 @@ def main() -> None:
     parser.add_argument("--plot-only", type=Path, help="redraw work-precision.png from a results file")
     parser.add_argument("--label", default="", help="appended to the results' names, so a run does not replace another")
     args = parser.parse_args()
-    if args.label and not re.fullmatch(r"[A-Za-z0-9._-]+", args.label):
-        print(f"error: --label: {args.label!r}; allowed: letters, digits, '.', '_' and '-'", file=sys.stderr)
-        raise SystemExit(2)
-    label = f"-{args.label}" if args.label else ""
+    label = label_suffix(args.label)
     if args.plot_only:
         plot(json.loads(args.plot_only.read_text()), RESULTS / "work-precision.png")
         return
@@ -128,9 +125,7 @@ def main() -> None:
     doc = measure(args.patients, args.roadrunner_patients, args.reference_patients)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{doc['date']}-work-precision{label}.json"
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    tmp.replace(out)
+    write_json(out, doc)
     plot(doc, RESULTS / f"work-precision{label}.png")
     print(f"wrote {out} and {RESULTS / f'work-precision{label}.png'}")
 
