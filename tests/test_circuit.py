@@ -286,6 +286,33 @@ def test_scale_maxima_match_the_published_totals():
     assert s.jrs[0] == 8                                                   # Jankovic 1987
 
 
+def test_raters_score_nothing_where_no_dystonia_is_visible():
+    """A region keeps a small severity index without dystonia (normal co-contraction in an action).
+    Rater noise must not turn it into scale points: before this rule, cervical-dystonia patients got
+    about 0.75 BFMDRS disability and 0.2 Jankovic points from noise alone (user review, 2026-11-26),
+    and a drug that lowered that index to 0 earned a spurious 'benefit' on both scales."""
+    n = 2000
+    quiet = np.zeros((n, N_REGIONS))
+    faint = np.full((n, N_REGIONS), 0.02)
+    m = MotorOutput(quiet, quiet, faint * 0.5, faint, quiet, quiet, faint)   # involuntary action below 0.1
+    noise = np.random.default_rng(3).standard_normal((n, N_NOISE))
+    s = score(m, noise, 0.35, 0.5, 0.1, 90.0, tilt_share=0.5)
+    for k in ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "jrs"):
+        assert np.all(getattr(s, k) == 0), k
+    visible = dataclasses.replace(m, involuntary_action=np.full((n, N_REGIONS), 0.2))   # now seen in an action
+    s = score(visible, noise, 0.35, 0.5, 0.1, 90.0, tilt_share=0.5)
+    assert s.bfmdrs_disability.mean() > 0.1 and s.jrs.mean() > 0.1 and s.twstrs_total.mean() > 0.1
+
+
+def test_cervical_dystonia_has_no_disability_or_blepharospasm_points(registry, cm):
+    """The cervical phenotype's dystonia is in the neck: the BFMDRS disability items (speech,
+    handwriting, feeding, swallowing, hygiene, dressing, walking; Burke 1985) and the Jankovic
+    scale (eyelids) read other regions, so every rater gives 0."""
+    tr = assess(cm, registry, "cervical", np.array([0.0, 28.0]), drug_free_drivers(300, 2), Course(), 11, 0, 300)
+    assert np.all(tr.totals["bfmdrs_disability"] == 0) and np.all(tr.totals["jrs"] == 0)
+    assert tr.totals["twstrs_total"].mean() > 30
+
+
 def test_twstrs_excursion_bands():
     # rotation by quarters of 0-90 degrees; tilt cut-offs 15 and 35 degrees (scale copies, clinical.md)
     assert rotation_score(np.array([0.0, 10, 30, 50, 80])).tolist() == [0, 1, 2, 3, 4]

@@ -185,9 +185,9 @@ def test_expected_item_score_is_the_mean_over_raters():
     x = np.array([0.0, 0.02, 0.3, 0.55, 0.97])
     for top, sd in ((4, 0.5), (30, 1.0), (2, 0.25)):
         z = rng.standard_normal((200_000, len(x)))
-        monte_carlo = _item(np.broadcast_to(x, z.shape), top, z, sd).mean(axis=0)
-        np.testing.assert_allclose(_item(x, top, EXPECTED, sd), monte_carlo, atol=0.01)
-    assert list(_item(x, 4, EXPECTED, 0.0)) == list(np.where(x > 0, np.clip(np.rint(4 * x), 0, 4), 0.0))
+        monte_carlo = _item(np.broadcast_to(x, z.shape), top, z, sd, True).mean(axis=0)
+        np.testing.assert_allclose(_item(x, top, EXPECTED, sd, True), monte_carlo, atol=0.01)
+    assert list(_item(x, 4, EXPECTED, 0.0, True)) == list(np.where(x > 0, np.clip(np.rint(4 * x), 0, 4), 0.0))
 
 
 def test_the_answer_in_points_moves_smoothly(short_trial, registry):

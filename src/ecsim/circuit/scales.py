@@ -72,13 +72,18 @@ class ExpectedRating:
 EXPECTED = ExpectedRating()
 
 
-def _item(x: np.ndarray, top: float, noise, sd: float) -> np.ndarray:
-    """An item scored 0..top from a 0-1 index; raters disagree only where there is something to see.
+def _item(x: np.ndarray, top: float, noise, sd: float, visible: np.ndarray) -> np.ndarray:
+    """An item scored 0..top from a 0-1 index; raters disagree only where there is something to see:
+    where ``visible`` (one of the item's regions has a provoking factor above 0: involuntary activity
+    at rest, or beyond the detection threshold in an action) and the index is above 0.
+    Elsewhere the item is 0 for every rater: a region without visible dystonia keeps a small
+    severity index (normal co-contraction), which rater noise would otherwise score as dystonia.
     With `EXPECTED` as ``noise``: the mean over raters, E[clip(rint(top·x + sd·Z), 0, top)] =
     sum over k = 1..top of Phi((top·x - k + 1/2) / sd), Z standard normal."""
+    rated = visible & (x > 0)
     if isinstance(noise, ExpectedRating):
-        return np.where(x > 0, expected_rounded(top * x, top, sd), 0.0)
-    return np.where(x > 0, np.clip(np.rint(top * x + sd * noise), 0, top), 0.0)
+        return np.where(rated, expected_rounded(top * x, top, sd), 0.0)
+    return np.where(rated, np.clip(np.rint(top * x + sd * noise), 0, top), 0.0)
 
 
 def expected_rounded(mu: np.ndarray, top: float, sd) -> np.ndarray:
@@ -110,27 +115,29 @@ def score(m: MotorOutput, noise: np.ndarray, rater_sd: float, rater_sd_cranial: 
     subscale's index and the 'pain' symptom; None leaves them as they are."""
     sd = np.array([rater_sd_cranial if r in CRANIAL else rater_sd for r in REGIONS])
     n_regions = len(REGIONS)
-    severity_factor = _item(m.severity, 4, noise[:, :n_regions], sd)
     pf = provoking_factor(m, threshold)
+    visible = pf > 0
+    severity_factor = _item(m.severity, 4, noise[:, :n_regions], sd, visible)
     weights = np.array([BFMDRS_WEIGHTS[r] for r in REGIONS])
     region = pf * severity_factor * weights
-    disability = sum(_item(np.max(m.severity[:, [_R[r] for r in regions]], axis=1), top,
-                           noise[:, n_regions + i], rater_sd)
-                     for i, (top, regions) in enumerate(DISABILITY_ITEMS.values()))
+    disability = sum(_item(np.max(m.severity[:, cols], axis=1), top, noise[:, n_regions + i], rater_sd,
+                           visible[:, cols].any(axis=1))
+                     for i, (top, regions) in enumerate(DISABILITY_ITEMS.values())
+                     for cols in [[_R[r] for r in regions]])
     k = n_regions + len(DISABILITY_ITEMS)
     neck, eyes = _R["neck"], _R["eyes"]
-    s_neck, duty_neck = m.severity[:, neck], m.duty[:, neck]
+    s_neck, duty_neck, v_neck, v_eyes = m.severity[:, neck], m.duty[:, neck], visible[:, neck], visible[:, eyes]
     rotation = np.abs(m.deviation[:, neck]) * neck_rotation_max_deg
     z = noise[:, k:]
     twstrs_sev = (rotation_score(rotation) + 2 * tilt_score(tilt_share * rotation)
-                  + 2 * (s_neck > 0.5) + 2 * _item(duty_neck, 5, z[:, 0], rater_sd)
-                  + _item(s_neck, 2, z[:, 1], rater_sd) + _item(s_neck, 3, z[:, 2], rater_sd)
-                  + _item(s_neck, 4, z[:, 3], rater_sd) + _item(duty_neck, 4, z[:, 4], rater_sd))
-    twstrs_dis = _item(s_neck, 30, z[:, 5], 2 * rater_sd)
+                  + 2 * (s_neck > 0.5) + 2 * _item(duty_neck, 5, z[:, 0], rater_sd, v_neck)
+                  + _item(s_neck, 2, z[:, 1], rater_sd, v_neck) + _item(s_neck, 3, z[:, 2], rater_sd, v_neck)
+                  + _item(s_neck, 4, z[:, 3], rater_sd, v_neck) + _item(duty_neck, 4, z[:, 4], rater_sd, v_neck))
+    twstrs_dis = _item(s_neck, 30, z[:, 5], 2 * rater_sd, v_neck)
     pain_index = s_neck if pain_factor is None else s_neck * pain_factor
-    twstrs_pain = _item(pain_index, 20, z[:, 6], 2 * rater_sd)
-    jrs = (_item(m.severity[:, eyes], 4, z[:, 7], rater_sd_cranial)
-           + _item(m.duty[:, eyes], 4, z[:, 8], rater_sd_cranial))
+    twstrs_pain = _item(pain_index, 20, z[:, 6], 2 * rater_sd, v_neck)
+    jrs = (_item(m.severity[:, eyes], 4, z[:, 7], rater_sd_cranial, v_eyes)
+           + _item(m.duty[:, eyes], 4, z[:, 8], rater_sd_cranial, v_eyes))
     return Scores(region.sum(axis=1), region, disability, twstrs_sev, twstrs_dis, twstrs_pain,
                   twstrs_sev + twstrs_dis + twstrs_pain, jrs, symptoms(m, pain_factor))
 
