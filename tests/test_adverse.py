@@ -33,10 +33,10 @@ def wilson(k: int, n: int) -> tuple[float, float]:
     return centre - half, centre + half
 
 
-def exposure(cbd=0.0, nclb=0.0, thc_mg=0.0, n=5) -> dict[str, np.ndarray]:
+def exposure(cbd=0.0, nclb=0.0, thc_mg=0.0, n=5, parkinsonian=0.0) -> dict[str, np.ndarray]:
     full = lambda v: np.full(n, float(v))  # noqa: E731
     return {"cbd_plasma_ng_per_ml.cavg": full(cbd), "nclb_plasma_ng_per_ml.cavg": full(nclb),
-            "max_single_thc_mg": full(thc_mg)}
+            "max_single_thc_mg": full(thc_mg), "parkinsonian_features": full(parkinsonian)}
 
 
 # --- provenance --------------------------------------------------------------------------------
@@ -69,8 +69,8 @@ def test_probabilities_are_in_unit_interval_for_any_exposure(registry):
 def test_no_drug_means_background_only(registry):
     """Zero excess without drug, whatever the co-medication: a placebo patient on clobazam and
     valproate has the placebo rates of the label and no THC or parkinsonism risk."""
-    none = adverse_effects(exposure(), np.zeros(5), registry)
-    comed = adverse_effects(exposure(nclb=1500.0), np.zeros(5), registry, valproate=True)
+    none = adverse_effects(exposure(parkinsonian=1.0), np.zeros(5), registry)
+    comed = adverse_effects(exposure(nclb=1500.0, parkinsonian=1.0), np.zeros(5), registry, valproate=True)
     for event, prefix in CBD_EVENTS.items():
         p0 = registry.value(f"{prefix}_p0", "dimensionless")
         assert np.allclose(none[event], p0) and np.allclose(comed[event], p0), event
@@ -91,7 +91,7 @@ def test_cbd_events_rise_with_exposure(registry, clobazam, valproate):
 def test_thc_and_parkinsonism_rise_with_dose(registry):
     thc = [adverse_effects(exposure(thc_mg=d), np.zeros(5), registry)["thc_psychoactive"][0]
            for d in (0.0, 0.5, 2.5, 10.0, 50.0)]
-    park = [adverse_effects(exposure(), np.full(5, d), registry)["parkinsonism_worse"][0]
+    park = [adverse_effects(exposure(parkinsonian=1.0), np.full(5, d), registry)["parkinsonism_worse"][0]
             for d in (0.0, 100.0, 300.0, 600.0, 1200.0)]
     assert np.all(np.diff(thc) > 0) and np.all(np.diff(park) > 0)
 
@@ -216,11 +216,32 @@ def test_thc_loael_marks_the_sensitive_tail(registry):
 
 
 def test_parkinsonism_follows_consroe1986(registry):
-    """Consroe 1986: parkinsonism worse above 300 mg/day in 2 of 5 (100 -> 600 mg/day); uncontrolled."""
-    p = lambda mg: adverse_effects(exposure(), np.full(5, mg), registry)["parkinsonism_worse"][0]  # noqa: E731
-    lo, hi = wilson(2, 5)
-    assert lo <= p(600.0) <= hi
-    assert p(300.0) < lo and p(100.0) < 0.01
+    """Consroe 1986 (100 -> 600 mg/day, uncontrolled): hypokinesia and rest tremor worse above
+    300 mg/day in both patients with parkinsonian features, in none of the 3 without."""
+    def p(mg, parkinsonian):
+        return adverse_effects(exposure(parkinsonian=parkinsonian), np.full(5, mg), registry)["parkinsonism_worse"][0]
+    lo, hi = wilson(2, 2)
+    assert lo <= p(600.0, 1.0) <= hi
+    assert p(300.0, 1.0) < lo and p(100.0, 1.0) < 0.01
+    assert p(600.0, 0.0) == 0.0 and p(1600.0, 0.0) == 0.0   # 0 of 3: the point estimate is no risk
+    assert registry["adverse_parkinsonism_fraction_without_features"].uncertainty.high == pytest.approx(
+        wilson(0, 3)[1], abs=0.01)   # ... with the interval's upper end left to the uncertainty draws
+
+
+def test_parkinsonism_risk_follows_the_phenotype():
+    """Each patient's flag comes from their phenotype: cervical patients carry no parkinsonism risk
+    at any dose, dystonia in Parkinson's disease does, and a phenotype mix gets it patient by patient."""
+    from ecsim.scenario import parse_scenario
+    from ecsim.simulation import parkinsonian_features, patient_labels
+    base = "name: t\nduration_days: 7\narms: [{name: a, cbd: [{dose: 300 mg, times_h: [8]}]}]\n"
+    cervical = parse_scenario(base + "population: {n: 20, phenotype: cervical}")
+    parkinsons = parse_scenario(base + "population: {n: 20, phenotype: parkinsons}")
+    mixed = parse_scenario(base + "population: {n: 200, phenotype_mix: {parkinsons: 0.5, cervical: 0.5}}\n"
+                           "trial: {primary_scale: bfmdrs_movement}")
+    assert np.all(parkinsonian_features(cervical, 0, 20) == 0)
+    assert np.all(parkinsonian_features(parkinsons, 0, 20) == 1)
+    flags, labels = parkinsonian_features(mixed, 0, 200), patient_labels(mixed, 0, 200)["phenotype"]
+    assert np.array_equal(flags == 1, labels == "parkinsons") and 0 < flags.mean() < 1
 
 
 # --- summary and daily dose ------------------------------------------------------------------------

@@ -339,7 +339,8 @@ def test_adverse_parameter_spread_brackets_the_registry_value(registry):
     from ecsim.claims.context import adverse_parameter_spread, excess_risks
     n = 30
     exposure = {"cbd_plasma_ng_per_ml.cavg": np.linspace(50, 300, n), "nclb_plasma_ng_per_ml.cavg": np.zeros(n),
-                "max_single_thc_mg": np.zeros(n), "cbd_daily_mg": np.full(n, 600.0)}
+                "max_single_thc_mg": np.zeros(n), "cbd_daily_mg": np.full(n, 600.0),
+                "parkinsonian_features": (np.arange(n) % 2).astype(float)}   # half with parkinsonian features
     doses = {"a": {f"input.{k}": v for k, v in exposure.items()}}
     doc = adverse_parameter_spread(registry, doses, ["a"], draws=64, seed=2)
     at_registry = {k: float(np.mean(v)) for k, v in excess_risks(exposure, registry).items()}

@@ -307,3 +307,26 @@ def test_the_shipped_crossover_runs_from_the_command_line(tmp_path):
     trial = json.loads(res.stdout)["trial"]
     assert trial["design"] == "crossover" and trial["periods"] == [[0.0, 42.0], [56.0, 98.0]]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["trial"] == trial
+
+
+def test_a_crossovers_side_effects_belong_to_the_treatment_of_the_exposure_window():
+    """A run reads drug levels and side-effect risks from its last 24 h, which in a sequence is its
+    last period. User review 2026-11-26: the CBD-then-placebo sequence showed placebo-level risks
+    under the name of a CBD sequence, and no excess over the control arm was given. Now the risks
+    are per treatment (from the sequence it ends), with the excess over the control arm."""
+    cbd = "  - {name: cbd, product: pharmaceutical, food: low_fat, cbd: [{dose: 10 mg/kg, times_h: [8, 20]}]}\n" \
+          "  - {name: placebo}"
+    s = scenario(cbd, "sample_size_per_arm: 10\n  replicates: 50\n  crossover: {period_days: 28, washout_days: 14}",
+                 duration=70, n=30, seed=4, step=2, visits=14)
+    sim = Simulation(s)
+    doc = summary(s, sim.run(), sim.registry)
+    rows = {a["arm"]: a for a in doc["arms"]}
+    assert {k: a["last_period"] for k, a in rows.items()} == {"seq1.cbd.placebo": "placebo", "seq2.placebo.cbd": "cbd"}
+    assert rows["seq2.placebo.cbd"]["cbd_plasma_cavg_ng_per_ml"]["geometric_mean"] > 100
+    assert rows["seq1.cbd.placebo"]["cbd_plasma_cavg_ng_per_ml"]["geometric_mean"] < 0.01   # two weeks' washout
+    adverse = doc["adverse_effects"]
+    assert set(adverse) == {"cbd", "placebo"}
+    p0 = sim.registry.value("adverse_diarrhoea_p0", "dimensionless")
+    assert adverse["placebo"]["diarrhoea"]["mean"] == pytest.approx(p0, abs=1e-3)
+    assert adverse["cbd"]["diarrhoea"]["excess_vs_control"] > 0.05
+    assert "replicate_trials" in doc["trial"]["arms"]["cbd"]   # where the console and report tables read it

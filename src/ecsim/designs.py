@@ -475,6 +475,8 @@ def crossover_statistics(results, scale: str, control: str, responder: float, si
         doc["comparisons"][t] = comparison
         best = (comparison["hills_armitage"] or {}).get("treatment_effect") or comparison["within_patient_difference"]
         doc["arms"][t]["difference_vs_control"] = {"mean": best["mean"], "ci95": best["ci95"]}
+        if "replicate_trials" in comparison:   # where the tables of every design look for it
+            doc["arms"][t]["replicate_trials"] = comparison["replicate_trials"]
     if groups[0].phenotype is not None:
         doc["by_phenotype"] = _crossover_by_phenotype(groups, treatments, control)
     return doc

@@ -164,6 +164,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
         threshold = registry["thc_impairment_threshold_mg"].value
         arms.append({
             "arm": r.name, "patients": r.n, "patients_faulted": len(r.faults),
+            **({"last_period": r.sequence.order[-1]} if r.sequence is not None else {}),
             "cbd_plasma_cavg_ng_per_ml": interval(e["cbd_plasma_ng_per_ml.cavg"]),
             "cbd_plasma_cmax_ng_per_ml": interval(e["cbd_plasma_ng_per_ml.cmax"]),
             "cbd_brain_free_cavg_nM": interval(e["cbd_brain_free_nM.cavg"]),
@@ -175,13 +176,17 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "nabilone_plasma_cmax_ng_per_ml": interval(e["nabilone_plasma_ng_per_ml.cmax"]),
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
         })
-    doc = {"scenario": scenario.name, "window": "last 24 h of the run", "arms": arms,
+    crossover = any(r.sequence is not None for r in results)
+    window = "last 24 h of the run" + (": in a crossover, each sequence's last period (last_period)" if crossover else "")
+    doc = {"scenario": scenario.name, "window": window, "arms": arms,
            "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)",
            "faults": fault_summary({r.name: r.faults for r in results}, {r.name: r.n_simulated for r in results})}
     doc["adverse_effects"] = adverse_effects_summary(scenario, results, registry)
     doc["adverse_effects_note"] = ("probability per patient over a course like the Epidiolex label trials' (14 weeks), "
                                    "from the last day's exposure, whatever the run's length; excess_ci95 is the "
-                                   "sampling error of the virtual arms, not model uncertainty (docs/adverse.md)")
+                                   "sampling error of the virtual arms, not model uncertainty (docs/adverse.md)"
+                                   + ("; crossover: per treatment, from the sequences whose last period it is"
+                                      if crossover else ""))
     clinical = clinical_summary(results)
     if clinical is not None:
         t = scenario.trial
@@ -211,9 +216,24 @@ def adverse_effects_summary(scenario: Scenario, results: list[ArmResult], regist
         for r in results:   # sedation, weakness, benzodiazepine dependence, baclofen withdrawal
             per_arm[r.name] |= oral_agent_adverse_effects(arms[r.name].interventions, scenario.duration_days, r.n,
                                                           registry)
+    if any(r.sequence is not None for r in results):
+        per_arm = by_last_period(per_arm, results)
     control = scenario.trial.control_arm if scenario.trial.control_arm in per_arm else None
     doc = adverse_summary(per_arm, control)
     return {arm: {event: _rounded(row) for event, row in events.items()} for arm, events in doc.items()}
+
+
+def by_last_period(per_arm: dict[str, dict[str, np.ndarray]], results: list[ArmResult]) -> dict:
+    """A crossover's per-sequence risks as per-treatment risks. A risk is read from the exposure of
+    the run's last 24 h, which in a sequence is its last period: a treatment's risks are those of
+    the sequences that end with it (each sequence holds the whole population, so with two such
+    sequences the mean is over both). A treatment that ends no sequence has none."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for r in results:
+        last = r.sequence.order[-1]
+        risks = per_arm[r.name]
+        out[last] = {e: np.concatenate([out[last][e], v]) for e, v in risks.items()} if last in out else dict(risks)
+    return out
 
 
 def _rounded(x):

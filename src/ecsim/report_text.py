@@ -48,7 +48,12 @@ def print_circuit(doc: dict) -> None:
 
 
 def _replicates(r: dict | None) -> str:
-    return "—" if r is None else f"{100 * r['share_significant']:.0f} % of {r['replicates']} (n = {r['patients_per_arm']}/arm)"
+    return "—" if r is None else f"{100 * r['share_significant']:.0f} % of {r['replicates']} (n = {replicate_size(r)})"
+
+
+def replicate_size(r: dict) -> str:
+    """The size of each replicate trial: patients per arm, or per sequence in a crossover."""
+    return f"{r['patients_per_arm']}/arm" if "patients_per_arm" in r else f"{r['patients_per_sequence']}/sequence"
 
 
 def print_clinical(summary: dict) -> None:

@@ -412,7 +412,19 @@ def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry
                                        ) * np.ones(stop - start)
     p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
     p["cbd_daily_mg"] = daily_cbd_mg(arm, p, grid_for(scenario))
+    p["parkinsonian_features"] = parkinsonian_features(scenario, start, stop)
     return p, arm_boluses(arm, p, grid_for(scenario))
+
+
+def parkinsonian_features(scenario: Scenario, start: int, stop: int) -> np.ndarray:
+    """1.0 for patients [start, stop) whose phenotype has parkinsonian features
+    (`circuit.phenotypes.PARKINSONIAN`), else 0.0; 0.0 for a population without a phenotype."""
+    from .circuit.phenotypes import PARKINSONIAN
+    pop = scenario.population
+    if pop.phenotype_mix is not None:
+        labels = phenotype_labels(pop.seed, start, stop, pop.phenotype_mix)
+        return np.isin(labels, sorted(PARKINSONIAN)).astype(float)
+    return np.full(stop - start, float(pop.phenotype in PARKINSONIAN))
 
 
 def arm_course(arm: Arm, scenario: Scenario) -> Course:

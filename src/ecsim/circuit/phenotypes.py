@@ -127,3 +127,7 @@ PHENOTYPES = {p.name: p for p in [
 def phenotype_modulators(name: str, registry: Registry, z: np.ndarray) -> Modulators:
     """Per-channel modulators (patients x channels) for ``len(z)`` patients of one phenotype."""
     return PHENOTYPES[name].build(registry, z)
+
+PARKINSONIAN = frozenset({"parkinsons"})
+"""Phenotypes whose patients have parkinsonian features (hypokinesia, rest tremor): the subgroup in
+which Consroe 1986 saw high-dose CBD worsen them (`treatments.adverse.parkinsonism_worse`)."""

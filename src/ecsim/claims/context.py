@@ -62,7 +62,8 @@ def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[
     return out
 
 
-ADVERSE_INPUTS = ("cbd_plasma_ng_per_ml.cavg", "nclb_plasma_ng_per_ml.cavg", "max_single_thc_mg", "cbd_daily_mg")
+ADVERSE_INPUTS = ("cbd_plasma_ng_per_ml.cavg", "nclb_plasma_ng_per_ml.cavg", "max_single_thc_mg", "cbd_daily_mg",
+                  "parkinsonian_features")
 
 
 def adverse_parameter_spread(registry: Registry, doses: dict, arms: list[str], draws: int, seed: int = 1) -> dict:

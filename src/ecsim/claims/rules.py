@@ -231,7 +231,7 @@ def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile)
     for arm in rule.arms:
         v = ctx.doses[arm][rule.quantity]
         holds = v < limit if rule.claim_holds_when == "below" else v > limit
-        by_arm[arm] = {**_spread(v), "fraction_claim_holds": _q(float(np.mean(holds)))}
+        by_arm[arm] = {**_spread(v), "fraction_claim_holds": _q(float(np.mean(holds))), "patients": int(len(v))}
     worst = min(a["fraction_claim_holds"] for a in by_arm.values())
     best = max(a["fraction_claim_holds"] for a in by_arm.values())
     numbers = {"threshold": limit, "unit": "mg", "by_arm": by_arm,

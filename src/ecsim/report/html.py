@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from ..report_text import replicate_size
 from ..uncertainty.model import split_key
 from .figures import answer_intervals
 
@@ -79,7 +80,8 @@ def answer(inp) -> str:
         if arm == control or "difference_vs_control" not in a:
             continue
         rep = a.get("replicate_trials", {})
-        share = f"; {rep['share_significant']:.0%} of {rep['replicates']} replicate trials of {rep['patients_per_arm']} per arm significant" if rep else ""
+        share = (f"; {rep['share_significant']:.0%} of {rep['replicates']} replicate trials of "
+                 f"{replicate_size(rep).replace('/', ' per ')} significant") if rep else ""
         items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}{e(share)}</li>")
     return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
             f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients per arm "
@@ -276,7 +278,10 @@ def _plain_thc(inp) -> str:
         return ""
     n = thc["model"]["numbers"]
     worst = min(a["fraction_claim_holds"] for a in n["by_arm"].values())
-    return (f"<p>Full-spectrum oils contain some THC. At the consumer doses tested, one dose carries less than "
+    patients = min((a.get("patients", 0) for a in n["by_arm"].values()), default=0)
+    tested = f"the claims checker's own {patients} simulated people per dose" if patients else "the claims checker's doses"
+    return (f"<p>Full-spectrum oils contain some THC. At the consumer doses tested ({tested}, not this run's "
+            f"arms: a small arm below can show a different share by chance), one dose carries less than "
             f"{n['threshold']:g} mg of THC (the smallest amount with a measurable effect on the mind) for at least "
             f"{100 * worst:.0f} % of people; a typical full-spectrum oil reaches that amount at about "
             f"{n['cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio']:.0f} mg of CBD per dose.</p>")
@@ -318,7 +323,7 @@ def adverse_table(inp) -> str:
             "levels and dose: "
             "exposure-response fitted to the Epidiolex label's controlled trials, THC psychoactivity from the "
             "published lowest effective dose, worsened parkinsonism after Consroe 1986 (five patients: weak "
-            "evidence). Several inputs are assumptions; see docs/adverse.md for the sources and the "
+            "evidence; a risk only for patients with parkinsonian features, as in its two who worsened). Several inputs are assumptions; see docs/adverse.md for the sources and the "
             f"validation misses.</p><table><tr><th>arm</th>{head}</tr>{rows}</table></section>")
 
 

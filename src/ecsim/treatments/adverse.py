@@ -19,7 +19,9 @@ published LOAEL (2.5 mg, `thc_impairment_threshold_mg`) is taken as its 10th per
 chance that the largest single THC dose of the regimen exceeds the patient's threshold.
 
 Worsened parkinsonism: P = f * D^h / (D^h + D50^h) on the daily CBD dose D (mg/day), after Consroe
-1986 (2 of 5 dystonia patients worse above 300 mg/day; uncontrolled, n = 5: low quality).
+1986 (uncontrolled, n = 5: low quality): the 2 patients with parkinsonian features both worsened
+above 300 mg/day, the 3 without did not, so f is taken per patient from their phenotype
+(`PARKINSONIAN_FEATURES`: 2 of 2 with, 0 of 3 without, each with its Wilson interval).
 
 Equations, numbers, sources, calibration and validation: docs/adverse.md.
 """
@@ -38,6 +40,7 @@ EVENTS = ("somnolence", "diarrhoea", "decreased_appetite", "alt_over_3x_uln", "t
 CBD_EVENTS = {"somnolence": "adverse_somnolence", "diarrhoea": "adverse_diarrhoea",
               "decreased_appetite": "adverse_appetite", "alt_over_3x_uln": "adverse_alt"}
 CBD_EXPOSURE = "cbd_plasma_ng_per_ml.cavg"
+PARKINSONIAN = "parkinsonian_features"   # per patient, 1 or 0 (`simulation.patient_inputs`)
 CLOBAZAM_EXPOSURE = "nclb_plasma_ng_per_ml.cavg"
 THC_DOSE = "max_single_thc_mg"
 
@@ -98,12 +101,14 @@ def thc_psychoactive(max_single_thc_mg: np.ndarray, registry: Registry) -> np.nd
     return ndtr(z)   # log(0) = -inf gives exactly 0
 
 
-def parkinsonism_worse(daily_mg: np.ndarray, registry: Registry) -> np.ndarray:
-    """Chance of worsened parkinsonism at a daily CBD dose (Consroe 1986; low quality)."""
-    f = registry.value("adverse_parkinsonism_fraction", "dimensionless")
+def parkinsonism_worse(daily_mg: np.ndarray, parkinsonian: np.ndarray, registry: Registry) -> np.ndarray:
+    """Chance of worsened parkinsonism at a daily CBD dose (Consroe 1986; low quality), for patients
+    with (``parkinsonian`` 1) or without (0) parkinsonian features."""
+    with_features = registry.value("adverse_parkinsonism_fraction", "dimensionless")
+    without = registry.value("adverse_parkinsonism_fraction_without_features", "dimensionless")
     d50 = registry.value("adverse_parkinsonism_d50", "mg/d")
     h = registry.value("adverse_parkinsonism_hill", "dimensionless")
-    return f * _hill(daily_mg, d50, h)
+    return np.where(np.asarray(parkinsonian) > 0, with_features, without) * _hill(daily_mg, d50, h)
 
 
 def adverse_effects(exposure: dict[str, np.ndarray], arm_doses_mg_per_day: np.ndarray,
@@ -112,7 +117,8 @@ def adverse_effects(exposure: dict[str, np.ndarray], arm_doses_mg_per_day: np.nd
     """Per patient, the probability of each event of `EVENTS` over the regimen, each in [0, 1].
 
     ``exposure``: per-patient metrics of `ecsim.exposure.exposure_metrics` (reads
-    ``cbd_plasma_ng_per_ml.cavg``, ``nclb_plasma_ng_per_ml.cavg`` if present, ``max_single_thc_mg``);
+    ``cbd_plasma_ng_per_ml.cavg``, ``nclb_plasma_ng_per_ml.cavg`` if present, ``max_single_thc_mg``,
+    and ``parkinsonian_features`` if present: 0, no parkinsonian features, where absent);
     ``arm_doses_mg_per_day``: CBD taken per day, per patient (`daily_cbd_mg`); ``valproate``: the
     patients take valproate (one flag, or one per patient).
     """
@@ -124,7 +130,8 @@ def adverse_effects(exposure: dict[str, np.ndarray], arm_doses_mg_per_day: np.nd
     out = {event: ExposureResponse.from_registry(registry, prefix).probability(c, clobazam, vpa)
            for event, prefix in CBD_EVENTS.items()}
     out["thc_psychoactive"] = thc_psychoactive(exposure.get(THC_DOSE, np.zeros(n)), registry)
-    out["parkinsonism_worse"] = parkinsonism_worse(np.broadcast_to(arm_doses_mg_per_day, (n,)), registry)
+    out["parkinsonism_worse"] = parkinsonism_worse(np.broadcast_to(arm_doses_mg_per_day, (n,)),
+                                                   exposure.get(PARKINSONIAN, np.zeros(n)), registry)
     return {event: np.clip(out[event], 0.0, 1.0) for event in EVENTS}
 
 
