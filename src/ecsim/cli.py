@@ -15,10 +15,18 @@ from .errors import InputError
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ecsim: cannabinoids, the endocannabinoid system and dystonia, simulated.")
 
+DEFAULT_RUN_OUT = "results/run"
+"""Where `ecsim run` writes without --out (relative to the current folder)."""
+UNLIMITED_WIDTH = 100_000
+"""Console width for tables printed to a pipe or file: wide enough that no row is ever wrapped or cut."""
+
 
 @app.command()
 def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (default: embedded)"),
-        out: Optional[Path] = typer.Option(None, "--out", help="output folder [default: results/run]"),
+        out: Optional[Path] = typer.Option(None, "--out", help=f"output folder (default: {DEFAULT_RUN_OUT} in the "
+                                           "current folder); an earlier ecsim result there (a folder with "
+                                           "manifest.json) is replaced whole, a folder holding anything else is "
+                                           "refused"),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON only"),
         patients: Optional[int] = typer.Option(None, "--patients", help="override population size"),
         seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed"),
@@ -27,9 +35,9 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         scheduler: Optional[str] = typer.Option(None, "--scheduler", help="simulate on an existing Dask cluster: "
                                                 "its scheduler's address, e.g. tcp://host:8786"),
         chunk: Optional[int] = typer.Option(None, "--chunk", help="patients simulated (and checkpointed) "
-                                            "together [default: 500]; memory and granularity only, never the numbers"),
+                                            "together (default: 512); memory and granularity only, never the numbers"),
         report: Optional[bool] = typer.Option(None, "--report/--no-report", help="also check the claims, propagate "
-                                              "parameter uncertainty and write report.html [default: report]"),
+                                              "parameter uncertainty and write report.html (default: report)"),
         resume: Optional[Path] = typer.Option(None, "--resume", help="continue the interrupted run that was "
                                               "writing to this folder (its scenario and options are stored)")) -> None:
     """Run a scenario's population through its regimens; write Parquet, manifest, summary and plot."""
@@ -38,7 +46,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
     if resume is not None and out is not None and out != resume:
         raise InputError("--out", str(out), f"left out with --resume (the run writes to {resume})")
     try:
-        summary = run_job(scenario, resume or out or Path("results/run"), patients=patients, seed=seed,
+        summary = run_job(scenario, resume or out or Path(DEFAULT_RUN_OUT), patients=patients, seed=seed,
                           quiet=as_json, workers=workers, scheduler=scheduler, chunk=chunk, report=report,
                           resume=resume is not None)
     except ClusterError as exc:
@@ -50,19 +58,55 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
 
 @app.command()
 def params(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the parameter registry: value, unit, species, kind and source of every parameter."""
+    """List the parameter registry: value, unit, species, kind and source of every parameter
+    (piped or redirected, one parameter per line, e.g. `ecsim params | grep cbd_f_oral`)."""
     from .registry import default_registry
     reg = default_registry()
     rows = [p.model_dump() for p in reg.parameters.values()]
     if as_json:
         print(json.dumps({"parameters": rows, "digest": reg.digest()}))
         return
-    from rich.console import Console
+    console = table_console()
+    console.print(params_table(reg, console.width))
+
+
+PARAM_COLUMNS = ("name", "value", "unit", "species", "kind", "source", "uncertainty")
+PARAM_IDENTIFIERS = ("name", "value", "unit", "kind", "source")
+PROSE_MIN_WIDTH = 12
+"""Characters per line left for species and uncertainty in the wide `ecsim params` table; a
+terminal too narrow for that and whole identifiers gets the two-column table."""
+
+
+def params_table(reg, width: int) -> "Table":
+    """The registry as a rich table ``width`` characters wide at most in which no name, value, unit,
+    kind or source is ever cut or broken: one column each where they fit whole (species and
+    uncertainty wrap), else two columns: the name, and the rest as wrapping text."""
     from rich.table import Table
-    table = Table("name", "value", "unit", "species", "kind", "source", "uncertainty")
-    for p in reg.parameters.values():
-        table.add_row(p.name, f"{p.value:.4g}", p.unit, p.species, p.kind, p.source, p.uncertainty.describe())
-    Console().print(table)
+    rows = [dict(zip(PARAM_COLUMNS, (p.name, f"{p.value:.4g}", p.unit, p.species, p.kind, p.source,
+                                     p.uncertainty.describe()))) for p in reg.parameters.values()]
+    identifiers = sum(max(len(row[c]) for row in rows) for c in PARAM_IDENTIFIERS)
+    wide = identifiers + 2 * PROSE_MIN_WIDTH + 3 * len(PARAM_COLUMNS) + 1 <= width   # + padding and borders
+    columns = PARAM_COLUMNS if wide else ("name", "value unit · kind · source · species · uncertainty")
+    table = Table()
+    for header in columns:
+        table.add_column(header, no_wrap=header in PARAM_IDENTIFIERS, overflow="fold")
+    for row in rows:
+        table.add_row(*(row.values() if wide else (row["name"], _param_details(row))))
+    return table
+
+
+def _param_details(row: dict[str, str]) -> str:
+    """A parameter's cells but its name, as the text of the two-column table's second column."""
+    return " · ".join((f"{row['value']} {row['unit']}", row["kind"], row["source"], row["species"],
+                       row["uncertainty"]))
+
+
+def table_console():
+    """A rich console for stdout: in a terminal, as wide as it; piped or redirected, unlimited
+    whatever COLUMNS says, so that each table row is one line for `grep` and `cut`."""
+    from rich.console import Console
+    console = Console()
+    return console if console.is_terminal else Console(width=UNLIMITED_WIDTH)
 
 
 @app.command()
@@ -178,7 +222,7 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
                 seed: int = typer.Option(1, "--seed"),
                 joint: int = typer.Option(0, "--joint", help="also N joint draws of every layer's parameters, the "
                                           "phenotype's calibration stages re-fitted per draw, kept only if they then "
-                                          "reproduce its calibration cases (one to several minutes per draw)"),
+                                          "reproduce its calibration cases (about 20-40 s per draw here: docs/uncertainty.md)"),
                 workers: Optional[int] = typer.Option(None, "--workers", help="evaluate parameter sets on a local "
                                                       "Dask cluster of N processes (same numbers as without)"),
                 scheduler: Optional[str] = typer.Option(None, "--scheduler", help="evaluate them on an existing "

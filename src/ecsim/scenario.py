@@ -7,6 +7,7 @@ overlap. See docs/scenarios.md for every field.
 
 from __future__ import annotations
 
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -54,8 +55,18 @@ def _mentions_bool(tp) -> bool:
     return tp is bool or any(_mentions_bool(a) for a in get_args(tp))
 
 
+DOSE_WORDS = "an amount with a unit, e.g. '25 mg' or '5 mg/kg'"
+"""What a dose is, in error messages."""
+
+
+def _mentions_dose(tp) -> bool:
+    return tp is Dose or any(_mentions_dose(a) for a in get_args(tp))
+
+
 def _describe_type(tp) -> str:
     text = str(tp)
+    if _mentions_dose(tp):
+        return f"a list of doses, each {DOSE_WORDS}" if "list" in text else f"a dose: {DOSE_WORDS}"
     if "list" in text:
         return "a list of numbers"
     if tp is str:
@@ -116,7 +127,8 @@ class DosingStep(_Strict):
     @model_validator(mode="after")
     def _order(self) -> "DosingStep":
         if self.to_day is not None and self.to_day <= self.from_day:
-            raise ValueError("to_day must be after from_day")
+            raise InputError("to_day", self.to_day,
+                             f"a day after from_day ({self.from_day}), or no to_day (to the end)")
         return self
 
 
@@ -168,7 +180,8 @@ class Stimulation(_Strict):
     @model_validator(mode="after")
     def _order(self) -> "Stimulation":
         if self.to_day is not None and self.to_day <= self.from_day:
-            raise ValueError("to_day must be after from_day")
+            raise InputError("to_day", self.to_day,
+                             f"a day after from_day ({self.from_day:g}), or no to_day (on to the end)")
         return self
 
 
@@ -204,6 +217,22 @@ TITRATION_EVENTS = ("somnolence", "diarrhoea", "decreased_appetite", "alt_over_3
 """The modelled adverse events (`ecsim.treatments.adverse.EVENTS`) a titration may call dose-limiting."""
 
 
+RISING_LEVELS = "rising doses of one kind (all mg or all mg/kg)"
+
+
+def _rising_of_one_kind(levels: list[Dose]) -> bool:
+    """Titration levels: each dose larger than the one before, all in mg or all in mg/kg."""
+    kinds = {("mg" if d.mg > 0 else "mg/kg") for d in levels if d.mg > 0 or d.mg_per_kg > 0}
+    amounts = [d.mg + d.mg_per_kg for d in levels]
+    return len(kinds) <= 1 and not any(d.mg > 0 and d.mg_per_kg > 0 for d in levels) and \
+        all(b > a for a, b in zip(amounts, amounts[1:]))
+
+
+def _dose_text(dose: Dose) -> str:
+    """A dose with its unit, as a scenario file would write it ('5 mg/kg', '10 mg')."""
+    return f"{dose.mg_per_kg:g} mg/kg" if dose.mg_per_kg > 0 else f"{dose.mg:g} mg"
+
+
 class Titration(_Strict):
     """Dose titration of one drug through ``levels`` (dose per administration at ``times_h``), one
     level every ``step_days``. ``forced``: up to the top level whatever happens. ``flexible``
@@ -225,21 +254,28 @@ class Titration(_Strict):
     def _levels(cls, v):
         if not isinstance(v, list):
             raise InputError("levels", v, "a list of doses like ['2.5 mg/kg', '5 mg/kg']")
-        return [x if isinstance(x, (Dose, dict)) else Dose.parse(x, "levels") for x in v]
+        levels = [x if isinstance(x, (Dose, dict)) else Dose.parse(x, "levels") for x in v]
+        if all(isinstance(x, Dose) for x in levels) and not _rising_of_one_kind(levels):
+            raise InputError("levels", v, RISING_LEVELS)   # the doses as the user wrote them
+        return levels
 
     @model_validator(mode="after")
     def _rising(self) -> "Titration":
-        kinds = {("mg" if d.mg > 0 else "mg/kg") for d in self.levels if d.mg > 0 or d.mg_per_kg > 0}
-        amounts = [d.mg + d.mg_per_kg for d in self.levels]
-        if len(kinds) > 1 or any(d.mg > 0 and d.mg_per_kg > 0 for d in self.levels) or \
-                any(b <= a for a, b in zip(amounts, amounts[1:])):
-            raise InputError("levels", [round(a, 6) for a in amounts], "rising doses of one kind (all mg or all mg/kg)")
+        """Levels written as mappings ({mg: 5}) reach this check only after validation."""
+        if not _rising_of_one_kind(self.levels):
+            raise InputError("levels", [_dose_text(d) for d in self.levels], RISING_LEVELS)
         return self
 
     def step(self, level: int, last: int) -> DosingStep:
         """Level ``level`` (0-based) of a forced escalation that stops at level ``last``."""
         return DosingStep(dose=self.levels[level], times_h=self.times_h, from_day=level * self.step_days,
                           to_day=None if level == last else (level + 1) * self.step_days)
+
+
+MEAL_ROUTES = (Route.oral, Route.oromucosal)
+"""Routes whose absorption a meal changes (`ecsim.products`: bioavailability and oral absorption rate)."""
+FORMULATION_ROUTES = (Route.oral,)
+"""Routes a formulation other than oil applies to (SEDDS: oral bioavailability and absorption rate)."""
 
 
 class Arm(_Strict):
@@ -259,6 +295,18 @@ class Arm(_Strict):
     physiotherapy: Physiotherapy | None = None
     painkiller: Painkiller | None = None
     titration: Titration | None = None
+
+    @model_validator(mode="after")
+    def _meal_and_formulation_fit_the_route(self) -> "Arm":
+        """A meal or a formulation the route ignores would be a silent no-op: refused. The neutral
+        values (fasted, oil) suit every route, so their defaults never trigger this."""
+        if self.food is not Food.fasted and self.route not in MEAL_ROUTES:
+            raise InputError("food", self.food.value, f"fasted with route {self.route.value} (a meal changes only "
+                             f"{' and '.join(r.value for r in MEAL_ROUTES)} absorption)")
+        if self.formulation is not Formulation.oil and self.route not in FORMULATION_ROUTES:
+            raise InputError("formulation", self.formulation.value, f"oil with route {self.route.value} (the "
+                             f"{self.formulation.value} formulation changes only oral absorption)")
+        return self
 
     @model_validator(mode="after")
     def _titrated_drug_has_no_steps(self) -> "Arm":
@@ -435,9 +483,6 @@ class Scenario(_Strict):
     @model_validator(mode="after")
     def _clinical_needs_a_phenotype(self) -> "Scenario":
         if self.population.phenotype is not None:
-            if self.trial.primary_day is not None and self.trial.primary_day > self.duration_days:
-                raise InputError("trial.primary_day", self.trial.primary_day,
-                                 f"a visit day up to duration_days ({self.duration_days:g})")
             mix = self.population.phenotype_mix
             if mix is not None and self.trial.primary_scale is None:
                 from .clinical_summary import primary_scale
@@ -469,18 +514,17 @@ class Scenario(_Strict):
             raise InputError("visit_interval_days", self.visit_interval_days,
                              f"at least {self.duration_days / MAX_VISITS:.3g} days for {self.duration_days:g} days "
                              f"(at most {MAX_VISITS} visits)")
+        _check_primary_day(self)   # after the visit count is bounded: it lists the visit days
         names = [a.name for a in self.arms]
-        if len(set(names)) != len(names):
-            raise ValueError("arm names must be unique")
+        _check_unique_names(names)
         if self.trial.control_arm is not None and self.trial.control_arm not in names:
-            raise ValueError(f"trial.control_arm {self.trial.control_arm!r} is not one of the arms {names}")
+            raise InputError("trial.control_arm", self.trial.control_arm, f"one of the arm names: {', '.join(names)}")
         for arm in self.arms:
             for label, steps in _all_steps(arm):
                 _check_steps(steps, self.output_step_h, self.duration_days, f"arms.{arm.name}.{label}")
+            _check_treatments_start_inside_run(arm, self.duration_days)
             if arm.titration is not None:
-                _check_steps([arm.titration.step(0, 0)], self.output_step_h, self.duration_days,
-                             f"arms.{arm.name}.titration")
-            if arm.titration is not None:
+                _check_dose_times(arm.titration.times_h, self.output_step_h, f"arms.{arm.name}.titration.times_h")
                 _check_titration_reaches_the_top(arm, self.duration_days)
             if arm.titration is not None and arm.titration.rule == "flexible":
                 _check_titration_visits(arm, self.visit_days())
@@ -490,11 +534,52 @@ class Scenario(_Strict):
         return self
 
 
+def _check_primary_day(scenario: Scenario) -> None:
+    """The primary end point is read at a visit: a day that is not one is refused, not moved to the
+    nearest visit. A crossover refuses primary_day altogether (`ecsim.designs.check_crossover`), and
+    without a phenotype any trial setting is refused (`Scenario._clinical_needs_a_phenotype`)."""
+    day = scenario.trial.primary_day
+    if day is None or scenario.trial.crossover is not None:
+        return
+    visits = scenario.visit_days()
+    if day > scenario.duration_days or min(abs(day - v) for v in visits) > 1e-9:
+        raise InputError("trial.primary_day", day, f"a visit day up to duration_days ({scenario.duration_days:g}): "
+                         f"{_describe_visits(visits, scenario.visit_interval_days)}")
+
+
+def _describe_visits(visits: list[float], interval_days: float) -> str:
+    """The visit days, listed when few (``0, 7 or 14``), else described (``0, 7, ..., 728 and 730``)."""
+    days = [f"{v:g}" for v in visits]
+    if len(days) <= 8:
+        return ", ".join(days[:-1]) + f" or {days[-1]}"
+    return f"{', '.join(days[:3])}, ... (every {interval_days:g} days), {days[-2]} or {days[-1]}"
+
+
+def _check_unique_names(names: list[str]) -> None:
+    for k, name in enumerate(names):
+        if name in names[:k]:
+            raise InputError(f"arms.{k}.name", name, f"a name no other arm has (arm {names.index(name)} is already "
+                             f"called {name!r}): arm names must be unique")
+
+
 def _all_steps(arm: Arm):
     yield "cbd", arm.cbd
     yield "thc", arm.thc
     for i, co in enumerate(arm.comedication):
-        yield f"comedication.{i}", co.steps
+        yield f"comedication.{i}.steps", co.steps
+
+
+def _check_treatments_start_inside_run(arm: Arm, duration_days: float) -> None:
+    """A treatment that starts on or after the last day is never given: refused, as titration
+    levels are (`_check_titration_reaches_the_top`), instead of running an arm without it."""
+    starts = [("botulinum.first_day", None if arm.botulinum is None else arm.botulinum.first_day),
+              ("gpi_stimulation.from_day", None if arm.gpi_stimulation is None else arm.gpi_stimulation.from_day),
+              ("physiotherapy.from_day", None if arm.physiotherapy is None else arm.physiotherapy.from_day),
+              ("painkiller.from_day", None if arm.painkiller is None else arm.painkiller.from_day)]
+    for field, day in starts:
+        if day is not None and day >= duration_days:
+            raise InputError(f"arms.{arm.name}.{field}", day,
+                             f"a day before duration_days ({duration_days:g}), so that it starts inside the run")
 
 
 def _check_titration_reaches_the_top(arm: Arm, duration_days: float) -> None:
@@ -520,14 +605,48 @@ def _check_titration_visits(arm: Arm, visits: list[float]) -> None:
 
 
 def _check_steps(steps: list[DosingStep], dt: float, duration_days: float, where: str) -> None:
-    spans = sorted((s.from_day, s.to_day if s.to_day is not None else 10**9) for s in steps)
-    for (_, end), (start, _) in zip(spans, spans[1:]):
-        if start < end:
-            raise ValueError(f"{where}: dosing steps overlap (days [from_day, to_day) must not overlap)")
-    for s in steps:
-        for t in s.times_h:
-            if abs(round(t / dt) * dt - t) > 1e-9:
-                raise ValueError(f"{where}: dose time {t} h is not a multiple of output_step_h {dt}")
+    """One drug's dosing steps ``where`` (e.g. ``arms.a.cbd``): no overlap, dose times on the output
+    grid (``dt``, h), each step's first dose inside the run."""
+    _check_no_overlap(steps, where)
+    for i, step in enumerate(steps):
+        _check_dose_times(step.times_h, dt, f"{where}.{i}.times_h")
+        _check_step_starts_inside_run(step, duration_days, f"{where}.{i}")
+
+
+def _check_no_overlap(steps: list[DosingStep], where: str) -> None:
+    """Steps are active on days [from_day, to_day); two of one drug must not share a day."""
+    order = sorted(range(len(steps)), key=lambda i: (steps[i].from_day, i))
+    for i, j in zip(order, order[1:]):
+        earlier, later = steps[i], steps[j]
+        if earlier.to_day is None:
+            raise InputError(f"{where}.{j}.from_day", later.from_day,
+                             f"a day after step {i} ends, but it runs from day {earlier.from_day} to the end of the "
+                             f"run (no to_day); steps of one drug must not overlap: give step {i} a to_day")
+        if later.from_day < earlier.to_day:
+            raise InputError(f"{where}.{j}.from_day", later.from_day,
+                             f"day {earlier.to_day} or later: step {i} runs on days [{earlier.from_day}, "
+                             f"{earlier.to_day}) and steps of one drug must not overlap")
+
+
+def _check_dose_times(times_h: list[float], dt: float, field: str) -> None:
+    """Doses are given at output times: every time of day (h) a multiple of output_step_h ``dt``."""
+    for t in times_h:
+        if abs(round(t / dt) * dt - t) > 1e-9:
+            below = int(t // dt) * dt
+            raise InputError(field, t, f"multiples of output_step_h ({dt:g} h), e.g. {below:g} or {below + dt:g}")
+
+
+def _check_step_starts_inside_run(step: DosingStep, duration_days: float, where: str) -> None:
+    """The step's first dose (day ``from_day`` at its earliest time) must come before the run ends."""
+    first_h = 24 * step.from_day + min(step.times_h)
+    if first_h < 24 * duration_days - 1e-9:
+        return
+    last_day = math.ceil(duration_days - min(step.times_h) / 24) - 1
+    if last_day < 0:
+        raise InputError(f"{where}.times_h", step.times_h, f"a time before the run ends ({24 * duration_days:g} h)")
+    raise InputError(f"{where}.from_day", step.from_day,
+                     f"a day from 0 to {last_day}, so that the step's first dose falls inside the run (duration_days "
+                     f"{duration_days:g}; day {step.from_day} at {min(step.times_h):g} h is after its end)")
 
 
 def _non_negative(value: float, field: str) -> float:

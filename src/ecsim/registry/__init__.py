@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -155,13 +156,26 @@ def override_range(entry: Parameter) -> tuple[float, float, str]:
     The magnitude is at most `MAX_OVERRIDE_FACTOR` times the larger of the value and its bounds."""
     spread = entry.uncertainty
     bounds = [b for b in (entry.value, spread.low, spread.high) if b is not None]
-    scale = max(abs(b) for b in bounds) or 1.0
-    top = MAX_OVERRIDE_FACTOR * scale
+    top = MAX_OVERRIDE_FACTOR * override_scale(entry)[0]
     if min(bounds) < 0:
         return -top, top, "any sign"
     if min(bounds) == 0:
         return 0.0, top, "zero or above"
     return 0.0, top, "above zero"
+
+
+def override_scale(entry: Parameter) -> tuple[float, str]:
+    """The size (in the entry's unit) that an override may be `MAX_OVERRIDE_FACTOR` times, and what
+    that number is in words: the registry's value, or an uncertainty bound where one is larger in
+    size (1 where they are all zero)."""
+    spread = entry.uncertainty
+    candidates = [(abs(entry.value), f"the registry's value {entry.value:g}")]
+    for bound, side in ((spread.low, "lower"), (spread.high, "upper")):
+        if bound is not None:
+            candidates.append((abs(bound), f"{bound:g}, the {side} bound of the registry's uncertainty range; "
+                                           f"the registry's value is {entry.value:g}"))
+    scale, words = max(candidates, key=lambda c: c[0])   # the value wins a tie: it comes first
+    return (scale, words) if scale else (1.0, "1 (the registry's value and uncertainty range are all zero)")
 
 
 def _override(entry: Parameter, given: float | str) -> Parameter:
@@ -179,7 +193,7 @@ def _override(entry: Parameter, given: float | str) -> Parameter:
     inside = low <= value <= high and (value > 0 or sign != "above zero")
     if not inside:   # also NaN and infinities
         raise InputError(field, given, f"a finite number of {entry.unit}, {sign}, up to {high:.3g} in size "
-                                       f"(10^6 times the registry's {high / MAX_OVERRIDE_FACTOR:g})")
+                                       f"(10^{math.log10(MAX_OVERRIDE_FACTOR):g} times {override_scale(entry)[1]})")
     return entry.model_copy(update={"value": value, "kind": "assumption", "source": "assumption",
                                     "reason": f"user override (registry value {entry.value} {entry.unit})"})
 
