@@ -68,12 +68,18 @@ def test_engine_matches_full_model_reference(chain, registry, step, tolerance):
     for t in np.arange(0, 96, 12.0):
         doses += [Bolus(t, "cbd_gut", np.array([300.0, 900.0])), Bolus(t, "thc_gut", np.array([2.0, 5.0])),
                   Bolus(t, "clb_gut", np.array([30.0, 30.0]))]
-    fast = integrate(chain, values, doses, grid, 2)
-    for patient in (0, 1):
+    assert_matches_reference(chain, values, doses, grid, tolerance)
+
+
+def assert_matches_reference(chain, values, doses, grid, tolerance: float, patients: int = 2) -> None:
+    """Every state of every patient within ``tolerance`` of its peak of the LSODA reference."""
+    fast = integrate(chain, values, doses, grid, patients)
+    for patient in range(patients):
         ref = integrate_reference(chain, values, doses, grid, patient)
         for state, traj in ref.items():
             scale = max(np.abs(traj).max(), 1e-6)
-            np.testing.assert_allclose(fast[state][patient], traj, atol=tolerance * scale, rtol=0, err_msg=state)
+            np.testing.assert_allclose(fast[state][patient], traj, atol=tolerance * scale, rtol=0,
+                                       err_msg=f"patient {patient}, {state}")
 
 
 def test_engine_matches_reference_at_the_covariate_extremes(chain, registry):
@@ -94,13 +100,7 @@ def test_engine_matches_reference_at_the_covariate_extremes(chain, registry):
     for t in np.arange(0, 120, 12.0):
         doses += [Bolus(t, "cbd_gut", 10.0 * values["body_weight_kg"]), Bolus(t, "thc_gut", np.array([1.0, 3.5])),
                   Bolus(t, "clb_gut", np.array([10.0, 20.0]))]
-    fast = integrate(chain, values, doses, grid, 2)
-    for patient in (0, 1):
-        ref = integrate_reference(chain, values, doses, grid, patient)
-        for state, traj in ref.items():
-            scale = max(np.abs(traj).max(), 1e-6)
-            np.testing.assert_allclose(fast[state][patient], traj, atol=1e-3 * scale, rtol=0,
-                                       err_msg=f"patient {patient}, {state}")
+    assert_matches_reference(chain, values, doses, grid, 1e-3)
 
 
 @pytest.mark.parametrize("scale", [1e-3, 0.3, 3.0])
