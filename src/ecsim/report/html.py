@@ -323,7 +323,8 @@ def adverse_table(inp) -> str:
             "levels and dose: "
             "exposure-response fitted to the Epidiolex label's controlled trials, THC psychoactivity from the "
             "published lowest effective dose, worsened parkinsonism after Consroe 1986 (five patients: weak "
-            "evidence; a risk only for patients with parkinsonian features, as in its two who worsened). Several inputs are assumptions; see docs/adverse.md for the sources and the "
+            "evidence; a risk only for patients with parkinsonian features, as in its two who worsened). "
+            "Several inputs are assumptions; see docs/adverse.md for the sources and the "
             f"validation misses.</p><table><tr><th>arm</th>{head}</tr>{rows}</table></section>")
 
 

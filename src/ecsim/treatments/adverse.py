@@ -21,7 +21,7 @@ chance that the largest single THC dose of the regimen exceeds the patient's thr
 Worsened parkinsonism: P = f * D^h / (D^h + D50^h) on the daily CBD dose D (mg/day), after Consroe
 1986 (uncontrolled, n = 5: low quality): the 2 patients with parkinsonian features both worsened
 above 300 mg/day, the 3 without did not, so f is taken per patient from their phenotype
-(`PARKINSONIAN_FEATURES`: 2 of 2 with, 0 of 3 without, each with its Wilson interval).
+(`circuit.phenotypes.PARKINSONIAN`: 2 of 2 with, 0 of 3 without, each with its Wilson interval).
 
 Equations, numbers, sources, calibration and validation: docs/adverse.md.
 """
