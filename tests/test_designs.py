@@ -58,6 +58,13 @@ def scenario(arms=TOXIN, trial="crossover: {period_days: 42, washout_days: 14}",
      "crossover: {period_days: 42}", 98, "arms.k.painkiller"),
     ("  - {name: a, food: low_fat, cbd: [{dose: 5 mg, times_h: [0]}]}\n  - {name: placebo, cbd: [{dose: 1 mg, times_h: [0]}]}",
      "crossover: {period_days: 42}", 98, "trial.crossover.sequences"),
+    # a treatment that starts after its period ends would be dropped by windowing: refused
+    ("  - {name: c, cbd: [{dose: 5 mg, times_h: [0], from_day: 50}]}\n  - {name: placebo}",
+     "crossover: {period_days: 42}", 98, "arms.c.cbd.0.from_day"),
+    ("  - {name: toxin, botulinum: {units: 500, first_day: 45}}\n  - {name: placebo}",
+     "crossover: {period_days: 42}", 98, "arms.toxin.botulinum.first_day"),
+    ("  - {name: s, gpi_stimulation: {from_day: 42}}\n  - {name: placebo}",
+     "crossover: {period_days: 42}", 98, "arms.s.gpi_stimulation.from_day"),
 ])
 def test_bad_crossovers_name_the_field(arms, trial, duration, field):
     with pytest.raises(InputError) as err:

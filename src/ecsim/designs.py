@@ -214,10 +214,27 @@ def window_arm(arm: Arm, start: float, end: float) -> dict:
     if arm.painkiller is not None:
         raise InputError(f"{where}.painkiller", "set", "nothing in a crossover (a painkiller has no end day)")
     length = end - start
+    _check_starts_inside_period(arm, length, where)
     return {"cbd": shifted_steps(arm.cbd, start, end), "thc": shifted_steps(arm.thc, start, end),
             "comedication": {co.drug: shifted_steps(co.steps, start, end) for co in arm.comedication},
             "botulinum": _windowed_toxin(arm.botulinum, start, length, where),
             "gpi_stimulation": _windowed_stimulation(arm.gpi_stimulation, start, end)}
+
+
+def _check_starts_inside_period(arm: Arm, length: float, where: str) -> None:
+    """Every dosing step, toxin session and stimulation of the arm must start inside its period
+    (days counted from the period's start): one that starts later would be dropped by windowing,
+    leaving a period without the treatment it names."""
+    starts = [(f"{label}.{i}.from_day", step.from_day) for label, steps in
+              [("cbd", arm.cbd), ("thc", arm.thc)] + [(f"comedication.{k}.steps", co.steps)
+                                                    for k, co in enumerate(arm.comedication)]
+              for i, step in enumerate(steps)]
+    starts += [("botulinum.first_day", arm.botulinum.first_day)] if arm.botulinum is not None else []
+    starts += [("gpi_stimulation.from_day", arm.gpi_stimulation.from_day)] if arm.gpi_stimulation is not None else []
+    for field, day in starts:
+        if day >= length:
+            raise InputError(f"{where}.{field}", day, f"a day before {length:g} in a crossover: days count from the "
+                             f"start of each {length:g}-day period, and a treatment starting later is never given")
 
 
 def shifted_steps(steps: list[DosingStep], start: float, end: float) -> list[DosingStep]:

@@ -8,8 +8,10 @@ from pydantic import ValidationError
 
 from ..circuit.phenotypes import PHENOTYPES
 from ..clinical_summary import primary_scale
-from ..scenario import Scenario, pydantic_to_input_error
+from ..scenario import MEAL_ROUTES, Scenario, pydantic_to_input_error
 from .models import RunRequestBase
+
+MEAL_ROUTE_NAMES = tuple(r.value for r in MEAL_ROUTES)
 
 DOSE_TIMES_H = {1: [8], 2: [8, 20], 3: [8, 14, 20], 4: [8, 12, 16, 20]}   # multiples of output_step_h
 OUTPUT_STEP_H = 2.0
@@ -62,7 +64,7 @@ def arm_name(req: RunRequestBase) -> str:
 
 def arm_label(req: RunRequestBase) -> str:
     """The product arm in words, for the scenario description."""
-    food = f", {req.food.value.replace('_', '-')}" if req.route == "oral" else ""
+    food = f", {req.food.value.replace('_', '-')}" if req.route in MEAL_ROUTE_NAMES else ""
     product = req.product.value.replace("_", "-")
     label = f"{product} CBD {req.dose:g} {req.dose_unit} {req.doses_per_day}x/day {req.route}{food}"
     return label + (f" + clobazam {req.clobazam_mg_per_day:g} mg/day" if req.comedication == "clobazam" else "")

@@ -42,7 +42,7 @@ class RunRequestBase(_Body):
     dose_unit: Literal["mg", "mg/kg"] = Field("mg", description="mg, or mg per kg of body weight")
     doses_per_day: Integer = Field(2, ge=1, le=4)
     route: Literal[ROUTES] = "oral"
-    food: Food = Field(Food.fasted, description="meal taken with each oral dose")
+    food: Food = Field(Food.fasted, description="meal taken with each oral or oromucosal dose")
     comedication: Literal["none", "clobazam"] = "none"
     clobazam_mg_per_day: Number = Field(10.0, gt=0, le=MAX_CLOBAZAM_MG_PER_DAY,
                                        description="used only with comedication clobazam; two doses a day")

@@ -69,7 +69,7 @@ function syncForm() {
       ? "The treatment known to work in cervical dystonia, simulated the same way."
       : "Offered for cervical dystonia only: the toxin model is calibrated on neck injections.";
   }
-  $("food").disabled = $("route").value !== "oral";
+  $("food").disabled = !["oral", "oromucosal"].includes($("route").value);   // a meal changes both (scenario.MEAL_ROUTES)
   $("clobazam-box").hidden = $("comedication").value !== "clobazam";
 }
 
