@@ -126,3 +126,19 @@ def test_override_error_from_a_scenario_is_one_line_exit_2(tmp_path):
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
     assert "the registry's value is 75.6" in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_run_prints_symptoms_and_regions_as_separate_tables(tmp_path, capsys):
+    """User review: the symptoms and the regions were one table, row i of one beside row i of the
+    other ('abnormal twisting' beside 'larynx'); the change column did not say between which days."""
+    from ecsim.report_text import print_clinical
+    from ecsim.runjob import run_job
+    summary = run_job(None, tmp_path / "run", patients=6, quiet=True, report=False)
+    capsys.readouterr()
+    print_clinical(summary)
+    text = capsys.readouterr().out
+    arm = summary["clinical"][0]["arm"]
+    last = summary["clinical"][0]["visit_days"][-1]
+    assert f"{arm}: symptoms" in text and f"{arm}: severity per region" in text
+    assert "symptoms and regions" not in text
+    assert f"change day 0 to {last:g} (95% CI)" in text

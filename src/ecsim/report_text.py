@@ -77,24 +77,29 @@ def print_clinical(summary: dict) -> None:
     console.print(t)
     for arm in summary["clinical"]:
         days = arm["visit_days"]
-        t = Table("scale (mean)", *[f"day {d:g}" for d in days], "change (95% CI)",
+        t = Table("scale (mean)", *[f"day {d:g}" for d in days], f"change day 0 to {days[-1]:g} (95% CI)",
                   title=f"{arm['arm']}: scales over time")
         for name, v in arm["scales"].items():
             ch = v["change_at_last_visit"]
             t.add_row(name, *[f"{x:.1f}" for x in v["mean"]],
                       f"{ch['mean']:+.2f} [{ch['ci95'][0]:+.2f}, {ch['ci95'][1]:+.2f}]")
         console.print(t)
-        s = Table("symptom", "present at baseline", "present at last visit", "region", "severity baseline",
-                  "severity last visit", title=f"{arm['arm']}: symptoms and regions")
-        symptoms = list(arm["symptom_prevalence"].items())
-        regions = list(arm["region_severity_mean"].items())
-        for i in range(max(len(symptoms), len(regions))):
-            sym = symptoms[i] if i < len(symptoms) else None
-            reg = regions[i] if i < len(regions) else None
-            s.add_row(*(sym and [sym[0].replace("_", " "), f"{100 * sym[1]['baseline']:.0f} %",
-                                 f"{100 * sym[1]['last_visit']:.0f} %"] or ["", "", ""]),
-                      *(reg and [reg[0], f"{reg[1]['baseline']:.3f}", f"{reg[1]['last_visit']:.3f}"] or ["", "", ""]))
-        console.print(s)
+        console.print(_two_columns(
+            Table("symptom", "present at baseline", "present at last visit", title=f"{arm['arm']}: symptoms"),
+            [(k.replace("_", " "), f"{100 * v['baseline']:.0f} %", f"{100 * v['last_visit']:.0f} %")
+             for k, v in arm["symptom_prevalence"].items()],
+            Table("region", "severity baseline", "severity last visit", title=f"{arm['arm']}: severity per region"),
+            [(k, f"{v['baseline']:.3f}", f"{v['last_visit']:.3f}") for k, v in arm["region_severity_mean"].items()]))
+
+
+def _two_columns(left, left_rows, right, right_rows):
+    """Two separate tables side by side (the symptoms and the regions are different lists: a row
+    of one has nothing to do with the same row of the other)."""
+    from rich.columns import Columns
+    for table, rows in ((left, left_rows), (right, right_rows)):
+        for row in rows:
+            table.add_row(*row)
+    return Columns([left, right])
 
 
 VERDICT_STYLE = {"supported": "green", "partly supported": "yellow", "not supported": "red", "unknown": "blue"}
