@@ -458,3 +458,19 @@ metrics:
     with pytest.raises(InputError, match=message) as err:
         load_case(path)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["release_stn", "release_corticostriatal"])
+def test_per_patient_inputs_that_vary_by_channel_are_refused(cm, name):
+    """The STN-GPe loop is solved in the summed GPe with one STN gain per patient, and FS is one
+    shared unit: a release factor that differed between channels would give wrong rates silently
+    (noticed while writing the Numba prototype). A column, one value per patient, passes."""
+    from ecsim.circuit.clinical import commands
+    from ecsim.errors import ModelError
+    n = 3
+    per_channel = np.tile(np.linspace(0.8, 1.0, N_CHANNELS), (n, 1))
+    command = commands(n, 0.0, cm.circuit)
+    with pytest.raises(ModelError, match=name):
+        fixed_point(CircuitInputs(command=command, **{name: per_channel}), cm.circuit, n, N_CHANNELS)
+    column = fixed_point(CircuitInputs(command=command, **{name: np.full((n, 1), 0.9)}), cm.circuit, n, N_CHANNELS)
+    assert column.converged.all()

@@ -27,6 +27,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from ..errors import ModelError
 from ..registry import Registry
 
 N_REFERENCE = 6
@@ -142,6 +143,8 @@ class _Terms:
 
     @classmethod
     def of(cls, inp: CircuitInputs, p: CircuitParameters, channels: int) -> "_Terms":
+        for name in PER_PATIENT:
+            _one_per_patient(getattr(inp, name), name)
         norm = N_REFERENCE / channels
         command = p.tonic_drive + inp.command
         lam = p.dopamine_lambda * inp.dopamine
@@ -158,6 +161,19 @@ class _Terms:
         def take(v):
             return v[which] if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == patients else v
         return _Terms(**{f.name: take(getattr(self, f.name)) for f in fields(self)})
+
+
+PER_PATIENT = ("release_stn", "release_corticostriatal")
+"""Inputs read once per patient: the STN release factor sets the gain of the STN-GPe loop, which
+`_loop_solve` solves in the summed GPe (one unknown per patient), and the corticostriatal one
+drives the shared FS unit. One value per channel would silently break both."""
+
+
+def _one_per_patient(value, name: str) -> None:
+    v = np.asarray(value)
+    if v.ndim == 2 and v.shape[-1] > 1:
+        raise ModelError(f"circuit input {name}: one value per patient (shape (patients, 1)), not one per "
+                         f"channel: the STN-GPe loop solve and the shared FS unit read it once per patient")
 
 
 def targets(x: State, inp: CircuitInputs, p: CircuitParameters) -> State:
