@@ -201,14 +201,16 @@ def test_meals_and_formulations_the_route_uses_are_accepted(arm):
 
 
 def test_web_api_refuses_a_meal_with_an_inhaled_dose(tmp_path):
-    """The API parses the form through the same module: 422, one line, no run started."""
+    """422, one line, no run started; the error names the request's field (`food`), not the path of
+    the scenario it would build (`arms.1.food`, as until 2026-11-26)."""
     from fastapi.testclient import TestClient
 
     from ecsim.server import create_app
     client = TestClient(create_app(tmp_path, max_patients=20, report=False), base_url="http://127.0.0.1")
     refused = client.post("/api/runs", json={"route": "inhaled", "food": "high_fat", "patients": 10})
-    assert refused.status_code == 422 and refused.json()["field"] == "arms.1.food"
-    assert "allowed: fasted with route inhaled" in refused.json()["detail"]
+    assert refused.status_code == 422 and refused.json()["field"] == "food"
+    assert refused.json()["detail"] == ("food: got 'high_fat'; allowed: fasted with route inhaled "
+                                        "(a meal changes only oral and oromucosal absorption)")
 
 
 def test_web_form_builds_inhaled_and_oromucosal_arms():

@@ -8,10 +8,8 @@ from pydantic import ValidationError
 
 from ..circuit.phenotypes import PHENOTYPES
 from ..clinical_summary import primary_scale
-from ..scenario import MEAL_ROUTES, Scenario, pydantic_to_input_error
-from .models import RunRequestBase
-
-MEAL_ROUTE_NAMES = tuple(r.value for r in MEAL_ROUTES)
+from ..scenario import Scenario, pydantic_to_input_error
+from .models import MEAL_ROUTE_NAMES, RunRequestBase
 
 DOSE_TIMES_H = {1: [8], 2: [8, 20], 3: [8, 14, 20], 4: [8, 12, 16, 20]}   # multiples of output_step_h
 OUTPUT_STEP_H = 2.0

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict, create_model, model_v
 from ..circuit.phenotypes import PHENOTYPES
 from ..errors import InputError
 from ..products import Food, Product
+from ..scenario import MEAL_ROUTES
 
 CHOSEN_PHENOTYPES = tuple(name for name in PHENOTYPES if name != "normal")
 ROUTES = ("oral", "oromucosal", "inhaled")
@@ -21,6 +22,7 @@ MIN_PATIENTS = 10
 MAX_DOSE = {"mg": 2000.0, "mg/kg": 50.0}   # per single dose; far above any studied CBD dose
 MAX_CLOBAZAM_MG_PER_DAY = 80.0              # twice the highest labelled daily dose (40 mg)
 TOXIN_PHENOTYPES = ("cervical",)            # toxin dose-response calibrated on neck injections only
+MEAL_ROUTE_NAMES = tuple(r.value for r in MEAL_ROUTES)
 
 RunStatusName = Literal["queued", "running", "done", "failed"]
 # JSON types as the schema says: no "25" for 25, no true for 1 (pydantic would coerce them).
@@ -54,6 +56,10 @@ class RunRequestBase(_Body):
     def _within_limits(self):
         if self.dose > MAX_DOSE[self.dose_unit]:
             raise InputError("dose", self.dose, f"0 < dose <= {MAX_DOSE[self.dose_unit]:g} {self.dose_unit}")
+        if self.food is not Food.fasted and self.route not in MEAL_ROUTE_NAMES:
+            # the scenario refuses this too, but would name its own path (arms.1.food), not the request's field
+            raise InputError("food", self.food.value, f"fasted with route {self.route} (a meal changes only "
+                             f"{' and '.join(MEAL_ROUTE_NAMES)} absorption)")
         if self.botulinum_reference and self.phenotype not in TOXIN_PHENOTYPES:
             raise InputError("botulinum_reference", True, "only with phenotype cervical (the toxin model is "
                              "calibrated on neck injections, Truong 2005)")
