@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from ecsim.engine import Grid, integrate
-from ecsim.products import Food, Formulation, Route, cbd_bolus
+from ecsim.products import Food, Formulation, Route, cbd_boluses
 from ecsim.scenario import parse_scenario
 from ecsim.simulation import simulate_chunk
 
@@ -24,19 +24,20 @@ def test_cbd_mass_balance_and_non_negative(model, registry, dose, weight, route,
     """Every µmol that enters stays in a compartment or in the eliminated sink, to 1e-9 relative."""
     p = typical_values(registry, body_weight_kg=weight, cyp2c19_activity=activity, cbd_f_oral_eta=1.0)
     grid = Grid(240.0, 2.0)
-    bolus = cbd_bolus(p, 0.0, np.array([dose]), route, food, Formulation.oil)
-    traj = integrate(model, p, [bolus], grid, 1)
+    boluses = cbd_boluses(p, 0.0, np.array([dose]), route, food, Formulation.oil)
+    given = sum(b.amount[0] for b in boluses)
+    traj = integrate(model, p, boluses, grid, 1)
     amount = total(traj, ("cbd_", "cbd7"))[0]
-    np.testing.assert_allclose(amount, bolus.amount[0], rtol=1e-9)
-    assert min(v.min() for v in traj.values()) > -1e-12 * bolus.amount[0]
+    np.testing.assert_allclose(amount, given, rtol=1e-9)
+    assert min(v.min() for v in traj.values()) > -1e-12 * given
 
 
 def test_thc_and_clobazam_mass_balance(model, registry):
-    from ecsim.products import clobazam_bolus, thc_bolus
+    from ecsim.products import clobazam_bolus, thc_boluses
     p = typical_values(registry, cbd_f_oral_eta=1.0)
     grid = Grid(480.0, 1.0)
-    doses = [thc_bolus(p, 0.0, np.array([5.0]), Route.oral, Food.fasted), clobazam_bolus(p, 0.0, np.array([10.0])),
-             cbd_bolus(p, 0.0, np.array([1500.0]), Route.oral, Food.high_fat, Formulation.oil)]
+    doses = [*thc_boluses(p, 0.0, np.array([5.0]), Route.oral, Food.fasted), clobazam_bolus(p, 0.0, np.array([10.0])),
+             *cbd_boluses(p, 0.0, np.array([1500.0]), Route.oral, Food.high_fat, Formulation.oil)]
     traj = integrate(model, p, doses, grid, 1)
     np.testing.assert_allclose(total(traj, ("thc_", "thc11oh_"))[0], doses[0].amount[0], rtol=1e-9)
     np.testing.assert_allclose(total(traj, ("clb_", "nclb_"))[0], doses[1].amount[0], rtol=1e-6)
@@ -71,7 +72,7 @@ def test_steady_state_equals_single_dose_auc():
     from ecsim.registry import default_registry
     reg = default_registry()
     p = typical_values(reg, cbd_f_oral_eta=1.0)
-    dose = cbd_bolus(p, 0.0, np.array([300.0]), Route.oral, Food.fasted, Formulation.oil)
+    dose, = cbd_boluses(p, 0.0, np.array([300.0]), Route.oral, Food.fasted, Formulation.oil)
     single = integrate(pk_model(), p, [dose], Grid(24 * 120, 0.5), 1)
     auc_inf = np.trapezoid(single["cbd_central"][0], dx=0.5)
     repeated = [type(dose)(t, dose.state, dose.amount) for t in np.arange(0, 24 * 60, 12.0)]

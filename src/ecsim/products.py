@@ -55,32 +55,48 @@ def cbd_oral_fraction(p: dict, mg: np.ndarray, food: Food, formulation: Formulat
     return f * (p["cbd_sedds_f_factor"] if formulation is Formulation.sedds else 1.0)
 
 
-def cbd_bolus(p: dict, time_h: float, mg: np.ndarray, route: Route, food: Food,
-              formulation: Formulation) -> Bolus:
-    """The amount of CBD (µmol) entering the model for one dose, per patient."""
+def cbd_boluses(p: dict, time_h: float, mg: np.ndarray, route: Route, food: Food,
+                formulation: Formulation) -> list[Bolus]:
+    """The CBD (µmol) entering the model for one dose, per patient: one bolus, or two for an
+    oromucosal dose (the part absorbed through the mucosa, and the swallowed rest as an oral dose)."""
+    if route is Route.oromucosal:
+        mucosal, swallowed = oromucosal_split(p, mg)
+        return [Bolus(time_h, "cbd_mucosa", _umol(mucosal, p["cbd_mw"])),
+                *cbd_boluses(p, time_h, swallowed, Route.oral, food, formulation)]
     if route is Route.oral:
         fraction, state = cbd_oral_fraction(p, mg, food, formulation) * p["cbd_f_oral_eta"], "cbd_gut"
-    elif route is Route.oromucosal:
-        fraction, state = p["cbd_f_oromucosal"] * cbd_food_factor(p, food), "cbd_mucosa"
     elif route is Route.inhaled:
         fraction, state = p["cbd_f_inhaled"], "cbd_central"
     else:
         fraction, state = 1.0, "cbd_central"
-    return Bolus(time_h, state, _umol(mg * np.minimum(fraction, 1.0), p["cbd_mw"]))
+    return [Bolus(time_h, state, _umol(mg * np.minimum(fraction, 1.0), p["cbd_mw"]))]
 
 
-def thc_bolus(p: dict, time_h: float, mg: np.ndarray, route: Route, food: Food) -> Bolus:
-    """The amount of THC (µmol) entering the model; oral doses enter the gut before first pass."""
-    fed = 1.0 if food is Food.fasted else p["thc_food_factor"]
+def thc_boluses(p: dict, time_h: float, mg: np.ndarray, route: Route, food: Food) -> list[Bolus]:
+    """The THC (µmol) entering the model for one dose; oral doses (and the swallowed part of an
+    oromucosal one) enter the gut before first pass."""
+    if route is Route.oromucosal:
+        mucosal, swallowed = oromucosal_split(p, mg)
+        return [Bolus(time_h, "thc_mucosa", _umol(mucosal, p["thc_mw"])),
+                *thc_boluses(p, time_h, swallowed, Route.oral, food)]
     if route is Route.oral:
+        fed = 1.0 if food is Food.fasted else p["thc_food_factor"]
         fraction, state = p["thc_f_oral"] * fed / p["thc_fh_oral"], "thc_gut"
-    elif route is Route.oromucosal:
-        fraction, state = p["thc_f_oromucosal"] * fed, "thc_mucosa"
     elif route is Route.inhaled:
         fraction, state = p["thc_f_inhaled"], "thc_central"
     else:
         fraction, state = 1.0, "thc_central"
-    return Bolus(time_h, state, _umol(mg * np.minimum(fraction, 1.0), p["thc_mw"]))
+    return [Bolus(time_h, state, _umol(mg * np.minimum(fraction, 1.0), p["thc_mw"]))]
+
+
+def oromucosal_split(p: dict, mg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An oromucosal dose (mg) as the part absorbed through the mucosa and the part swallowed.
+
+    Most of a spray or of sublingual drops is swallowed: oral and oromucosal exposure per mg are
+    alike (Karschner 2011 for THC; Johnson 2024 for CBD oil), so the mucosal part is small
+    (registry: oromucosal_fraction_mucosal)."""
+    m = p["oromucosal_fraction_mucosal"]
+    return mg * m, mg * (1 - m)
 
 
 def clobazam_bolus(p: dict, time_h: float, mg: np.ndarray) -> Bolus:

@@ -8,7 +8,7 @@ from .engine import Bolus, Grid
 from .errors import InputError
 from .pk.model import pf04457845_bolus
 from .pk.nabilone import nabilone_bolus
-from .products import absorption_rate_factors, cbd_bolus, clobazam_bolus, thc_bolus, thc_to_cbd
+from .products import absorption_rate_factors, cbd_boluses, clobazam_bolus, thc_boluses, thc_to_cbd
 from .scenario import Arm, DosingStep
 
 
@@ -38,13 +38,13 @@ def arm_boluses(arm: Arm, p: dict[str, np.ndarray], grid: Grid) -> list[Bolus]:
         labelled = step_mg(step, p["body_weight_kg"])
         actual = labelled * p["label_content_factor"]
         for t in dose_times(step, grid):
-            doses.append(cbd_bolus(p, t, actual, arm.route, arm.food, arm.formulation))
+            doses.extend(cbd_boluses(p, t, actual, arm.route, arm.food, arm.formulation))
             if np.any(thc_ratio):
-                doses.append(thc_bolus(p, t, labelled * thc_ratio * p["label_content_factor"],
-                                       arm.route, arm.food))
+                doses.extend(thc_boluses(p, t, labelled * thc_ratio * p["label_content_factor"],
+                                         arm.route, arm.food))
     for step in arm.thc:
         for t in dose_times(step, grid):
-            doses.append(thc_bolus(p, t, step_mg(step, p["body_weight_kg"]), arm.route, arm.food))
+            doses.extend(thc_boluses(p, t, step_mg(step, p["body_weight_kg"]), arm.route, arm.food))
     for co in arm.comedication:
         bolus = COMEDICATION_BOLUS.get(co.drug)
         if bolus is None:
