@@ -36,7 +36,7 @@ def wilson(k: int, n: int) -> tuple[float, float]:
 def exposure(cbd=0.0, nclb=0.0, thc_mg=0.0, n=5, parkinsonian=0.0) -> dict[str, np.ndarray]:
     full = lambda v: np.full(n, float(v))  # noqa: E731
     return {"cbd_plasma_ng_per_ml.cavg": full(cbd), "nclb_plasma_ng_per_ml.cavg": full(nclb),
-            "max_single_thc_mg": full(thc_mg), "parkinsonian_features": full(parkinsonian)}
+            "max_single_thc_oral_equivalent_mg": full(thc_mg), "parkinsonian_features": full(parkinsonian)}
 
 
 # --- provenance --------------------------------------------------------------------------------
@@ -58,7 +58,7 @@ def test_probabilities_are_in_unit_interval_for_any_exposure(registry):
     rng = np.random.default_rng(0)
     n = 500
     exp = {"cbd_plasma_ng_per_ml.cavg": rng.lognormal(4, 3, n), "nclb_plasma_ng_per_ml.cavg": rng.lognormal(6, 3, n),
-           "max_single_thc_mg": rng.lognormal(0, 3, n)}
+           "max_single_thc_oral_equivalent_mg": rng.lognormal(0, 3, n)}
     exp["cbd_plasma_ng_per_ml.cavg"][:5] = [0, np.nan, 1e12, np.inf, -1]
     risk = adverse_effects(exp, rng.lognormal(5, 3, n), registry, valproate=rng.random(n) < 0.5)
     assert set(risk) == set(EVENTS)

@@ -90,10 +90,12 @@ def test_addiction_effects_follow_the_risk_formula(registry, claims_file):
 
 
 def test_threshold_share_is_decided_by_the_threshold_when_it_is_the_only_uncertainty(registry, claims_file):
-    """With every product parameter held (a scenario's value is held, not drawn), only the THC
-    threshold is left: it holds all the effect on the share of patients below it."""
+    """With every product parameter and THC bioavailability held (a scenario's value is held, not
+    drawn), only the THC threshold is left: it holds all the effect on the share of patients below it."""
+    from ecsim.products import THC_SYSTEMIC_PARAMETERS
     from ecsim.uncertainty.problem import file_parameters
-    held = registry.with_overrides({n: registry[n].value for n in file_parameters("products.yaml")})
+    held = registry.with_overrides({n: registry[n].value
+                                    for n in file_parameters("products.yaml") | set(THC_SYSTEMIC_PARAMETERS)})
     g = threshold_group(held, claims_file, 40)
     assert g.problem.names == ["thc_impairment_threshold_mg"]
     rows = screen(g.problem, g.function, g.numbers, 6, 2, held)
@@ -133,3 +135,27 @@ def test_cli_claims_sensitivity(capsys, monkeypatch, registry, claims_file):
     assert main(["sensitivity", "--claims", "--joint", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--joint" in err and "Traceback" not in err
+
+
+def test_adverse_group_recomputes_the_simulated_patients_thc_doses(registry):
+    """The adverse screen draws the products' THC and THC's absorption and recomputes each patient's
+    oral-equivalent THC dose per set; at the registry values it must give back the risks of the
+    simulated claims-doses patients (the same patients, the same doses)."""
+    from ecsim.claims.context import excess_risks, run_doses
+    from ecsim.claims.sensitivity import adverse_group
+    from ecsim.products import THC_SYSTEMIC_PARAMETERS
+    claims = load_claims()
+    g = adverse_group(registry, claims, 40)
+    drawn = set(THC_SYSTEMIC_PARAMETERS) | {"full_spectrum_thc_to_cbd", "thc_impairment_threshold_mg"}
+    assert drawn <= set(g.problem.names)
+    at_registry = np.array([[registry[n].value for n in g.problem.names]])
+    got = g.function(at_registry)
+    doses = run_doses(registry, 40, None)
+    for key, dc in claims.dose_classes.items():
+        expected = max(float(np.mean(v)) for arm in dc.arms for v in excess_risks(
+            {k[len("input."):]: x for k, x in doses[arm].items() if k.startswith("input.")}, registry).values())
+        assert got[f"minimal_side_effects.{key}"][0] == pytest.approx(expected, rel=1e-12), key
+    no_meal_effect = at_registry.copy()
+    no_meal_effect[0, g.problem.names.index("thc_food_factor")] = 1.0   # the fed arm's THC counts once, not 2.4 times
+    consumer = "minimal_side_effects.consumer"
+    assert g.function(no_meal_effect)[consumer][0] < 0.5 * got[consumer][0]

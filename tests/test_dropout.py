@@ -51,7 +51,8 @@ def test_adverse_effects_raise_withdrawal_as_in_devinsky_2017(registry):
 
 def test_excess_adverse_risk_is_zero_without_drug(registry):
     n = 5
-    exposure = {"cbd_plasma_ng_per_ml.cavg": np.zeros(n), "max_single_thc_mg": np.zeros(n), "cbd_daily_mg": np.zeros(n)}
+    exposure = {"cbd_plasma_ng_per_ml.cavg": np.zeros(n), "max_single_thc_oral_equivalent_mg": np.zeros(n),
+                "cbd_daily_mg": np.zeros(n)}
     assert np.allclose(excess_adverse_risk(exposure, registry), 0.0)
     exposure |= {"cbd_plasma_ng_per_ml.cavg": np.full(n, 300.0), "cbd_daily_mg": np.full(n, 1000.0)}
     assert np.all(excess_adverse_risk(exposure, registry) > 0.1)
@@ -82,7 +83,8 @@ def _arm(name, values, patients):
     r.clinical = {"twstrs_total": values.astype(np.float32)}
     r.patients = patients
     n = len(patients)
-    r.exposure = {"cbd_plasma_ng_per_ml.cavg": np.zeros(n), "max_single_thc_mg": np.zeros(n), "cbd_daily_mg": np.zeros(n)}
+    r.exposure = {"cbd_plasma_ng_per_ml.cavg": np.zeros(n), "max_single_thc_oral_equivalent_mg": np.zeros(n),
+                  "cbd_daily_mg": np.zeros(n)}
     r.n = n
     return r
 

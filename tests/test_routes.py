@@ -16,10 +16,10 @@ from ecsim.simulation import simulate_chunk
 from .conftest import scenario_text, typical_values
 
 
-def _typical_auc(arms: str, output: str, days: float = 4.0) -> dict[str, float]:
-    sc = parse_scenario(scenario_text(arms, days=days, step=0.25, n=1))
+def _typical_auc(arms: str, output: str, days: float = 4.0, step: float = 0.25) -> dict[str, float]:
+    sc = parse_scenario(scenario_text(arms, days=days, step=step, n=1))
     sc = sc.model_copy(update={"population": sc.population.model_copy(update={"typical": True})})
-    return {a.name: float(np.trapezoid(simulate_chunk(sc, a, 0, 1).outputs[output][0], dx=0.25))
+    return {a.name: float(np.trapezoid(simulate_chunk(sc, a, 0, 1).outputs[output][0], dx=step))
             for a in sc.arms}
 
 
@@ -69,3 +69,38 @@ def test_sublingual_cbd_oil_matches_swallowed_oil_per_mg(food):
     fasted or with a meal (the meal acts on the swallowed part)."""
     auc = _typical_auc(_arms("cbd", 69, food), "cbd_plasma_ng_per_ml")
     assert auc["oromucosal"] / auc["oral"] == pytest.approx(41.8 / 45.3, rel=0.25)
+
+
+@pytest.mark.parametrize("route, food", [("oral", "high_fat"), ("oromucosal", "fasted"), ("oromucosal", "low_fat"),
+                                         ("inhaled", "fasted"), ("intravenous", "fasted")])
+def test_thc_oral_equivalent_is_the_simulated_auc_ratio(registry, route, food):
+    """`thc_oral_equivalent` is algebra on the bioavailabilities; the ODE model must agree: THC AUC
+    (to 20 days, so that the slower oral tail is in; 3-minute steps, so that the trapezoid rule does
+    not overstate the sharp peak of an inhaled or IV dose) per mg by this route and meal over that of
+    a fasted oral mg, typical patient (linear THC kinetics: the ratio is the same at any dose)."""
+    from ecsim.products import thc_oral_equivalent
+    arms = (f"  - {{name: given, product: pharmaceutical, route: {route}, food: {food}, "
+            "thc: [{dose: 5 mg, times_h: [0], to_day: 1}]}\n"
+            "  - {name: reference, product: pharmaceutical, thc: [{dose: 5 mg, times_h: [0], to_day: 1}]}")
+    auc = _typical_auc(arms, "thc_plasma_ng_per_ml", days=20.0, step=0.05)
+    p = typical_values(registry)
+    assert auc["given"] / auc["reference"] == pytest.approx(float(thc_oral_equivalent(p, Route(route), Food(food))[0]),
+                                                          rel=2e-3)
+
+
+def test_the_thc_threshold_reads_the_oral_equivalent_dose(registry):
+    """A full-spectrum oil with a meal delivers 2.4 times the THC of the same oil fasted (Oh 2017);
+    the psychoactivity rule, whose threshold is an oral dose, sees that (until 2026-11-26 it read
+    milligrams whatever the route or meal)."""
+    from ecsim.simulation import patient_inputs
+    from ecsim.treatments.adverse import thc_psychoactive
+    arms = "\n".join(f"  - {{name: {food}, product: full_spectrum, food: {food}, "
+                     "cbd: [{dose: 100 mg, times_h: [8], to_day: 1}]}" for food in ("fasted", "high_fat"))
+    sc = parse_scenario(scenario_text(arms, days=1, n=50))
+    p = {a.name: patient_inputs(sc, a, 0, 50, registry)[0] for a in sc.arms}
+    np.testing.assert_array_equal(p["fasted"]["max_single_thc_mg"], p["high_fat"]["max_single_thc_mg"])
+    np.testing.assert_allclose(p["high_fat"]["max_single_thc_oral_equivalent_mg"],
+                               2.4 * p["fasted"]["max_single_thc_oral_equivalent_mg"], rtol=1e-12)
+    np.testing.assert_array_equal(p["fasted"]["max_single_thc_oral_equivalent_mg"], p["fasted"]["max_single_thc_mg"])
+    risk = {food: thc_psychoactive(v["max_single_thc_oral_equivalent_mg"], registry).mean() for food, v in p.items()}
+    assert risk["high_fat"] > risk["fasted"]

@@ -19,8 +19,8 @@ TARGETS = ("faah_inhibition", "magl_inhibition", "fabp_inhibition", "aea_fold_br
            "cb1_signal_gaba_striatum_to_gpi_snr_rel", "cb1_signal_glu_stn_rel", "release_glu_corticostriatal_rel",
            "release_gaba_striatum_to_gpe_rel", "release_gaba_striatum_to_gpi_snr_rel", "release_glu_stn_rel",
            "cb1_surface_glu_corticostriatal_rel", "cb1_surface_gaba_striatum_to_gpe_rel")
-COVARIATES = ("body_weight_kg", "cyp2c19_activity", "label_content_factor", "max_single_thc_mg", "cbd_daily_mg",
-              "parkinsonian_features")
+COVARIATES = ("body_weight_kg", "cyp2c19_activity", "label_content_factor", "max_single_thc_mg",
+              "max_single_thc_oral_equivalent_mg", "cbd_daily_mg", "parkinsonian_features")
 
 
 def last_day(times_h: np.ndarray) -> np.ndarray:

@@ -171,7 +171,9 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "cbd7oh_plasma_cavg_ng_per_ml": interval(e["cbd7oh_plasma_ng_per_ml.cavg"]),
             "thc_plasma_cmax_ng_per_ml": interval(e["thc_plasma_ng_per_ml.cmax"]),
             "thc_single_dose_mg": interval(e["max_single_thc_mg"]),
-            "fraction_thc_dose_above_impairment_threshold": _r(float(np.mean(e["max_single_thc_mg"] > threshold))),
+            "thc_single_dose_oral_equivalent_mg": interval(e["max_single_thc_oral_equivalent_mg"]),
+            "fraction_thc_dose_above_impairment_threshold": _r(float(np.mean(
+                e["max_single_thc_oral_equivalent_mg"] > threshold))),
             "nclb_plasma_cavg_ng_per_ml": interval(e["nclb_plasma_ng_per_ml.cavg"]),
             "nabilone_plasma_cmax_ng_per_ml": interval(e["nabilone_plasma_ng_per_ml.cmax"]),
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},

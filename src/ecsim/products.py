@@ -89,6 +89,34 @@ def thc_boluses(p: dict, time_h: float, mg: np.ndarray, route: Route, food: Food
     return [Bolus(time_h, state, _umol(mg * np.minimum(fraction, 1.0), p["thc_mw"]))]
 
 
+THC_SYSTEMIC_PARAMETERS = ("thc_f_oral", "thc_fh_oral", "thc_food_factor", "thc_f_inhaled",
+                           "oromucosal_fraction_mucosal")
+"""What `thc_systemic_fraction` reads: the parameters that make a route's or meal's THC dose
+stronger or weaker than a fasted oral one."""
+
+
+def thc_systemic_fraction(p: dict, route: Route, food: Food) -> float | np.ndarray:
+    """Fraction of a THC dose that reaches the circulation unchanged by this route and meal: the
+    boluses of `thc_boluses`, with an oral dose's first pass (fh) applied."""
+    if route is Route.oromucosal:
+        m = p["oromucosal_fraction_mucosal"]
+        return m + (1 - m) * thc_systemic_fraction(p, Route.oral, food)
+    if route is Route.oral:
+        fed = 1.0 if food is Food.fasted else p["thc_food_factor"]
+        return p["thc_fh_oral"] * np.minimum(p["thc_f_oral"] * fed / p["thc_fh_oral"], 1.0)
+    if route is Route.inhaled:
+        return p["thc_f_inhaled"]
+    return 1.0
+
+
+def thc_oral_equivalent(p: dict, route: Route, food: Food) -> float | np.ndarray:
+    """mg of THC taken orally and fasted that give the same systemic THC (AUC) as 1 mg by this
+    route and meal: 1 for a fasted oral dose, 2.4 with a meal (Oh 2017), 1.8 inhaled (18 % against
+    10 %, Ohlsson 1980 and Wall 1983). Dose thresholds from oral studies (the 2.5 mg LOAEL) apply
+    to doses converted by it."""
+    return thc_systemic_fraction(p, route, food) / thc_systemic_fraction(p, Route.oral, Food.fasted)
+
+
 def oromucosal_split(p: dict, mg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An oromucosal dose (mg) as the part absorbed through the mucosa and the part swallowed.
 

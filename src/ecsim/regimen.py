@@ -8,7 +8,8 @@ from .engine import Bolus, Grid
 from .errors import InputError
 from .pk.model import pf04457845_bolus
 from .pk.nabilone import nabilone_bolus
-from .products import absorption_rate_factors, cbd_boluses, clobazam_bolus, thc_boluses, thc_to_cbd
+from .products import (absorption_rate_factors, cbd_boluses, clobazam_bolus, thc_boluses, thc_oral_equivalent,
+                       thc_to_cbd)
 from .scenario import Arm, DosingStep
 
 
@@ -73,3 +74,9 @@ def max_single_thc_mg(arm: Arm, p: dict[str, np.ndarray]) -> np.ndarray:
     single = [step_mg(s, p["body_weight_kg"]) * ratio * p["label_content_factor"] for s in arm.cbd]
     single += [step_mg(s, p["body_weight_kg"]) for s in arm.thc]
     return np.max(single, axis=0) if single else np.zeros_like(p["body_weight_kg"])
+
+
+def max_single_thc_oral_equivalent_mg(arm: Arm, p: dict[str, np.ndarray]) -> np.ndarray:
+    """`max_single_thc_mg` as the fasted oral dose with the same systemic THC (`thc_oral_equivalent`
+    for the arm's route and meal), per patient: what oral dose thresholds are compared with."""
+    return max_single_thc_mg(arm, p) * thc_oral_equivalent(p, arm.route, arm.food)

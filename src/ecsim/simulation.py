@@ -29,7 +29,7 @@ from .model.declaration import Model
 from .chain import full_model
 from .population import Demographics, patient_values, phenotype_labels
 from .registry import Registry, default_registry
-from .regimen import arm_boluses, arm_covariates, max_single_thc_mg
+from .regimen import arm_boluses, arm_covariates, max_single_thc_mg, max_single_thc_oral_equivalent_mg
 from .scenario import Arm, Scenario
 
 CHUNK = 512     # a power of two: each chunk's sums over patients are one block (see `block_sums`)
@@ -411,6 +411,7 @@ def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry
     p["cbd_faah_ic50_uM"] = np.asarray(p[species_ic50] if species_ic50 in p else registry[species_ic50].value
                                        ) * np.ones(stop - start)
     p["max_single_thc_mg"] = max_single_thc_mg(arm, p)
+    p["max_single_thc_oral_equivalent_mg"] = max_single_thc_oral_equivalent_mg(arm, p)
     p["cbd_daily_mg"] = daily_cbd_mg(arm, p, grid_for(scenario))
     p["parkinsonian_features"] = parkinsonian_features(scenario, start, stop)
     return p, arm_boluses(arm, p, grid_for(scenario))

@@ -13,7 +13,7 @@ from __future__ import annotations
 from ..registry import Registry
 from ..validation.snapshot import by_metric, is_current, load_snapshot
 from .context import (DOSE_PATIENTS, PHENOTYPE_DRAWS, ClaimsContext, TrialEvidence, addiction_parameter_spread,
-                      adverse_parameter_spread, dose_parameter_spread, phenotype_parameter_spread, run_doses,
+                      adverse_parameter_spread, dose_parameter_spread, doses_thc, phenotype_parameter_spread, run_doses,
                       threshold_parameter_spread, trial_evidence)
 from .rules import MODEL_RULES, combine, evidence_verdict
 from .spec import VERDICTS, Claim, ClaimsFile, load_claims
@@ -42,7 +42,8 @@ def claims_context(registry: Registry, trial: TrialEvidence | None = None, patie
     ctx.parameter_spread = dose_parameter_spread(registry, arms, quantities, uncertainty_draws, draw_seed)
     if any(r.kind == "adverse" for r in rules):
         every = [a for dc in spec.dose_classes.values() for a in dc.arms]
-        ctx.adverse_spread = adverse_parameter_spread(registry, ctx.doses, every, uncertainty_draws, draw_seed)
+        ctx.adverse_spread = adverse_parameter_spread(registry, ctx.doses, every, uncertainty_draws, draw_seed,
+                                                      thc_dose=doses_thc(patients, seed))
     for param in sorted({r.threshold_param for r in rules if r.kind == "threshold"}):
         tested = sorted({a for r in rules if r.kind == "threshold" and r.threshold_param == param for a in r.arms})
         ctx.threshold_spread[param] = threshold_parameter_spread(registry, patients, seed, tested, param,

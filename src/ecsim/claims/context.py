@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
+from ..products import THC_SYSTEMIC_PARAMETERS
 from ..registry import Registry
 from ..scenario import Scenario, load_scenario
 from ..simulation import ArmResult, Simulation, patient_inputs
@@ -55,28 +57,38 @@ def dose_values(results: list[ArmResult], registry: Registry) -> dict[str, dict[
     for r in results:
         values = {name[:-4]: v for name, v in r.exposure.items() if name.endswith(".avg")}
         values["cbd_plasma_cavg_ng_per_ml"] = r.exposure["cbd_plasma_ng_per_ml.cavg"]
-        values["thc_single_dose_mg"] = r.exposure["max_single_thc_mg"]
+        values["thc_oral_equivalent_dose_mg"] = r.exposure["max_single_thc_oral_equivalent_mg"]
         values |= {f"adverse.{k}": v for k, v in excess_risks(r.exposure, registry).items()}
         values |= {f"input.{k}": r.exposure[k] for k in ADVERSE_INPUTS}
         out[r.name] = values
     return out
 
 
-ADVERSE_INPUTS = ("cbd_plasma_ng_per_ml.cavg", "nclb_plasma_ng_per_ml.cavg", "max_single_thc_mg", "cbd_daily_mg",
-                  "parkinsonian_features")
+ADVERSE_INPUTS = ("cbd_plasma_ng_per_ml.cavg", "nclb_plasma_ng_per_ml.cavg", "max_single_thc_oral_equivalent_mg",
+                  "cbd_daily_mg", "parkinsonian_features")
 
 
-def adverse_parameter_spread(registry: Registry, doses: dict, arms: list[str], draws: int, seed: int = 1) -> dict:
+def adverse_parameter_spread(registry: Registry, doses: dict, arms: list[str], draws: int, seed: int = 1,
+                             thc_dose: Callable[[Registry, str], np.ndarray] | None = None) -> dict:
     """Parameter uncertainty of each arm's mean excess risk per adverse event: the adverse-effect
     parameters (and the THC threshold) drawn from their registry uncertainty, applied to the arm's
-    simulated patients (the risks are algebraic in exposure: no new simulation). Arm -> event ->
+    simulated patients (the risks are algebraic in exposure: no new simulation). With ``thc_dose``
+    (registry, arm -> each patient's oral-equivalent THC dose, the same patients), the products' THC
+    content and the THC bioavailabilities and meal factor (`THC_SYSTEMIC_PARAMETERS`) are drawn too
+    and the THC dose recomputed per draw; the CBD exposure stays the simulated one. Arm -> event ->
     {median, p05, p95}; draws whose values a registry refuses are left out and counted."""
-    names = sorted(n for n in registry.parameters if n.startswith("adverse_")) + ["thc_impairment_threshold_mg"]
-    factors, registries, refused = _drawn_registries(registry, names, draws, seed, ADVERSE_STREAM)
+    from ..treatments.adverse import THC_DOSE
+    from ..uncertainty.problem import file_parameters
+    names = {n for n in registry.parameters if n.startswith("adverse_")} | {"thc_impairment_threshold_mg"}
+    if thc_dose is not None:
+        names |= file_parameters("products.yaml") | set(THC_SYSTEMIC_PARAMETERS)
+    factors, registries, refused = _drawn_registries(registry, sorted(names), draws, seed, ADVERSE_STREAM)
     means: dict[str, dict[str, list[float]]] = {arm: {} for arm in arms}
     for reg in registries:
         for arm in arms:
             exposure = {k[len("input."):]: v for k, v in doses[arm].items() if k.startswith("input.")}
+            if thc_dose is not None:
+                exposure[THC_DOSE] = thc_dose(reg, arm)
             for event, v in excess_risks(exposure, reg).items():
                 means[arm].setdefault(event, []).append(float(np.mean(v)))
     out = {arm: {event: dict(zip(("p05", "median", "p95"), (float(f"{x:.4g}") for x in np.percentile(v, [5, 50, 95]))))
@@ -109,6 +121,17 @@ def run_doses(registry: Registry, patients: int = DOSE_PATIENTS, seed: int | Non
 
 def _simulate_doses(registry: Registry, patients: int, seed: int | None) -> dict:
     return dose_values(Simulation(doses_scenario(patients, seed), registry=registry).run(), registry)
+
+
+def doses_thc(patients: int, seed: int | None) -> Callable[[Registry, str], np.ndarray]:
+    """(registry, arm) -> the oral-equivalent THC dose of each claims-doses patient of that arm (the
+    patients of `run_doses` with the same size and seed), recomputed for a drawn parameter set."""
+    scenario = doses_scenario(patients, seed)
+    by_name = {a.name: a for a in scenario.arms}
+
+    def dose(reg: Registry, arm: str) -> np.ndarray:
+        return patient_inputs(scenario, by_name[arm], 0, patients, reg)[0]["max_single_thc_oral_equivalent_mg"]
+    return dose
 
 
 def doses_scenario(patients: int, seed: int | None) -> Scenario:
@@ -194,15 +217,17 @@ def _drawn_registries(registry: Registry, names: list[str], draws: int, seed: in
 
 def threshold_parameter_spread(registry: Registry, patients: int, seed: int | None, arms: list[str],
                                threshold_param: str, draws: int, draw_seed: int = 1) -> dict:
-    """Share of the claims-doses patients whose largest single THC dose lies below and above the
-    threshold, per arm and parameter draw. Drawn: the product parameters (THC:CBD ratio, label
-    accuracy; products.yaml) and the threshold. Each draw recomputes every patient's THC dose
-    (mg) from the same patients: the dose is algebraic in these parameters, no simulation.
+    """Share of the claims-doses patients whose largest single THC dose (as a fasted oral dose of
+    the same systemic THC) lies below and above the threshold, per arm and parameter draw. Drawn:
+    the product parameters (THC:CBD ratio, label accuracy; products.yaml), the THC bioavailabilities
+    and meal factor that convert a dose to its oral equivalent (`THC_SYSTEMIC_PARAMETERS`) and the
+    threshold. Each draw recomputes every patient's THC dose (mg) from the same patients: the dose
+    is algebraic in these parameters, no simulation.
     Returns {draws, draws_refused, factors, threshold_mg: [per draw], arms: {arm: {below, above}}}."""
     from ..uncertainty.problem import file_parameters
     scenario = doses_scenario(patients, seed)
     by_name = {a.name: a for a in scenario.arms}
-    names = sorted(file_parameters("products.yaml") | {threshold_param})
+    names = sorted(file_parameters("products.yaml") | set(THC_SYSTEMIC_PARAMETERS) | {threshold_param})
     factors, registries, refused = _drawn_registries(registry, names, draws, draw_seed, THRESHOLD_STREAM)
     out = {arm: {"below": [], "above": []} for arm in arms}
     limits = []
@@ -210,7 +235,7 @@ def threshold_parameter_spread(registry: Registry, patients: int, seed: int | No
         limit = reg.value(threshold_param, "mg")
         limits.append(limit)
         for arm in arms:
-            thc = patient_inputs(scenario, by_name[arm], 0, patients, reg)[0]["max_single_thc_mg"]
+            thc = patient_inputs(scenario, by_name[arm], 0, patients, reg)[0]["max_single_thc_oral_equivalent_mg"]
             out[arm]["below"].append(float(np.mean(thc < limit)))
             out[arm]["above"].append(float(np.mean(thc > limit)))
     return {"draws": draws, "draws_refused": refused, "factors": factors, "threshold_mg": limits, "arms": out}

@@ -222,11 +222,13 @@ def _diff_text(d: dict) -> str:
 # --- threshold: a per-patient exposure against a published threshold ----------------------------
 
 def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile) -> tuple[str, str, dict]:
-    """Share of patients, per arm, whose largest single THC dose is below (or above) the threshold;
+    """Share of patients, per arm, whose largest single THC dose, as a fasted oral dose of the same
+    systemic THC (`ecsim.products.thc_oral_equivalent`), is below (or above) the threshold;
     the verdict from the worst and the best arm (`_threshold_verdict`), checked against the
     parameter uncertainty of the THC content and of the threshold (`ctx.threshold_spread`)."""
     limit = ctx.registry[rule.threshold_param].value
     ratio = ctx.registry["full_spectrum_thc_to_cbd"].value
+    fed = ctx.registry["thc_food_factor"].value
     by_arm = {}
     for arm in rule.arms:
         v = ctx.doses[arm][rule.quantity]
@@ -234,11 +236,13 @@ def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile)
         by_arm[arm] = {**_spread(v), "fraction_claim_holds": _q(float(np.mean(holds))), "patients": int(len(v))}
     worst = min(a["fraction_claim_holds"] for a in by_arm.values())
     best = max(a["fraction_claim_holds"] for a in by_arm.values())
-    numbers = {"threshold": limit, "unit": "mg", "by_arm": by_arm,
-               "cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio": _q(limit / ratio)}
-    where = f"THC per dose {rule.claim_holds_when} {limit:g} mg"
+    numbers = {"threshold": limit, "unit": "mg (fasted oral equivalent)", "by_arm": by_arm,
+               "cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio": _q(limit / ratio),
+               "cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio_with_a_meal": _q(limit / ratio / fed)}
+    where = f"THC per dose (as a fasted oral dose) {rule.claim_holds_when} {limit:g} mg"
     tail = (f"; at the median THC:CBD ratio ({ratio:g}) a dose carries {limit:g} mg THC from about "
-            f"{limit / ratio:.0f} mg CBD")
+            f"{limit / ratio:.0f} mg CBD taken fasted, {limit / ratio / fed:.0f} mg with a meal ({fed:g} times "
+            "the THC absorbed)")
     verdict = _threshold_verdict(worst, best)
     if verdict == "supported":
         reason = f"{where} in ≥95 % of patients in every arm tested" + tail
@@ -257,8 +261,8 @@ def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile)
         "fraction_claim_holds_worst_arm": _spread(shares.min(axis=0)),
         "fraction_claim_holds_best_arm": _spread(shares.max(axis=0)),
         "fraction_claim_holds_by_arm": {arm: _spread(row) for arm, row in zip(rule.arms, shares)}}
-    what = (f"{_drawn(spread, shares.shape[1])} of the products and the threshold: share of patients "
-            f"{worst_lo:.0%}-{worst_hi:.0%} in the worst arm, {best_lo:.0%}-{best_hi:.0%} in the best")
+    what = (f"{_drawn(spread, shares.shape[1])} of the products, THC absorption and the threshold: share of "
+            f"patients {worst_lo:.0%}-{worst_hi:.0%} in the worst arm, {best_lo:.0%}-{best_hi:.0%} in the best")
     verdict, reason = within_uncertainty(verdict, reason, (_threshold_verdict(worst_lo, best_lo),
                                                            _threshold_verdict(worst_hi, best_hi)), what)
     return verdict, reason, numbers

@@ -40,12 +40,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..faults import ParameterSetFault
+from ..products import THC_SYSTEMIC_PARAMETERS
 from ..registry import Registry
 from ..scenario import Scenario, load_scenario
 from ..uncertainty.problem import Problem, drug_layer_parameters, file_parameters, from_registry
 from ..uncertainty.sensitivity import morris
 from . import spec as claim_spec
-from .context import (DOSE_PATIENTS, DOSES_SCENARIO, addiction_parameters, addiction_risks, doses_scenario,
+from .context import (DOSE_PATIENTS, DOSES_SCENARIO, addiction_parameters, addiction_risks, doses_scenario, doses_thc,
                       excess_risks, levodopa_key, phenotype_numbers, run_doses)
 
 PHENOTYPE_TRAJECTORIES = 6   # each parameter set re-solves the circuit for 11 phenotypes (about 0.6 s)
@@ -259,7 +260,7 @@ def threshold_group(registry: Registry, claims: claim_spec.ClaimsFile, patients:
     and its best arm (against 50 %), every claims-doses patient's THC dose recomputed per set."""
     rules = [(c.id, c.rule) for c in claims.claims if c.rule.kind == "threshold"]
     params = sorted({r.threshold_param for _, r in rules})
-    names = sorted(file_parameters("products.yaml") | set(params))
+    names = sorted(file_parameters("products.yaml") | set(THC_SYSTEMIC_PARAMETERS) | set(params))
     problem = from_registry(registry, names)
     scenario = doses_scenario(patients, None)
     by_name = {a.name: a for a in scenario.arms}
@@ -272,7 +273,7 @@ def threshold_group(registry: Registry, claims: claim_spec.ClaimsFile, patients:
             reg = _registry(registry, problem.names, row)
             if reg is None:
                 continue
-            thc = {arm: patient_inputs(scenario, by_name[arm], 0, patients, reg)[0]["max_single_thc_mg"]
+            thc = {arm: patient_inputs(scenario, by_name[arm], 0, patients, reg)[0]["max_single_thc_oral_equivalent_mg"]
                    for arm in arms}
             for cid, r in rules:
                 limit = reg.value(r.threshold_param, "mg")
@@ -353,11 +354,16 @@ def _phenotype_row(registry: Registry, names: list[str], levodopa: list, row: np
 
 def adverse_group(registry: Registry, claims: claim_spec.ClaimsFile, patients: int) -> Group:
     """Per dose class, the largest mean excess risk of any modelled adverse event at any of the
-    class's arms (the simulated claims-doses patients, risks recomputed per set), against ``common``."""
+    class's arms (the simulated claims-doses patients, risks and THC doses recomputed per set), against
+    ``common``. Drawn as in `adverse_parameter_spread`: the adverse parameters, the THC threshold, the
+    products' THC content and THC's absorption."""
+    from ..treatments.adverse import THC_DOSE
     cid, rule = next((c.id, c.rule) for c in claims.claims if c.rule.kind == "adverse")
-    names = sorted(n for n in registry.parameters if n.startswith("adverse_")) + ["thc_impairment_threshold_mg"]
-    problem = from_registry(registry, names)
+    names = ({n for n in registry.parameters if n.startswith("adverse_")} | {"thc_impairment_threshold_mg"}
+             | file_parameters("products.yaml") | set(THC_SYSTEMIC_PARAMETERS))
+    problem = from_registry(registry, sorted(names))
     doses = run_doses(registry, patients, None)
+    thc_dose = doses_thc(patients, None)
     inputs = {arm: {k[len("input."):]: v for k, v in doses[arm].items() if k.startswith("input.")}
               for dc in claims.dose_classes.values() for arm in dc.arms}
 
@@ -368,14 +374,14 @@ def adverse_group(registry: Registry, claims: claim_spec.ClaimsFile, patients: i
             if reg is None:
                 continue
             for key, dc in claims.dose_classes.items():
-                out[f"{cid}.{key}"][i] = max(float(np.mean(v)) for arm in dc.arms
-                                             for v in excess_risks(inputs[arm], reg).values())
+                out[f"{cid}.{key}"][i] = max(float(np.mean(v)) for arm in dc.arms for v in excess_risks(
+                    inputs[arm] | {THC_DOSE: thc_dose(reg, arm)}, reg).values())
         return out
 
     numbers = tuple(ClaimNumber(cid, f"{cid}.{key}", f"largest adverse excess risk at {dc.label}", rule.common,
                                 "fraction") for key, dc in claims.dose_classes.items())
-    return Group("adverse effects", f"adverse-effect parameters and the THC threshold; {patients} claims-doses "
-                 "patients", problem, largest, numbers)
+    return Group("adverse effects", f"adverse-effect parameters, the THC threshold, the products' THC and THC "
+                 f"absorption; {patients} claims-doses patients", problem, largest, numbers)
 
 
 def addiction_group(registry: Registry, claims: claim_spec.ClaimsFile) -> Group:

@@ -45,7 +45,7 @@ class TrialRule(_Strict):
 
 class Threshold(_Strict):
     kind: Literal["threshold"]
-    quantity: Literal["thc_single_dose_mg"]
+    quantity: Literal["thc_oral_equivalent_dose_mg"]
     threshold_param: str = Field(description="the registry parameter holding the threshold")
     claim_holds_when: Literal["below", "above"]
     arms: list[str] = Field(min_length=1)

@@ -281,10 +281,12 @@ def _plain_thc(inp) -> str:
     patients = min((a.get("patients", 0) for a in n["by_arm"].values()), default=0)
     tested = f"the claims checker's own {patients} simulated people per dose" if patients else "the claims checker's doses"
     return (f"<p>Full-spectrum oils contain some THC. At the consumer doses tested ({tested}, not this run's "
-            f"arms: a small arm below can show a different share by chance), one dose carries less than "
-            f"{n['threshold']:g} mg of THC (the smallest amount with a measurable effect on the mind) for at least "
-            f"{100 * worst:.0f} % of people; a typical full-spectrum oil reaches that amount at about "
-            f"{n['cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio']:.0f} mg of CBD per dose.</p>")
+            f"arms: a small arm below can show a different share by chance), one dose carries less THC than "
+            f"{n['threshold']:g} mg swallowed on an empty stomach (the smallest amount with a measurable effect on "
+            f"the mind) for at least {100 * worst:.0f} % of people; a typical full-spectrum oil reaches that amount "
+            f"at about {n['cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio']:.0f} mg of CBD per dose, or "
+            f"{n['cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio_with_a_meal']:.0f} mg taken with food "
+            "(a meal raises how much THC is absorbed).</p>")
 
 
 def trial_table(inp) -> str:

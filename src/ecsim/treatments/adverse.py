@@ -42,7 +42,7 @@ CBD_EVENTS = {"somnolence": "adverse_somnolence", "diarrhoea": "adverse_diarrhoe
 CBD_EXPOSURE = "cbd_plasma_ng_per_ml.cavg"
 PARKINSONIAN = "parkinsonian_features"   # per patient, 1 or 0 (`simulation.patient_inputs`)
 CLOBAZAM_EXPOSURE = "nclb_plasma_ng_per_ml.cavg"
-THC_DOSE = "max_single_thc_mg"
+THC_DOSE = "max_single_thc_oral_equivalent_mg"   # the LOAEL is a fasted oral dose
 
 
 @dataclass(frozen=True)
@@ -89,15 +89,16 @@ def _hill(x, x50: float, h: float) -> np.ndarray:
         return expit(h * (np.log(_dose(x)) - np.log(x50)))
 
 
-def thc_psychoactive(max_single_thc_mg: np.ndarray, registry: Registry) -> np.ndarray:
-    """Chance that the largest single THC dose exceeds the patient's own threshold (lognormal across
-    people; the LOAEL is its `adverse_thc_loael_quantile` quantile)."""
+def thc_psychoactive(oral_equivalent_mg: np.ndarray, registry: Registry) -> np.ndarray:
+    """Chance that the largest single THC dose, as a fasted oral dose of the same systemic THC
+    (`ecsim.products.thc_oral_equivalent`), exceeds the patient's own threshold (lognormal across
+    people; the LOAEL, an oral dose, is its `adverse_thc_loael_quantile` quantile)."""
     loael = registry.value("thc_impairment_threshold_mg", "mg")
     sigma = registry.value("adverse_thc_threshold_log_sd", "dimensionless")
     q = registry.value("adverse_thc_loael_quantile", "dimensionless")
     median = loael * np.exp(-sigma * ndtri(q))
     with np.errstate(divide="ignore"):
-        z = (np.log(_dose(max_single_thc_mg)) - np.log(median)) / sigma
+        z = (np.log(_dose(oral_equivalent_mg)) - np.log(median)) / sigma
     return ndtr(z)   # log(0) = -inf gives exactly 0
 
 
@@ -117,7 +118,7 @@ def adverse_effects(exposure: dict[str, np.ndarray], arm_doses_mg_per_day: np.nd
     """Per patient, the probability of each event of `EVENTS` over the regimen, each in [0, 1].
 
     ``exposure``: per-patient metrics of `ecsim.exposure.exposure_metrics` (reads
-    ``cbd_plasma_ng_per_ml.cavg``, ``nclb_plasma_ng_per_ml.cavg`` if present, ``max_single_thc_mg``,
+    ``cbd_plasma_ng_per_ml.cavg``, ``max_single_thc_oral_equivalent_mg``, ``nclb_plasma_ng_per_ml.cavg`` if present,
     and ``parkinsonian_features`` if present: 0, no parkinsonian features, where absent);
     ``arm_doses_mg_per_day``: CBD taken per day, per patient (`daily_cbd_mg`); ``valproate``: the
     patients take valproate (one flag, or one per patient).
@@ -129,7 +130,7 @@ def adverse_effects(exposure: dict[str, np.ndarray], arm_doses_mg_per_day: np.nd
     vpa = np.broadcast_to(np.asarray(valproate, dtype=bool), (n,))
     out = {event: ExposureResponse.from_registry(registry, prefix).probability(c, clobazam, vpa)
            for event, prefix in CBD_EVENTS.items()}
-    out["thc_psychoactive"] = thc_psychoactive(exposure.get(THC_DOSE, np.zeros(n)), registry)
+    out["thc_psychoactive"] = thc_psychoactive(exposure[THC_DOSE], registry)   # required: no silent 0 for a renamed key
     out["parkinsonism_worse"] = parkinsonism_worse(np.broadcast_to(arm_doses_mg_per_day, (n,)),
                                                    exposure.get(PARKINSONIAN, np.zeros(n)), registry)
     return {event: np.clip(out[event], 0.0, 1.0) for event in EVENTS}
