@@ -277,11 +277,27 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
 
 
 @app.command("export-sbml")
-def export_sbml(out: Path = typer.Argument(..., help="output .xml file")) -> None:
-    """The full model as SBML Level 3 (typical 70 kg patient, no doses)."""
+def export_sbml(out: Path = typer.Argument(..., help="output .xml file"),
+                scenario: Optional[Path] = typer.Option(None, "--scenario",
+                                                        help="scenario YAML or embedded name (with --arm)"),
+                arm: Optional[str] = typer.Option(None, "--arm", help="arm whose typical patient and doses to export")
+                ) -> None:
+    """The full model as SBML Level 3, with units and each parameter's source: the typical 70 kg
+    patient without doses, or with --scenario and --arm that arm's typical patient (median of every
+    distribution, the arm's meal and interventions) and its doses as events."""
     from .chain import full_model
     from .model.sbml import write_sbml
-    write_sbml(full_model(), out)
+    if (scenario is None) != (arm is None):
+        given = ("--scenario", str(scenario)) if arm is None else ("--arm", arm)
+        raise InputError(*given, f"{given[0]} together with {'--arm' if arm is None else '--scenario'}")
+    kwargs = {}
+    if scenario is not None:
+        from .scenario import load_scenario
+        from .simulation import scenario_registry, typical_arm_inputs
+        sc = load_scenario(scenario)
+        values, doses = typical_arm_inputs(sc, arm)
+        kwargs = {"registry": scenario_registry(sc), "values": values, "doses": doses}
+    write_sbml(full_model(), out, **kwargs)
     print(f"wrote {out}")
 
 

@@ -63,6 +63,11 @@ class Model:
         return [s for sub in self.submodels for s in sub.states]
 
     @cached_property
+    def state_units(self) -> dict[str, str]:
+        """State name -> unit, in the order of `states`."""
+        return _union(sub.states for sub in self.submodels)
+
+    @cached_property
     def parameters(self) -> dict[str, str]:
         return _union(sub.parameters for sub in self.submodels)
 
