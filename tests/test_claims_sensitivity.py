@@ -89,6 +89,16 @@ def test_addiction_effects_follow_the_risk_formula(registry, claims_file):
         assert rows[name]["top"] == [] and rows[name]["screened_range"] == [0.0, 0.0]
 
 
+def test_threshold_screen_draws_the_products_thc_absorption_and_the_threshold(registry, claims_file):
+    """The THC dose compared with the oral threshold depends on the product's THC, the meal and
+    THC's bioavailabilities: all are factors of the screen."""
+    from ecsim.products import THC_SYSTEMIC_PARAMETERS
+    from ecsim.uncertainty.problem import file_parameters
+    g = threshold_group(registry, claims_file, 40)
+    assert set(g.problem.names) == (file_parameters("products.yaml") | set(THC_SYSTEMIC_PARAMETERS)
+                                    | {"thc_impairment_threshold_mg"})
+
+
 def test_threshold_share_is_decided_by_the_threshold_when_it_is_the_only_uncertainty(registry, claims_file):
     """With every product parameter and THC bioavailability held (a scenario's value is held, not
     drawn), only the THC threshold is left: it holds all the effect on the share of patients below it."""

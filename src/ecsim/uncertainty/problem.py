@@ -17,7 +17,7 @@ LOG_UNIFORM_RATIO = 3.0
 # which a batch can vary patient by patient. Circuit and clinical parameters are read from the
 # registry as scalars and are not factors yet (docs/uncertainty.md).
 L0_L3_PREFIXES = ("cbd_f_", "cbd_food_factor", "cbd_fed_rate", "cbd_sedds", "cbd_ka_", "thc_f", "thc_food",
-                  "thc_fed", "full_spectrum_", "broad_spectrum_")
+                  "thc_fed", "full_spectrum_", "broad_spectrum_", "oromucosal_")
 
 
 @dataclass(frozen=True)
