@@ -197,3 +197,18 @@ def test_the_answer_in_points_moves_smoothly(short_trial, registry):
     kb = registry["cbd_cb1_nam_kb"].value
     out = f(np.array([[kb * 0.1], [kb], [kb * 10]]))["isolate_300mg_day.twstrs_total_vs_control_points"]
     assert np.all(np.abs(out) < 1.0) and len(set(np.round(out, 6))) == 3
+
+
+def test_each_parameter_keeps_its_draws_when_others_are_added_or_reordered():
+    """Parameter draws come per parameter name: adding a factor, or listing the factors in another
+    order, leaves every other factor's column as it was; the seed and stream still decide them."""
+    from ecsim.uncertainty.problem import unit_draws
+    base = unit_draws(["a", "b"], 64, 1, 9001)
+    more = unit_draws(["b", "new", "a"], 64, 1, 9001)
+    np.testing.assert_array_equal(more[:, 2], base[:, 0])
+    np.testing.assert_array_equal(more[:, 0], base[:, 1])
+    assert base.shape == (64, 2) and np.all((base >= 0) & (base < 1))
+    assert not np.allclose(unit_draws(["a"], 64, 2, 9001), base[:, :1])
+    assert not np.allclose(unit_draws(["a"], 64, 1, 9002), base[:, :1])
+    assert not np.allclose(base[:, 0], base[:, 1])
+    assert unit_draws([], 5, 1, 9001).shape == (5, 0)

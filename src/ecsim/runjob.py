@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .checkpoint import Checkpoint, identity, stored_run
+from .claims import CLAIMS_DRAWS
 from .claims.context import DOSE_PATIENTS
 from .distributed import check_cluster_options
 from .errors import InputError
@@ -51,8 +52,8 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
             checkpoint.remove()
             raise
         unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
-        claims = _claims(scenario, results, sim, claims_patients, min(uncertainty_draws, 64), quiet, unc) if report \
-            else None
+        claims_draws = CLAIMS_DRAWS if uncertainty_draws else 0
+        claims = _claims(scenario, results, sim, claims_patients, claims_draws, quiet, unc) if report else None
         summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
                             execution=sim.execution, staging=checkpoint.staging)
         checkpoint.remove()

@@ -203,9 +203,9 @@ def _drawn_registries(registry: Registry, names: list[str], draws: int, seed: in
     """Registries with the named parameters drawn from their registry uncertainty (those the
     scenario overrides stay fixed), and the number of draws a registry refused (left out)."""
     from ..errors import InputError
-    from ..uncertainty.problem import from_registry
+    from ..uncertainty.problem import from_registry, unit_draws
     problem = from_registry(registry, names)
-    values = problem.values(np.random.default_rng([seed, stream]).random((draws, len(problem.factors))))
+    values = problem.values(unit_draws(problem.names, draws, seed, stream))
     kept, refused = [], 0
     for row in values:
         try:

@@ -19,7 +19,7 @@ from scipy import stats
 from ..registry import Registry
 from ..scenario import Scenario
 from .model import HeadlineFunction, cbd_arms, clinical_one_at_a_time
-from .problem import Problem, drug_layer_parameters, from_registry
+from .problem import Problem, drug_layer_parameters, from_registry, unit_draws
 from .sensitivity import monte_carlo, morris, ranking, sobol
 
 __all__ = ["parameter_uncertainty", "sensitivity_analysis", "answer_outputs", "points_outputs", "parameter_draws"]
@@ -43,7 +43,7 @@ def _problem(registry: Registry) -> Problem:
 def parameter_draws(registry: Registry, draws: int, seed: int) -> tuple[Problem, np.ndarray]:
     """Monte Carlo draws of every drug-layer parameter from its uncertainty (draws x factors)."""
     problem = _problem(registry)
-    unit = _unit(seed, draws, len(problem.factors))
+    unit = unit_draws(problem.names, draws, seed, STREAM)
     return problem, problem.values(unit)
 
 
@@ -56,7 +56,7 @@ def parameter_uncertainty(scenario: Scenario, registry: Registry, draws: int = 1
     f = HeadlineFunction(scenario, registry, problem.names, mapper=mapper)
     if not f.arms:
         return {}
-    unit = _unit(seed, draws, len(problem.factors))
+    unit = unit_draws(problem.names, draws, seed, STREAM)
     with np.errstate(all="ignore"):
         outputs = f(problem.values(unit))
     sound = np.all([np.isfinite(v) for v in outputs.values()], axis=0)   # numerical faults: left out, counted
@@ -105,10 +105,6 @@ def _daily_mg(scenario: Scenario, arm: str) -> float:
 
 
 STREAM = 9001   # parameter draws get their own random stream, apart from patients' (seed, block)
-
-
-def _unit(seed: int, draws: int, factors: int) -> np.ndarray:
-    return np.random.default_rng([seed, STREAM]).random((draws, factors))
 
 
 def _combined_order(screen: dict, outputs: list[str]) -> list[str]:

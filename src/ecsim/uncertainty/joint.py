@@ -36,7 +36,7 @@ from ..faults import ParameterSetFault
 from ..registry import Registry
 from ..scenario import Scenario
 from .model import cbd_arms, clinical_parameters, typical, versus_control
-from .problem import Problem, drug_layer_parameters, from_registry
+from .problem import Problem, drug_layer_parameters, from_registry, unit_draws
 
 STREAM = 9002          # joint draws: a random stream of their own
 CASE_PATIENTS = 200    # per calibration case and draw; the calibrated model passes every rule at this size
@@ -150,7 +150,7 @@ def joint_uncertainty(scenario: Scenario, registry: Registry, draws: int = 64, s
     refitted = {p for st in stages for p in st.parameters}
     problem = joint_problem(registry)
     problem = Problem(tuple(f for f in problem.factors if f.name not in refitted))
-    values = problem.values(np.random.default_rng([seed, STREAM]).random((draws, len(problem.factors))))
+    values = problem.values(unit_draws(problem.names, draws, seed, STREAM))
     arms = cbd_arms(scenario)
     evaluate = partial(_evaluate_draw, scenario, registry, problem.names, targets, cases, stages, arms)
     if mapper is not None:

@@ -4,6 +4,7 @@ value, not how patients differ) becomes an inverse CDF from the unit interval, s
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,16 @@ LOG_UNIFORM_RATIO = 3.0
 # registry as scalars and are not factors yet (docs/uncertainty.md).
 L0_L3_PREFIXES = ("cbd_f_", "cbd_food_factor", "cbd_fed_rate", "cbd_sedds", "cbd_ka_", "thc_f", "thc_food",
                   "thc_fed", "full_spectrum_", "broad_spectrum_", "oromucosal_")
+
+
+def unit_draws(names: list[str], draws: int, seed: int, stream: int) -> np.ndarray:
+    """Uniform draws on [0, 1), ``draws`` × ``len(names)``: each parameter's column from its own
+    random stream (``seed``, ``stream`` and a checksum of the name), so that adding, removing or
+    reordering parameters leaves every other parameter's draws as they were. (One stream for the
+    whole matrix redrew every parameter when one was added, which moved intervals that rest on a
+    few tail draws by more than the change itself.)"""
+    columns = [np.random.default_rng([seed, stream, zlib.crc32(name.encode())]).random(draws) for name in names]
+    return np.column_stack(columns) if columns else np.empty((draws, 0))
 
 
 @dataclass(frozen=True)
