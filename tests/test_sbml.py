@@ -69,7 +69,7 @@ def test_an_exported_arm_runs_alone_in_roadrunner(arm):
     from ecsim.scenario import parse_scenario
     from ecsim.simulation import scenario_registry, simulate_chunk, typical_arm_inputs
     sc = parse_scenario(ARM_SCENARIO)
-    values, doses = typical_arm_inputs(sc, arm)
+    values, doses = typical_arm_inputs(sc, next(a for a in sc.arms if a.name == arm))
     rr = roadrunner.RoadRunner(to_sbml(full_model(), scenario_registry(sc), values=values, doses=doses))
     rr.integrator.relative_tolerance = 1e-10
     rr.integrator.absolute_tolerance = 1e-14

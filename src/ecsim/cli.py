@@ -295,7 +295,10 @@ def export_sbml(out: Path = typer.Argument(..., help="output .xml file"),
         from .scenario import load_scenario
         from .simulation import scenario_registry, typical_arm_inputs
         sc = load_scenario(scenario)
-        values, doses = typical_arm_inputs(sc, arm)
+        by_name = {a.name: a for a in sc.arms}
+        if arm not in by_name:
+            raise InputError("--arm", arm, "an arm of the scenario: " + ", ".join(by_name))
+        values, doses = typical_arm_inputs(sc, by_name[arm])
         kwargs = {"registry": scenario_registry(sc), "values": values, "doses": doses}
     write_sbml(full_model(), out, **kwargs)
     print(f"wrote {out}")

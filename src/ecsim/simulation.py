@@ -21,7 +21,6 @@ import numpy as np
 
 from .circuit.clinical import PLASTICITY_SIGNAL, RELEASE, ClinicalModel, ClinicalTrajectory, assess
 from .engine import Bolus, Grid, integrate, outputs
-from .errors import InputError
 from .treatments.adverse import daily_cbd_mg
 from .treatments.course import Course
 from .exposure import MEANS, REPORTED, exposure_metrics
@@ -418,15 +417,12 @@ def patient_inputs(scenario: Scenario, arm: Arm, start: int, stop: int, registry
     return p, arm_boluses(arm, p, grid_for(scenario))
 
 
-def typical_arm_inputs(scenario: Scenario, arm_name: str, registry: Registry | None = None
+def typical_arm_inputs(scenario: Scenario, arm: Arm, registry: Registry | None = None
                        ) -> tuple[dict[str, float], list[Bolus]]:
     """One arm's typical patient (the median of every distribution; a titrated arm's forced
     schedule): every parameter and covariate value, and the boluses (amounts for one patient)."""
-    by_name = {a.name: a for a in scenario.arms}
-    if arm_name not in by_name:
-        raise InputError("--arm", arm_name, "an arm of the scenario: " + ", ".join(by_name))
     typical = scenario.model_copy(update={"population": scenario.population.model_copy(update={"typical": True})})
-    p, boluses = patient_inputs(typical, by_name[arm_name], 0, 1, scenario_registry(scenario, registry))
+    p, boluses = patient_inputs(typical, arm, 0, 1, scenario_registry(scenario, registry))
     return {k: float(np.asarray(v).reshape(-1)[0]) for k, v in p.items()}, boluses
 
 
