@@ -196,7 +196,7 @@ def _spread(registry: Registry, arms: list[str], quantities: list[str], draws: i
 
 ADVERSE_STREAM, THRESHOLD_STREAM, PHENOTYPE_STREAM, ADDICTION_STREAM = 9003, 9004, 9005, 9006   # each its
 # own stream of parameter draws
-PHENOTYPE_DRAWS = 16   # each draw re-solves the circuit for every phenotype (about 0.6 s on the 2-core machine)
+PHENOTYPE_DRAWS = 128  # each draw re-solves the circuit for every phenotype: 128 take about 7 s on the 2-core machine
 
 
 def _drawn_registries(registry: Registry, names: list[str], draws: int, seed: int, stream: int):
