@@ -595,3 +595,16 @@ def test_claims_context_draws_the_addiction_parameters(default_rows):
     drawn = row["model"]["numbers"]["parameter_uncertainty"]
     assert drawn["draws"] == 16 and "opioid_addiction_risk" in drawn["factors"]
     assert row["model"]["verdict"] == "partly supported"
+
+
+def test_the_meal_dose_in_the_threshold_text_follows_the_converted_doses(registry, claims_file):
+    """The CBD dose at which an oil with food reaches the THC threshold uses the same conversion as
+    the patients' doses: where first pass caps the meal's effect (fh 0.12: at most 0.12 / 0.10 =
+    1.2 times the fasted THC instead of 2.4), the text must say so too."""
+    rule = claim_rule(claims_file, "non_psychoactive")
+    for overrides, fed in (({}, 2.4), ({"thc_fh_oral": 0.12}, 0.12 / 0.10)):
+        reg = registry.with_overrides(overrides) if overrides else registry
+        numbers = rules.threshold(rule, threshold_ctx(reg, draws=4), claims_file)[2]
+        limit, ratio = reg["thc_impairment_threshold_mg"].value, reg["full_spectrum_thc_to_cbd"].value
+        assert numbers["cbd_mg_per_dose_reaching_threshold_at_median_thc_ratio_with_a_meal"] == pytest.approx(
+            limit / ratio / fed, rel=1e-3)

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..circuit.phenotypes import PHENOTYPES
 from ..clinical_summary import PRESENT
+from ..products import THC_SYSTEMIC_PARAMETERS, Food, Route, thc_oral_equivalent
 from . import spec
 from .context import ClaimsContext, addiction_risks, levodopa_key, typical_patient
 
@@ -225,10 +226,12 @@ def threshold(rule: spec.Threshold, ctx: ClaimsContext, claims: spec.ClaimsFile)
     """Share of patients, per arm, whose largest single THC dose, as a fasted oral dose of the same
     systemic THC (`ecsim.products.thc_oral_equivalent`), is below (or above) the threshold;
     the verdict from the worst and the best arm (`_threshold_verdict`), checked against the
-    parameter uncertainty of the THC content and of the threshold (`ctx.threshold_spread`)."""
+    parameter uncertainty of the THC content, THC's absorption and the threshold
+    (`ctx.threshold_spread`)."""
     limit = ctx.registry[rule.threshold_param].value
     ratio = ctx.registry["full_spectrum_thc_to_cbd"].value
-    fed = ctx.registry["thc_food_factor"].value
+    absorption = {name: ctx.registry[name].value for name in THC_SYSTEMIC_PARAMETERS}
+    fed = float(thc_oral_equivalent(absorption, Route.oral, Food.high_fat))   # as the doses were converted
     by_arm = {}
     for arm in rule.arms:
         v = ctx.doses[arm][rule.quantity]
