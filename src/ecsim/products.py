@@ -80,8 +80,7 @@ def thc_boluses(p: dict, time_h: float, mg: np.ndarray, route: Route, food: Food
         return [Bolus(time_h, "thc_mucosa", _umol(mucosal, p["thc_mw"])),
                 *thc_boluses(p, time_h, swallowed, Route.oral, food)]
     if route is Route.oral:
-        fed = 1.0 if food is Food.fasted else p["thc_food_factor"]
-        fraction, state = p["thc_f_oral"] * fed / p["thc_fh_oral"], "thc_gut"
+        fraction, state = thc_absorbed_fraction(p, food), "thc_gut"
     elif route is Route.inhaled:
         fraction, state = p["thc_f_inhaled"], "thc_central"
     else:
@@ -102,11 +101,17 @@ def thc_systemic_fraction(p: dict, route: Route, food: Food) -> float | np.ndarr
         m = p["oromucosal_fraction_mucosal"]
         return m + (1 - m) * thc_systemic_fraction(p, Route.oral, food)
     if route is Route.oral:
-        fed = 1.0 if food is Food.fasted else p["thc_food_factor"]
-        return p["thc_fh_oral"] * np.minimum(p["thc_f_oral"] * fed / p["thc_fh_oral"], 1.0)
+        return p["thc_fh_oral"] * thc_absorbed_fraction(p, food)
     if route is Route.inhaled:
         return p["thc_f_inhaled"]
     return 1.0
+
+
+def thc_absorbed_fraction(p: dict, food: Food) -> float | np.ndarray:
+    """Fraction of an oral THC dose absorbed into the portal blood (before first pass): F × meal
+    factor / fh, at most the whole dose."""
+    fed = 1.0 if food is Food.fasted else p["thc_food_factor"]
+    return np.minimum(p["thc_f_oral"] * fed / p["thc_fh_oral"], 1.0)
 
 
 def thc_oral_equivalent(p: dict, route: Route, food: Food) -> float | np.ndarray:
