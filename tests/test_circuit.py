@@ -474,3 +474,38 @@ def test_per_patient_inputs_that_vary_by_channel_are_refused(cm, name):
         fixed_point(CircuitInputs(command=command, **{name: per_channel}), cm.circuit, n, N_CHANNELS)
     column = fixed_point(CircuitInputs(command=command, **{name: np.full((n, 1), 0.9)}), cm.circuit, n, N_CHANNELS)
     assert column.converged.all()
+
+
+def test_writers_cramp_shows_only_with_the_task(registry, cm):
+    """Writer's cramp is task-specific (docs/circuit.md; BFMDRS provoking factor 1, 'with a
+    particular action', clinical.md B8): the typical patient's right arm is dystonic in the full
+    action and silent at rest (no duty cycle, no posture deviation) and in light actions. Until
+    2026-11-26 its gain acted at all times and gave rest dystonia (provoking factor 4)."""
+    from ecsim.circuit.regions import REGIONS
+    tr = assess(cm, registry, "writers_cramp", np.array([0.0]), drug_free_drivers(1, 1), Course(), 6, 0, 1,
+                typical=True)
+    arm = REGIONS.index("arm_right")
+    score = tr.regions["bfmdrs_region"][0, 0]      # provoking factor x severity factor (0-4) x weight 1
+    assert 0 < score[arm] <= 4                      # a provoking factor of 1: at most 1 x 4 x 1
+    assert tr.regions["duty"][0, 0, arm] == 0.0 and tr.regions["deviation"][0, 0, arm] == 0.0
+    assert tr.regions["cocontraction"][0, 0, arm] > 0
+    assert np.all(np.delete(score, arm) == 0)
+
+
+def test_twstrs_shift_items_have_no_step_at_half_severity():
+    """TWSTRS's lateral and sagittal shifts (0-1 each) are rated with rater noise like every item:
+    the expected severity subscale moves smoothly through a neck severity of 0.5 (until 2026-11-26
+    both items jumped together, 2 points between 0.49 and 0.51; the clinical review)."""
+    from ecsim.circuit.motor import MotorOutput
+    from ecsim.circuit.regions import REGIONS
+    from ecsim.circuit.scales import EXPECTED, score
+    neck = REGIONS.index("neck")
+
+    def twstrs_severity(s_neck: float) -> float:
+        zeros = np.zeros((1, len(REGIONS)))
+        severity, duty = zeros.copy(), zeros.copy()
+        severity[0, neck], duty[0, neck] = s_neck, 0.6
+        m = MotorOutput(zeros, zeros, zeros, zeros, zeros, duty, severity)
+        return float(score(m, EXPECTED, 0.35, 0.5, 0.1, 90.0, 0.3).twstrs_severity[0])
+
+    assert abs(twstrs_severity(0.51) - twstrs_severity(0.49)) < 0.3

@@ -194,13 +194,15 @@ def test_reversible_inhibition_acts_on_the_enzyme_that_is_left(registry):
 
 def test_no_pf04457845_leaves_faah_state_exactly_at_baseline(make_scenario, registry):
     """Without PF-04457845 the FAAH protein state stays exactly at baseline, so every output is the
-    rapid-equilibrium one: FAAH inhibition is CBD's C / (C + IC50) alone."""
+    rapid-equilibrium one: FAAH inhibition is C / (C + IC50) alone, C the free CBD plus 7-OH-CBD
+    times its relative potency."""
     from ecsim.simulation import simulate_chunk
     sc = make_scenario("  - {name: cbd, cbd: [{dose: 300 mg, times_h: [8, 20]}]}", days=3, step=1.0, n=3)
     chunk = simulate_chunk(sc, sc.arms[0], 0, 3)
     assert np.all(chunk.states["faah_inactivated_fraction"] == 0.0)
     assert np.all(chunk.outputs["faah_active_fraction"] == 1.0)
-    c_uM = chunk.outputs["cbd_brain_free_nM"] / 1000
+    potency = registry["cbd7oh_relative_potency"].value
+    c_uM = (chunk.outputs["cbd_brain_free_nM"] + potency * chunk.outputs["cbd7oh_plasma_free_nM"]) / 1000
     ic50 = registry["cbd_faah_ic50_human"].value
     # 1 - (1 - x) in the model loses the last digits of a tiny x: an absolute tolerance on a fraction
     np.testing.assert_allclose(chunk.outputs["faah_inhibition"], c_uM / (c_uM + ic50), rtol=0, atol=1e-15)

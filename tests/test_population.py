@@ -52,3 +52,32 @@ def test_label_accuracy_mixture_follows_bonn_miller(registry):
 
 def test_block_size_is_a_constant():
     assert BLOCK == 1024, "changing BLOCK changes every patient's draws: bump the version and say so"
+
+
+def _auc_0_48_after_200mg(hepatic: str) -> dict[str, float]:
+    from ecsim.registry import default_registry
+    import json
+    from ecsim.scenario import parse_scenario
+    from ecsim.simulation import simulate_chunk
+    sc = parse_scenario(json.dumps({"name": hepatic, "duration_days": 3, "output_step_h": 0.5,
+                                    "population": {"n": 1, "seed": 1, "typical": True, "weight_mean_kg": 70,
+                                                   "hepatic": hepatic},
+                                    "arms": [{"name": "cbd200", "cbd": [{"dose": "200 mg", "times_h": [0], "to_day": 1}]}]}))
+    ch = simulate_chunk(sc, sc.arms[0], 0, 1, registry=default_registry())
+    keep = ch.times_h <= 48
+    return {k: float(np.trapezoid(ch.outputs[k][0, keep], ch.times_h[keep]))
+            for k in ("cbd_plasma_ng_per_ml", "cbd7oh_plasma_ng_per_ml", "cbd7cooh_plasma_ng_per_ml")}
+
+
+def test_hepatic_impairment_moves_the_metabolites_as_taylor_2019_found():
+    """Taylor 2019 (J Clin Pharmacol 59:1110, abstract), 200 mg once, sampled to 48 h: 'Exposure to
+    the CBD metabolites (6-hydroxy-CBD and 7-hydroxy-CBD) also increased in subjects with moderate
+    and severe hepatic impairment, but to a lesser extent than the parent drug. The 7-carboxy-CBD
+    metabolite exposure was lower in subjects with severe hepatic impairment.' Directions only:
+    the abstract gives no metabolite ratios. Until 2026-11-26 7-OH-CBD fell (x0.74, x0.48)."""
+    normal = _auc_0_48_after_200mg("normal")
+    for hepatic in ("moderate", "severe"):
+        impaired = _auc_0_48_after_200mg(hepatic)
+        ratio = {k: impaired[k] / normal[k] for k in normal}
+        assert 1.0 < ratio["cbd7oh_plasma_ng_per_ml"] < ratio["cbd_plasma_ng_per_ml"], (hepatic, ratio)
+    assert _auc_0_48_after_200mg("severe")["cbd7cooh_plasma_ng_per_ml"] < normal["cbd7cooh_plasma_ng_per_ml"]

@@ -165,3 +165,19 @@ def test_every_output_the_report_plots_over_time_has_its_population_mean_kept():
     from ecsim.exposure import MEANS, REPORTED
     from ecsim.report.figures import TONE
     assert {name for name, _ in TONE} | set(REPORTED) <= set(MEANS)
+
+
+def test_trial_table_shows_a_dash_where_no_patient_could_respond():
+    """A population without dystonia at baseline has no responder share (None in summary.json):
+    the table shows a dash instead of failing (the clinical review of 2026-11-26 hit a TypeError)."""
+    from types import SimpleNamespace
+    from ecsim.report.html import trial_table
+    diff = {"mean": 0.0, "ci95": [0.0, 0.0], "paired_ci95": [-0.01, 0.01]}
+    trial = {"primary_scale": "bfmdrs_movement", "primary_day": 7.0, "control_arm": "untreated",
+             "responder_definition": "improvement of at least 25% of baseline",
+             "arms": {"untreated": {"change": {"mean": 0.0, "ci95": [0.0, 0.0]}, "responders": None},
+                      "cbd": {"change": {"mean": 0.0, "ci95": [0.0, 0.0]}, "responders": None,
+                              "difference_vs_control": diff}}}
+    html = trial_table(SimpleNamespace(summary={"trial": trial}))
+    assert html.count("<td class='num'>–</td>") >= 2
+    assert "same patients on both arms: [-0.01, +0.01]" in html

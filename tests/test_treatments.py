@@ -265,3 +265,32 @@ arms: [{{name: a, {block}: {bad}}}]
 def test_physiotherapy_needs_a_phenotype():
     with pytest.raises(InputError, match="physiotherapy"):
         parse_scenario("name: t\nduration_days: 28\narms: [{name: a, physiotherapy: {}}]\n")
+
+
+def test_replicate_trials_of_shared_virtual_patients_keep_the_5_percent_false_positive_rate():
+    """Every arm of a run holds the same virtual patients. A replicate parallel trial must put
+    distinct patients in its two arms; with no effect, Welch's test at P < 0.05 then finds one in
+    about 5 % of trials (the test's size). Drawing each arm from the whole pool put patients in both
+    arms and gave about 1 % (the clinical review of 2026-11-26)."""
+    rng = np.random.default_rng(21)
+    control = rng.normal(-4.0, 6.0, 100)              # each patient's change without the drug
+    change = control + rng.normal(0.0, 0.3, 100)      # the same patients on a drug with no mean effect
+    share = replicate_power(change, control, 50, 4000, seed=1, same_patients=True)
+    assert share == pytest.approx(0.05, abs=0.015)
+    with pytest.raises(ValueError):
+        replicate_power(change, control[:90], 40, 10, seed=1, same_patients=True)
+
+
+def test_trial_statistics_give_the_paired_interval_of_the_shared_patients():
+    """The Welch interval is what a parallel trial of this size would report; the paired one is
+    the mean of each patient's own difference, by hand here."""
+    from ecsim.clinical_summary import _versus
+    rng = np.random.default_rng(5)
+    control = rng.normal(-4.0, 6.0, 400)
+    change = control + rng.normal(-0.5, 1.0, 400)
+    d = _versus(change, control, None, 0, 0, same_patients=True)["difference_vs_control"]
+    own = change - control
+    half = 1.96 * own.std(ddof=1) / np.sqrt(400)
+    assert d["paired_ci95"] == pytest.approx([own.mean() - half, own.mean() + half], abs=1e-3)
+    assert d["paired_ci95"][1] - d["paired_ci95"][0] < 0.3 * (d["ci95"][1] - d["ci95"][0])
+    assert "paired_ci95" not in _versus(change, control, None, 0, 0)["difference_vs_control"]

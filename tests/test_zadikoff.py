@@ -213,3 +213,15 @@ def test_null_rule_share_is_one_minus_the_power_of_its_test(crossover, delta, n)
     replicates = 4000
     share = null_share(x, y, n, replicates, crossover)
     assert abs(share - expected_null) < 4 * np.sqrt(expected_null * (1 - expected_null) / replicates) + 0.005
+
+
+def test_null_rule_randomises_distinct_patients_when_arms_share_them():
+    """Arms of one scenario hold the same virtual patients. A replicate null trial of n = all of them
+    must split them between the arms; with no effect it is null in about 95 % of replicates (1 - the
+    test's size). Drawing each arm from the whole pool made it null in nearly every replicate."""
+    from ecsim.validation.runner import null_share
+    rng = np.random.default_rng(3)
+    y = rng.normal(0.0, 5.0, 120)
+    x = y + rng.normal(0.0, 0.2, 120)
+    share = null_share(x, y, 120, 4000, crossover=False)
+    assert share == pytest.approx(0.95, abs=0.015)

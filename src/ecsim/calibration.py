@@ -4,13 +4,17 @@ Run ``python -m ecsim.calibration`` to see the fit, ``--write`` to store it in
 ``registry/parameters/fitted.yaml``. Stages run in order, each fitting a few parameters on the
 log scale by weighted least squares (residual = log(simulated/observed) / tolerance). Structural
 stages use the typical patient (geometric means of lognormal populations equal typical values for
-exposure), the variability stage uses the virtual population. The approximate standard error from
-the Jacobian becomes each value's uncertainty (lognormal CV). Validation cases are never read.
+exposure), the variability stage uses the virtual population. The Jacobian gives each stage's
+log-scale covariance (`_covariance`, with a weak prior): each value's uncertainty (a lognormal,
+stored as its CV) and the correlations of the values fitted together, which the uncertainty draws
+keep (`uncertainty.problem`). ``--uncertainty-only`` recomputes those at the stored values without
+refitting. Validation cases are never read.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +38,8 @@ class Stage:
     diff_step: float = 1e-3   # clinical scores are rounded: they need wider finite differences
     upper: tuple[float, ...] | None = None   # absolute upper bounds (fractions that must stay below 1)
 
+
+SE_CAP = 2.0   # log-SD of the weak prior around each fitted log-value: the spread of what the data do not identify
 
 STAGES = (
     Stage("disposition and absorption",
@@ -133,21 +139,47 @@ def fit_stage(stage: Stage, cases: dict[str, Case], registry: Registry, max_nfev
     x0 = np.minimum(x0, hi - 1e-9)
     fit = least_squares(lambda x: stage_residuals(stage, cases, with_x(x)), x0, diff_step=stage.diff_step,
                         bounds=(x0 - 4, hi), x_scale=1.0, max_nfev=max_nfev, ftol=ftol)
-    se = _standard_errors(fit.jac[smooth_rows(stage, cases, with_x(fit.x))])
     values = dict(zip(stage.parameters, np.exp(fit.x).tolist()))
-    report = {"stage": stage.name, "cost": float(fit.cost), "values": values,
-              "se_log": dict(zip(stage.parameters, se.tolist()))}
-    return _refit(registry, values), report
+    report = {"stage": stage.name, "cost": float(fit.cost), "values": values}
+    return _refit(registry, values), report | _uncertainty_report(stage, fit.jac[smooth_rows(stage, cases, with_x(fit.x))])
 
 
-def _standard_errors(jac: np.ndarray) -> np.ndarray:
-    """Log-scale standard errors with residuals in tolerance units; unidentified directions get 2."""
-    info = jac.T @ jac + 1e-9 * np.eye(jac.shape[1])
-    try:
-        var = np.diag(np.linalg.inv(info))
-    except np.linalg.LinAlgError:
-        return np.full(jac.shape[1], 2.0)
-    return np.where(np.isfinite(var), np.sqrt(np.clip(var, 0, 4.0)), 2.0)
+def _uncertainty_report(stage: Stage, jac: np.ndarray) -> dict:
+    """Each value's log-scale standard error and the stage's correlation matrix, from the Jacobian."""
+    cov = _covariance(jac)
+    se = np.sqrt(np.diag(cov))
+    return {"se_log": dict(zip(stage.parameters, se.tolist())),
+            "correlation": {"parameters": list(stage.parameters), "matrix": (cov / np.outer(se, se)).tolist()}}
+
+
+def _covariance(jac: np.ndarray) -> np.ndarray:
+    """Covariance of the log-parameters (residuals in tolerance units): the Laplace approximation
+    inv(J'J + I / SE_CAP^2), i.e. with a weak normal prior of log-SD SE_CAP around the fit. A
+    direction the data do not identify gets the prior's spread, one they do keeps theirs, and the
+    correlations say which combinations are identified (Taylor 2018's metabolite data fix the
+    ratio of formation to clearance, not each). Until 2026-11-26 each variance was clipped at
+    SE_CAP^2 and the correlations were dropped."""
+    return np.linalg.inv(jac.T @ jac + np.eye(jac.shape[1]) / SE_CAP**2)
+
+
+def stage_uncertainty(stage: Stage, cases: dict[str, Case], registry: Registry) -> dict:
+    """`_uncertainty_report` at the registry's current values, without refitting: the Jacobian by
+    forward differences of the log-parameters with the stage's relative step (as least_squares)."""
+    x0 = np.log([registry[p].value for p in stage.parameters])
+
+    def residuals(x):
+        return stage_residuals(stage, cases, registry.with_overrides(dict(zip(stage.parameters, np.exp(x).tolist()))))
+
+    r0 = residuals(x0)
+    columns = []
+    for j in range(len(x0)):
+        x = x0.copy()
+        h = stage.diff_step * max(1.0, abs(x0[j]))
+        x[j] += h
+        columns.append((residuals(x) - r0) / h)
+    jac = np.column_stack(columns)
+    return {"stage": stage.name, "values": {p: registry[p].value for p in stage.parameters}} | \
+        _uncertainty_report(stage, jac[smooth_rows(stage, cases, registry)])
 
 
 def _refit(registry: Registry, values: dict[str, float]) -> Registry:
@@ -172,6 +204,19 @@ def calibrate(registry: Registry | None = None, only: str | None = None) -> tupl
     return registry, reports
 
 
+def fitted_uncertainty(se_log: float) -> dict:
+    """The registry's uncertainty entry for a fitted value with log-scale standard error ``se_log``:
+    a lognormal whose log-SD is that error, stored as its CV, sqrt(exp(se^2) - 1), since the registry
+    reads a lognormal's CV back as sigma = sqrt(ln(1 + cv^2)). (Until 2026-11-26 the error itself was
+    stored as the CV, so se 2 was drawn with sigma 1.27.)"""
+    se = float(se_log)
+    cv = math.sqrt(math.expm1(se * se))
+    return {"distribution": "lognormal", "cv": float(f"{cv:.3g}"),
+            "basis": f"approximate standard error of the fit, {se:.3g} on the log scale (the CV is sqrt(exp(se^2) - 1)), "
+                     f"with a log-SD {SE_CAP:g} prior where the data do not identify it; correlated with its stage's "
+                     "other fitted values (correlations at the end of this file)"}
+
+
 def write_fitted(reports: list[dict], path: Path | None = None) -> None:
     """Store fitted values and their standard errors, keeping every other field of each entry."""
     path = path or Path(str(resources.files("ecsim.registry").joinpath("parameters/fitted.yaml")))
@@ -182,9 +227,11 @@ def write_fitted(reports: list[dict], path: Path | None = None) -> None:
             entry = data["parameters"][name]
             entry["value"] = float(f"{value:.5g}")
             entry["fitted_to"] = fitted_to[name]
-            entry["uncertainty"] = {"distribution": "lognormal",
-                                    "cv": float(f"{min(report['se_log'][name], 2.0):.3g}"),
-                                    "basis": "approximate standard error of the fit (log scale)"}
+            entry["uncertainty"] = fitted_uncertainty(report["se_log"][name])
+        if "correlation" in report:
+            corr = report["correlation"]
+            data.setdefault("correlations", {})[report["stage"]] = {
+                "parameters": corr["parameters"], "matrix": [[round(float(x), 4) for x in row] for row in corr["matrix"]]}
     header = "".join(line + "\n" for line in path.read_text().splitlines() if line.startswith("#"))
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, width=120))
 
@@ -193,8 +240,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="store the fit in fitted.yaml")
     parser.add_argument("--only", help="run only the stages whose name contains this text")
+    parser.add_argument("--uncertainty-only", action="store_true",
+                        help="recompute the standard errors and correlations at the current values, without refitting")
     args = parser.parse_args()
-    _, reports = calibrate(only=args.only)
+    if args.uncertainty_only:
+        cases = {c.id: c for c in load_cases()}
+        reports = [stage_uncertainty(s, cases, default_registry()) for s in STAGES
+                   if not args.only or args.only in s.name]
+    else:
+        _, reports = calibrate(only=args.only)
     if args.write:
         write_fitted(reports)
 

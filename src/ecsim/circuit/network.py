@@ -95,6 +95,7 @@ class CircuitInputs:
     dopamine: np.ndarray | float = 1.0
     msn_excitability: np.ndarray | float = 0.0
     loop_gain: np.ndarray | float = 1.0
+    task_loop_gain: np.ndarray | float = 1.0   # multiplies loop_gain only while the full action is commanded
     corticostriatal_d1: np.ndarray | float = 1.0
     corticostriatal_d2: np.ndarray | float = 1.0
     d1_output: np.ndarray | float = 1.0
@@ -153,7 +154,7 @@ class _Terms:
                    inp.corticostriatal_d1, inp.corticostriatal_d2, inp.d1_output, inp.d2_output,
                    norm * inp.release_stn, p.w_stn_gpe * norm * inp.release_stn, p.w_msn_gpe * inp.release_striatum_gpe,
                    p.w_d1_gpi * inp.release_striatum_gpi, p.w_gpi_thalamus * inp.gpi_output,
-                   inp.loop_gain * p.w_cortex_thalamus)
+                   inp.loop_gain * _task_gain(inp, p) * p.w_cortex_thalamus)
 
     def rows(self, which, patients: int) -> "_Terms":
         """The terms of rows ``which`` (a slice or a mask) of a batch of ``patients``; shared values
@@ -161,6 +162,16 @@ class _Terms:
         def take(v):
             return v[which] if isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[0] == patients else v
         return _Terms(**{f.name: take(getattr(self, f.name)) for f in fields(self)})
+
+
+def _task_gain(inp: CircuitInputs, p: CircuitParameters):
+    """A task-specific dystonia's extra loop gain (``task_loop_gain``) acts while the patient performs
+    the task: while some channel is commanded at the full action command (the "action" protocol).
+    At rest and in light actions the loop is normal, so the dystonia shows only with that action."""
+    if np.all(np.asarray(inp.task_loop_gain) == 1.0):
+        return 1.0
+    engaged = np.max(np.asarray(inp.command), axis=-1, keepdims=True) >= p.action_command
+    return np.where(engaged, inp.task_loop_gain, 1.0)
 
 
 PER_PATIENT = ("release_stn", "release_corticostriatal")

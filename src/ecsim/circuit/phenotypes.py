@@ -44,13 +44,15 @@ def _ones(n: int) -> np.ndarray:
     return np.ones((n, N_CHANNELS))
 
 
-def _focal(region: str, gain_name: str) -> Callable[[Registry, np.ndarray], Modulators]:
+def _focal(region: str, gain_name: str, modulator: str = "loop_gain") -> Callable[[Registry, np.ndarray], Modulators]:
+    """A raised thalamo-cortical loop gain on one region's channels; ``modulator="task_loop_gain"``
+    raises it only while the task (the full action) is performed (`network._task_gain`)."""
     def build(registry: Registry, z: np.ndarray) -> Modulators:
         excess = (registry[gain_name].value - 1.0) * lognormal_factor(z, registry["pheno_focal_loop_gain_cv"].value)
         gain = _ones(len(z))
         gain[:, agonist(region)] += excess
         gain[:, antagonist(region)] += registry["pheno_focal_antagonist_share"].value * excess
-        return {"loop_gain": gain}
+        return {modulator: gain}
     return build
 
 
@@ -108,7 +110,7 @@ PHENOTYPES = {p.name: p for p in [
     Phenotype("laryngeal", "laryngeal dystonia (spasmodic dysphonia)", "focal, idiopathic", ("sanger2000",),
               _focal("larynx", "pheno_focal_loop_gain"), ("larynx",)),
     Phenotype("writers_cramp", "writer's cramp (task-specific arm dystonia)", "focal, task-specific",
-              ("sanger2000",), _focal("arm_right", "pheno_task_specific_loop_gain"), ("arm_right",)),
+              ("sanger2000",), _focal("arm_right", "pheno_task_specific_loop_gain", "task_loop_gain"), ("arm_right",)),
     Phenotype("leg", "focal leg dystonia", "focal, idiopathic", ("sanger2000",),
               _focal("leg_right", "pheno_focal_loop_gain"), ("leg_right",)),
     Phenotype("tor1a", "generalised TOR1A (DYT1) dystonia", "genetic", ("gilbertson2019", "vidailhet2005"),

@@ -130,7 +130,8 @@ def score(m: MotorOutput, noise: np.ndarray, rater_sd: float, rater_sd_cranial: 
     rotation = np.abs(m.deviation[:, neck]) * neck_rotation_max_deg
     z = noise[:, k:]
     twstrs_sev = (rotation_score(rotation) + 2 * tilt_score(tilt_share * rotation)
-                  + 2 * (s_neck > 0.5) + 2 * _item(duty_neck, 5, z[:, 0], rater_sd, v_neck)
+                  + _item(s_neck, 1, z[:, 9], rater_sd, v_neck) + _item(s_neck, 1, z[:, 10], rater_sd, v_neck)
+                  + 2 * _item(duty_neck, 5, z[:, 0], rater_sd, v_neck)
                   + _item(s_neck, 2, z[:, 1], rater_sd, v_neck) + _item(s_neck, 3, z[:, 2], rater_sd, v_neck)
                   + _item(s_neck, 4, z[:, 3], rater_sd, v_neck) + _item(duty_neck, 4, z[:, 4], rater_sd, v_neck))
     twstrs_dis = _item(s_neck, 30, z[:, 5], 2 * rater_sd, v_neck)

@@ -185,7 +185,8 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
     numbers = {"scenario": ctx.trial.scenario, "phenotype": ctx.trial.phenotype, "scale": scale,
                "day": stats["primary_day"], "minimal_important_change": mic.points if mic else None, "arms": arms}
     listed = "; ".join(f"{a} {_diff_text(v['difference_vs_control'])}" for a, v in arms.items())
-    text = f"{scale} change vs {stats['control_arm']} at day {stats['primary_day']:g} (95 % CI): {listed}"
+    trial_size = f" of a parallel trial of {stats['patients_per_arm']} per arm" if "patients_per_arm" in stats else ""
+    text = f"{scale} change vs {stats['control_arm']} at day {stats['primary_day']:g} (95 % CI{trial_size}): {listed}"
     if mic is None:
         return arms[best]["verdict"], text + "; no minimal important change is known for this scale", numbers
     bounds = [v["parameter_best_case_points"] for v in arms.values() if "parameter_best_case_points" in v]
@@ -450,8 +451,8 @@ def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile)
     numbers = {"common_from": rule.common, "excess_risk_by_class": {
         key: {ev: {"excess_risk": x, "arm": arm} | _adverse_bounds(ctx, arm, ev) for ev, (x, arm) in c["events"].items()}
         for key, c in by_class.items()}}
-    text = "; ".join(f"{c['label']}: " + (", ".join(f"{ev.replace('_', ' ')} +{x:.1%}" for ev, x in common[key].items())
-                                         or "none")
+    text = "; ".join(f"{c['label']}{_at_arms(c, common[key])}: "
+                     + (", ".join(f"{ev.replace('_', ' ')} +{x:.1%}" for ev, x in common[key].items()) or "none")
                      for key, c in by_class.items())
     consumer = common.get("consumer", next(iter(common.values())))
     if not any(common.values()):
@@ -462,6 +463,13 @@ def adverse(rule: spec.AdverseRule, ctx: ClaimsContext, claims: spec.ClaimsFile)
     else:
         verdict, reason = "not supported", f"+{rule.common:.0%} or more already at consumer doses ({text})"
     return _adverse_uncertainty(verdict, reason, numbers, rule, ctx, claims, by_class)
+
+
+def _at_arms(dose_class: dict, shown: dict) -> str:
+    """Which of the class's arms the shown excess risks come from (each event's largest): a fed arm
+    has several times the fasted exposure, so the reader needs to know (the clinical review)."""
+    arms = sorted({dose_class["events"][ev][1] for ev in shown})
+    return f" (at {', '.join(arms)})" if arms else ""
 
 
 def _adverse_bounds(ctx: ClaimsContext, arm: str, event: str) -> dict:

@@ -47,6 +47,7 @@ PARAMETERS = {
     "thc_cb2_ki": "nmol/L", "cbd_ent1_ki": "nmol/L", "cbd_5ht1a_ki": "nmol/L", "cbd_gpr55_ic50": "nmol/L",
     "cbd_trpv1_ec50": "nmol/L", "cb1_recovery_rate": "1/h", "cb1_internalisation_rate": "1/h",
     "nabilone_cb1_ki": "nmol/L", "nabilone_cb1_tau": "dimensionless",
+    "cbd7oh_relative_potency": "dimensionless",
 }
 
 FAAH_TURNOVER = {"faah_degradation_rate": "1/h", "pf04457845_faah_kinact_ki": "L/nmol/h",
@@ -55,7 +56,8 @@ FAAH_LOST = "faah_inactivated_fraction"   # 1 - active FAAH protein (covalently 
 
 S = {name: sp.Symbol(name, real=True, nonnegative=True)
      for name in [*PARAMETERS, *INTERVENTIONS, *FAAH_TURNOVER, FAAH_LOST, "cbd_free_nM", "thc_free_nM",
-                  "thc11oh_free_nM", "pf04457845_plasma_nM_total", "nabilone_free_nM"]}
+                  "thc11oh_free_nM", "pf04457845_plasma_nM_total", "nabilone_free_nM",
+                                                "cbd7oh_free_nM"]}
 
 
 def fraction(c: sp.Expr, k: sp.Expr) -> sp.Expr:
@@ -86,7 +88,10 @@ def cb1_signal(agonists: list[tuple[sp.Expr, sp.Expr, sp.Expr]], density: sp.Exp
 
 
 def _levels():
-    cbd_nM = S["cbd_free_nM"] + S["cbd_fixed_free_nM"]
+    """Free CBD-like activity (nM and uM) at every CBD target, and free THC-like agonist (nM).
+    7-OH-CBD counts as CBD times its relative potency (ecs.md row 70: an equipotent metabolite;
+    assumption at the molecular targets), as 11-OH-THC counts as THC."""
+    cbd_nM = S["cbd_free_nM"] + S["cbd7oh_relative_potency"] * S["cbd7oh_free_nM"] + S["cbd_fixed_free_nM"]
     return cbd_nM, cbd_nM / 1000, S["thc_free_nM"] + S["thc11oh_free_nM"]
 
 

@@ -45,7 +45,7 @@ def cbd_submodel() -> Submodel:
     algebra = {
         "CL_cbd": scaled_clearance(cl) * HEPATIC * (1 - fm2c19 * (1 - ACTIVITY_2C19)),
         "V1_cbd": scaled_volume(v1),
-        "CL_cbd7oh": scaled_clearance(cl_oh), "V_cbd7oh": scaled_volume(v_oh),
+        "CL_cbd7oh": scaled_clearance(cl_oh) * HEPATIC, "V_cbd7oh": scaled_volume(v_oh),
         "CL_cbd7cooh": scaled_clearance(cl_cooh), "V_cbd7cooh": scaled_volume(v_cooh),
         "cbd_free_nM": 1000 * fu * central / V1,
         "cbd7oh_free_nM": 1000 * fu * oh / V_oh,

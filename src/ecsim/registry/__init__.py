@@ -39,7 +39,7 @@ class Spread(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     distribution: Literal["lognormal", "normal", "uniform"]
-    cv: float | None = Field(default=None, ge=0, le=5)
+    cv: float | None = Field(default=None, ge=0, le=10)   # 10: a log-SD of 2.15, beyond the fits' cap of 2
     sd: float | None = Field(default=None, ge=0)
     low: float | None = None
     high: float | None = None

@@ -82,11 +82,13 @@ def answer(inp) -> str:
         rep = a.get("replicate_trials", {})
         share = (f"; {rep['share_significant']:.0%} of {rep['replicates']} replicate trials of "
                  f"{replicate_size(rep).replace('/', ' per ')} significant") if rep else ""
-        items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}{e(share)}</li>")
+        items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}"
+                     f"{e(_paired(a['difference_vs_control']))}{e(share)}</li>")
     return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
             f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients per arm "
             f"({e(inp.scenario.population.phenotype)} dystonia). Difference from {e(control)} in {e(scale)} at day "
-            f"{day:g}, mean [95 % CI] (negative = better):</p><ul>{''.join(items)}</ul>"
+            f"{day:g}, mean [the 95 % CI a parallel trial of this size would report] (negative = better):</p>"
+            f"<ul>{''.join(items)}</ul>"
             f"<p>{e(efficacy['why'] if efficacy else '')}</p>"
             + _faults_note(inp) + _answer_uncertainty(inp) + "</div>")
 
@@ -158,8 +160,8 @@ def uncertainty_section(inp, png) -> str:
                  "Left: each CBD arm's difference from the control arm on the trial's primary scale at the primary "
                  "visit, in points (negative = better). How different patients respond: grey, the 5th to 95th "
                  "percentile of each simulated patient's change on the arm minus the same patient's change on the "
-                 "control arm (the arms share their virtual patients); black, the trial's mean difference with "
-                 "its 95 % CI. How unsure the model is: blue, median and 90 % interval over the parameter draws "
+                 "control arm (the arms share their virtual patients); black, the mean difference with the 95 % CI "
+                 "a parallel trial of this size would report. How unsure the model is: blue, median and 90 % interval over the parameter draws "
                  "(typical patient, every scale item at its mean over raters). Dashed: the smallest change patients "
                  "notice (claims.yaml: 3 TWSTRS points, Parkinsonism Relat Disord 2018;52:94). Right: rank "
                  "correlation of each parameter's draw with the model's answer for the arm with the widest "
@@ -298,13 +300,23 @@ def trial_table(inp) -> str:
         diff = a.get("difference_vs_control")
         rep = a.get("replicate_trials", {})
         rows.append(f"<tr><td>{e(arm)}</td><td class='num'>{e(ci(a['change']))}</td>"
-                    f"<td class='num'>{e(ci(diff)) if diff else 'control'}</td><td class='num'>{a['responders']:.0%}</td>"
+                    f"<td class='num'>{e(ci(diff)) + e(_paired(diff)) if diff else 'control'}</td>"
+                    f"<td class='num'>{'–' if a['responders'] is None else format(a['responders'], '.0%')}</td>"
                     f"<td class='num'>{(str(round(100 * rep['share_significant'])) + ' %') if rep else '–'}</td></tr>")
     return (f'<section id="trial"><h2>Trial results</h2><p>Primary scale <strong>{e(trial["primary_scale"])}</strong> '
             f"at day {trial['primary_day']:g}; responders: {e(trial.get('responder_definition', ''))}. "
-            f"Placebo response {'included' if trial.get('placebo_response') else 'not included'}.</p>"
+            f"Placebo response {'included' if trial.get('placebo_response') else 'not included'}. "
+            "The difference's 95 % CI is what a parallel trial with this many patients per arm would report; "
+            "every arm holds the same virtual patients, and the paired interval (the mean of each patient's own "
+            "difference) says how precisely the run pins down the model's average effect.</p>"
             "<table><tr><th>arm</th><th>change from baseline (95 % CI)</th><th>difference vs control (95 % CI)</th>"
             "<th>responders</th><th>replicate trials significant</th></tr>" + "".join(rows) + "</table></section>")
+
+
+def _paired(diff: dict) -> str:
+    """The paired interval of a difference, when the run has one (arms of the same patients)."""
+    paired = diff.get("paired_ci95")
+    return f" (same patients on both arms: [{paired[0]:+.2f}, {paired[1]:+.2f}])" if paired else ""
 
 
 def adverse_table(inp) -> str:

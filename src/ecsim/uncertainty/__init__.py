@@ -127,6 +127,7 @@ def _interval(v: np.ndarray) -> dict:
 def _correlates(problem: Problem, unit: np.ndarray, y: np.ndarray, registry: Registry, top: int) -> list[dict]:
     if np.ptp(y) == 0:
         return []
+    unit = problem.correlated_unit(unit)   # the ranks of the values drawn, correlated groups included
     rho = np.array([stats.spearmanr(unit[:, j], y).statistic for j in range(unit.shape[1])])
     order = np.argsort(-np.abs(np.nan_to_num(rho)))[:top]
     return [_described(registry, problem.names[j], float(rho[j]), "spearman") for j in order]

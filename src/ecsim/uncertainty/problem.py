@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from ..registry import Registry
 
@@ -60,7 +61,12 @@ class Factor:
 
 @dataclass(frozen=True)
 class Problem:
+    """Factors, and groups of them whose draws are correlated: (factor indices, lower Cholesky
+    factor of their correlation) through a Gaussian copula. The groups are the values fitted
+    together to one calibration stage (`fitted_correlations`)."""
+
     factors: tuple[Factor, ...]
+    correlated: tuple[tuple[tuple[int, ...], np.ndarray], ...] = ()
 
     @property
     def names(self) -> list[str]:
@@ -70,7 +76,23 @@ class Problem:
         """SALib's problem on the unit hypercube; `values` maps its samples to parameter values."""
         return {"num_vars": len(self.factors), "names": self.names, "bounds": [[0.0, 1.0]] * len(self.factors)}
 
+    def independent(self) -> "Problem":
+        """The same factors drawn independently: Morris and Sobol designs move one factor at a time
+        and assume independent inputs, so they use this (docs/uncertainty.md)."""
+        return Problem(self.factors)
+
+    def correlated_unit(self, unit: np.ndarray) -> np.ndarray:
+        """Independent uniform draws (draws x factors) made correlated within each group: each
+        value's own quantile, so ranks (Spearman) can be taken on it."""
+        if not self.correlated:
+            return unit
+        z = ndtri(np.clip(unit, EPS, 1 - EPS))
+        for idx, chol in self.correlated:
+            z[:, idx] = z[:, idx] @ chol.T
+        return ndtr(z)
+
     def values(self, unit: np.ndarray) -> np.ndarray:
+        unit = self.correlated_unit(unit)
         return np.column_stack([f.quantile(unit[:, j]) for j, f in enumerate(self.factors)])
 
 
@@ -88,7 +110,37 @@ def from_registry(registry: Registry, names: list[str]) -> Problem:
                 (len(spread) == 2 and spread[1] <= spread[0]):
             continue
         factors.append(Factor(name, u.distribution, p.value, tuple(float(s) for s in spread), p.unit, p.source))
-    return Problem(tuple(factors))
+    return Problem(tuple(factors), _groups([f.name for f in factors]))
+
+
+def _groups(names: list[str]) -> tuple[tuple[tuple[int, ...], np.ndarray], ...]:
+    """The fitted stages' correlations among the factors present (a member held fixed, e.g. by a
+    scenario override, leaves the group: the others keep their correlations with each other)."""
+    index = {n: i for i, n in enumerate(names)}
+    groups = []
+    for members, matrix in fitted_correlations():
+        keep = [k for k, n in enumerate(members) if n in index]
+        if len(keep) < 2:
+            continue
+        sub = matrix[np.ix_(keep, keep)]
+        groups.append((tuple(index[members[k]] for k in keep), np.linalg.cholesky(sub + 1e-9 * np.eye(len(keep)))))
+    return tuple(groups)
+
+
+def fitted_correlations() -> list[tuple[list[str], np.ndarray]]:
+    """Correlations of the log-values fitted together (fitted.yaml's ``correlations``, written by
+    `python -m ecsim.calibration --write` from the fit's Laplace covariance)."""
+    return [(list(names), matrix.copy()) for names, matrix in _fitted_correlations()]
+
+
+@lru_cache(maxsize=1)
+def _fitted_correlations() -> tuple[tuple[tuple[str, ...], np.ndarray], ...]:
+    from importlib import resources
+
+    import yaml
+    path = resources.files("ecsim.registry").joinpath("parameters").joinpath("fitted.yaml")
+    block = yaml.safe_load(path.read_text()).get("correlations") or {}
+    return tuple((tuple(g["parameters"]), np.array(g["matrix"], dtype=float)) for g in block.values())
 
 
 # The irreversible FAAH inhibitor PF-04457845 (a research compound: validation cases only) and the FAAH

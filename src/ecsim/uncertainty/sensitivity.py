@@ -21,7 +21,7 @@ def sobol(problem: Problem, f: Function, n: int, seed: int) -> dict:
     from SALib.analyze import sobol as analyze
     from SALib.sample import sobol as sample
     unit = sample.sample(problem.salib(), n, calc_second_order=False, seed=seed)
-    outputs = f(problem.values(unit))
+    outputs = f(problem.independent().values(unit))
     result = {}
     for name, y in outputs.items():
         if np.ptp(y) == 0:      # no factor moves this output: every index is zero (SALib would divide by 0)
@@ -51,7 +51,7 @@ def morris(problem: Problem, f: Function, trajectories: int, seed: int, levels: 
     from SALib.analyze import morris as analyze
     from SALib.sample import morris as sample
     unit = sample.sample(problem.salib(), trajectories, num_levels=levels, seed=seed)
-    outputs = f(problem.values(bin_centres(unit, levels)))
+    outputs = f(problem.independent().values(bin_centres(unit, levels)))
     steps = len(problem.factors) + 1
     scale = levels / (levels - 1) if per_quantile else 1.0
     result = {}

@@ -221,27 +221,40 @@ def null_share(x: np.ndarray, y: np.ndarray, n: int, replicates: int, crossover:
     """Share of replicate trials of ``n`` patients whose test of arm x against arm y gives P >= 0.05
     (DESIGN §4: a null trial must come out null at its size in most simulated replicates).
 
-    Parallel arms: Welch's t-test, ``n`` split between the arms, patients drawn without replacement.
-    AB/BA crossover: each arm's values are stacked sequence after sequence (`crossover_chunks`), so
-    row i of x and y is one patient in one sequence; the Hills-Armitage test compares the within-
-    patient differences period 1 minus period 2 between the sequences (up to a sign common to both:
-    the P value is the same), ``n`` split between the sequences. A test whose P is undefined (every
-    value alike) counts as null."""
+    Parallel arms: Welch's t-test, ``n`` split between the arms. Arms of one scenario hold the same
+    virtual patients (row i of x and y is one patient), so each replicate randomises distinct patients
+    to the two arms, as the trial did; until 2026-11-26 each arm was drawn from the whole pool, which
+    let a patient sit in both arms of one trial and made null results too likely. Arms of different
+    lengths are drawn independently. AB/BA crossover: each arm's values are stacked sequence after
+    sequence (`crossover_chunks`), so row i of x and y is one patient in one sequence; the
+    Hills-Armitage test compares the within-patient differences period 1 minus period 2 between the
+    sequences (up to a sign common to both: the P value is the same), ``n`` split between the
+    sequences. A test whose P is undefined (every value alike) counts as null."""
+    sizes = ((n + 1) // 2, n // 2)
     if crossover:
         d, half = x - y, len(x) // 2
         groups, test = (d[:half], -d[half:]), lambda a, b: stats.ttest_ind(a, b).pvalue
+        same_patients = False      # the two sequences are different patients
     else:
         groups, test = (x, y), lambda a, b: stats.ttest_ind(a, b, equal_var=False).pvalue
-    groups = [g[np.isfinite(g)] for g in groups]
-    sizes = ((n + 1) // 2, n // 2)
-    if any(len(g) < k for g, k in zip(groups, sizes)):
+        same_patients = len(x) == len(y)
+    finite = [np.isfinite(g) for g in groups]
+    if same_patients:
+        both = finite[0] & finite[1]
+        if int(both.sum()) < sum(sizes):
+            return float("nan")
+    elif any(int(f.sum()) < k for f, k in zip(finite, sizes)):
         return float("nan")
     rng = np.random.default_rng([seed, n, replicates])
     null = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         for _ in range(replicates):
-            a, b = (g[rng.choice(len(g), k, replace=False)] for g, k in zip(groups, sizes))
+            if same_patients:
+                chosen = np.flatnonzero(both)[rng.choice(int(both.sum()), sum(sizes), replace=False)]
+                a, b = groups[0][chosen[:sizes[0]]], groups[1][chosen[sizes[0]:]]
+            else:
+                a, b = (g[f][rng.choice(int(f.sum()), k, replace=False)] for g, f, k in zip(groups, finite, sizes))
             null += not test(a, b) < 0.05
     return null / replicates
 
