@@ -181,3 +181,8 @@ def test_trial_table_shows_a_dash_where_no_patient_could_respond():
     html = trial_table(SimpleNamespace(summary={"trial": trial}))
     assert html.count("<td class='num'>–</td>") >= 2
     assert "same patients on both arms: [-0.01, +0.01]" in html
+
+
+def test_intervals_never_print_negative_zero():
+    from ecsim.report_text import mean_ci
+    assert mean_ci({"mean": -0.004, "ci95": [-0.02, -0.001]}) == "+0.00 [-0.02, +0.00]"

@@ -51,6 +51,23 @@ def _replicates(r: dict | None) -> str:
     return "—" if r is None else f"{100 * r['share_significant']:.0f} % of {r['replicates']} (n = {replicate_size(r)})"
 
 
+def signed(x: float) -> str:
+    """x with its sign to 2 decimals; a value that rounds to zero prints +0.00, not -0.00."""
+    return f"{round(x, 2) + 0.0:+.2f}"
+
+
+def mean_ci(d: dict) -> str:
+    """'mean [low, high]' of a {mean, ci95} block; the mean alone when it has no interval."""
+    if d.get("ci95") is None or None in d["ci95"]:
+        return f"{signed(d['mean'])} (no CI: too few patients)"
+    return f"{signed(d['mean'])} [{signed(d['ci95'][0])}, {signed(d['ci95'][1])}]"
+
+
+def _paired(d: dict) -> str:
+    paired = d.get("paired_ci95")
+    return f" (paired [{signed(paired[0])}, {signed(paired[1])}])" if paired else ""
+
+
 def replicate_size(r: dict) -> str:
     """The size of each replicate trial: patients per arm, or per sequence in a crossover."""
     return f"{r['patients_per_arm']}/arm" if "patients_per_arm" in r else f"{r['patients_per_sequence']}/sequence"
@@ -69,10 +86,9 @@ def print_clinical(summary: dict) -> None:
               + (" (placebo response included)" if trial["placebo_response"] else ""))
     for name, a in trial["arms"].items():
         d = a.get("difference_vs_control")
-        t.add_row(name, f"{a['change']['mean']:+.2f} [{a['change']['ci95'][0]:+.2f}, {a['change']['ci95'][1]:+.2f}]",
+        t.add_row(name, mean_ci(a["change"]),
                   "—" if a["responders"] is None else f"{100 * a['responders']:.0f} %",
-                  (f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]" if d["ci95"] else f"{d['mean']:+.2f}")
-                  if d else "—",
+                  (mean_ci(d) + _paired(d)) if d else "—",
                   _replicates(a.get("replicate_trials")))
     console.print(t)
     for arm in summary["clinical"]:

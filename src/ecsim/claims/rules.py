@@ -216,9 +216,8 @@ def _trial_parameter_bound(arm: dict, ctx: ClaimsContext, name: str, scale: str,
 
 
 def _diff_text(d: dict) -> str:
-    if d.get("ci95") is None or None in d["ci95"]:
-        return f"{d['mean']:+.2f} (no CI: too few patients)"
-    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+    from ..report_text import mean_ci
+    return mean_ci(d)
 
 
 # --- threshold: a per-patient exposure against a published threshold ----------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from ..report_text import replicate_size
+from ..report_text import mean_ci, replicate_size, signed
 from ..uncertainty.model import split_key
 from .figures import answer_intervals
 
@@ -45,10 +45,7 @@ def fmt(x, digits: int = 3) -> str:
     return "–" if x is None else f"{x:.{digits}g}"
 
 
-def ci(d: dict) -> str:
-    if d.get("ci95") is None or None in d["ci95"]:
-        return f"{d['mean']:+.2f} (no CI: too few patients)"
-    return f"{d['mean']:+.2f} [{d['ci95'][0]:+.2f}, {d['ci95'][1]:+.2f}]"
+ci = mean_ci
 
 
 def figure(fid: str, png: bytes | None, title: str, caption: str) -> str:
@@ -316,7 +313,7 @@ def trial_table(inp) -> str:
 def _paired(diff: dict) -> str:
     """The paired interval of a difference, when the run has one (arms of the same patients)."""
     paired = diff.get("paired_ci95")
-    return f" (same patients on both arms: [{paired[0]:+.2f}, {paired[1]:+.2f}])" if paired else ""
+    return f" (same patients on both arms: [{signed(paired[0])}, {signed(paired[1])}])" if paired else ""
 
 
 def adverse_table(inp) -> str:
