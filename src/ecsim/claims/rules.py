@@ -190,7 +190,8 @@ def trial(rule: spec.TrialRule, ctx: ClaimsContext, claims: spec.ClaimsFile) -> 
     if mic is None:
         return arms[best]["verdict"], text + "; no minimal important change is known for this scale", numbers
     bounds = [v["parameter_best_case_points"] for v in arms.values() if "parameter_best_case_points" in v]
-    tail = (f"; within the drug layers' parameter uncertainty the largest benefit is about {max(bounds):.2f} points"
+    tail = (f"; within the drug layers' parameter uncertainty the typical patient's largest benefit is about "
+            f"{max(bounds):.2f} points"
             if bounds else "")
     return arms[best]["verdict"], text + f"; the smallest change that matters is {mic.points:g} points" + tail, numbers
 
