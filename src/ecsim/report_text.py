@@ -63,9 +63,10 @@ def mean_ci(d: dict) -> str:
     return f"{signed(d['mean'])} [{signed(d['ci95'][0])}, {signed(d['ci95'][1])}]"
 
 
-def _paired(d: dict) -> str:
+def paired_ci(d: dict, label: str = "paired") -> str:
+    """' (label [low, high])' for a difference with a paired interval (arms of the same patients), else ''."""
     paired = d.get("paired_ci95")
-    return f" (paired [{signed(paired[0])}, {signed(paired[1])}])" if paired else ""
+    return f" ({label} [{signed(paired[0])}, {signed(paired[1])}])" if paired else ""
 
 
 def replicate_size(r: dict) -> str:
@@ -88,7 +89,7 @@ def print_clinical(summary: dict) -> None:
         d = a.get("difference_vs_control")
         t.add_row(name, mean_ci(a["change"]),
                   "—" if a["responders"] is None else f"{100 * a['responders']:.0f} %",
-                  (mean_ci(d) + _paired(d)) if d else "—",
+                  (mean_ci(d) + paired_ci(d)) if d else "—",
                   _replicates(a.get("replicate_trials")))
     console.print(t)
     for arm in summary["clinical"]:

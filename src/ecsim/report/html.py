@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from ..report_text import mean_ci, replicate_size, signed
+from ..report_text import mean_ci, paired_ci, replicate_size
 from ..uncertainty.model import split_key
 from .figures import answer_intervals
 
@@ -46,6 +46,7 @@ def fmt(x, digits: int = 3) -> str:
 
 
 ci = mean_ci
+SAME_PATIENTS = "same patients on both arms:"
 
 
 def figure(fid: str, png: bytes | None, title: str, caption: str) -> str:
@@ -80,7 +81,7 @@ def answer(inp) -> str:
         share = (f"; {rep['share_significant']:.0%} of {rep['replicates']} replicate trials of "
                  f"{replicate_size(rep).replace('/', ' per ')} significant") if rep else ""
         items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}"
-                     f"{e(_paired(a['difference_vs_control']))}{e(share)}</li>")
+                     f"{e(paired_ci(a['difference_vs_control'], SAME_PATIENTS))}{e(share)}</li>")
     return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
             f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients per arm "
             f"({e(inp.scenario.population.phenotype)} dystonia). Difference from {e(control)} in {e(scale)} at day "
@@ -297,7 +298,7 @@ def trial_table(inp) -> str:
         diff = a.get("difference_vs_control")
         rep = a.get("replicate_trials", {})
         rows.append(f"<tr><td>{e(arm)}</td><td class='num'>{e(ci(a['change']))}</td>"
-                    f"<td class='num'>{e(ci(diff)) + e(_paired(diff)) if diff else 'control'}</td>"
+                    f"<td class='num'>{e(ci(diff)) + e(paired_ci(diff, SAME_PATIENTS)) if diff else 'control'}</td>"
                     f"<td class='num'>{'–' if a['responders'] is None else format(a['responders'], '.0%')}</td>"
                     f"<td class='num'>{(str(round(100 * rep['share_significant'])) + ' %') if rep else '–'}</td></tr>")
     return (f'<section id="trial"><h2>Trial results</h2><p>Primary scale <strong>{e(trial["primary_scale"])}</strong> '
@@ -308,12 +309,6 @@ def trial_table(inp) -> str:
             "difference) says how precisely the run pins down the model's average effect.</p>"
             "<table><tr><th>arm</th><th>change from baseline (95 % CI)</th><th>difference vs control (95 % CI)</th>"
             "<th>responders</th><th>replicate trials significant</th></tr>" + "".join(rows) + "</table></section>")
-
-
-def _paired(diff: dict) -> str:
-    """The paired interval of a difference, when the run has one (arms of the same patients)."""
-    paired = diff.get("paired_ci95")
-    return f" (same patients on both arms: [{signed(paired[0])}, {signed(paired[1])}])" if paired else ""
 
 
 def adverse_table(inp) -> str:
