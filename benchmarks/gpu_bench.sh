@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# `ecsim bench --backend jax` on one GPU: 10^4, 10^5 and 10^6 patients, and the NumPy engine at
-# 10^4 on the same machine as the baseline; each run's JSON and a log in $OUT, timings printed as
+# `ecsim bench --backend jax` on one GPU: 10^4, 10^5 and 10^6 patients over 14 days, 10^6 over
+# 84 days (the main job's 12 weeks), and the NumPy engine at 10^4 on the same machine as the baseline; each run's JSON and a log in $OUT, timings printed as
 # they come. Written for the lent NVIDIA machine (Python 3.12 at python3 with JAX+CUDA, NumPy,
 # SciPy, SymPy, PyYAML, typer, rich, threadpoolctl; no pydantic or pint, no network): the missing
 # pure-Python packages and pydantic-core travel as wheels in .whl/ (benchmarks/README.md, "JAX
 # backend"), installed into $SITE. libroadrunner and SciPy are not timed there (--contenders
 # ecsim); the SciPy reference still runs, for max_rel_error_vs_reference.
 #
-#   device tool: command "bash benchmarks/gpu_bench.sh", carry [".whl"], timeout_s 420
+#   device tool: command "bash benchmarks/gpu_bench.sh", carry [".whl"], timeout_s 480
 #   dry run here: PYTHON=/path/python WHEELS=/path/wheels REQUIRE_GPU=0 JAX_SIZES="20 200" \
 #                 NUMPY_SIZES=20 OUT=/tmp/out bash benchmarks/gpu_bench.sh
 #
-# Ends within DEADLINE_S seconds (default 330): each run gets what is left, so a slow compile
+# Ends within DEADLINE_S seconds (default 420): each run gets what is left, so a slow compile
 # costs the runs after it, never the whole call. 10^5 and 10^6 share their chunk size (100,000),
 # so the persistent compilation cache compiles that kernel once.
 set -uo pipefail
@@ -23,7 +23,9 @@ SITE=${SITE:-/tmp/site}
 WHEELS=${WHEELS:-.whl}
 JAX_SIZES=${JAX_SIZES:-"10000 100000 1000000"}
 NUMPY_SIZES=${NUMPY_SIZES:-10000}
-DEADLINE_S=${DEADLINE_S:-330}
+LONG_SIZES=${LONG_SIZES:-1000000}   # also over the main job's 12 weeks (LONG_DAYS), JAX only
+LONG_DAYS=${LONG_DAYS:-84}
+DEADLINE_S=${DEADLINE_S:-420}
 REQUIRE_GPU=${REQUIRE_GPU:-1}
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -69,4 +71,5 @@ sizes=($JAX_SIZES)
 bench "jax-${sizes[0]}" --patients "${sizes[0]}" --backend jax
 for n in $NUMPY_SIZES; do bench "numpy-$n" --patients "$n" --backend numpy; done
 for n in "${sizes[@]:1}"; do bench "jax-$n" --patients "$n" --backend jax; done
+for n in $LONG_SIZES; do bench "jax-$n-${LONG_DAYS}d" --patients "$n" --days "$LONG_DAYS" --backend jax; done
 say "done; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"
