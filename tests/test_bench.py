@@ -29,6 +29,18 @@ def test_json_has_the_keys(result):
     assert set(KEYS[1:]) <= set(doc["definitions"])
 
 
+def test_workload_counts_the_states_of_the_exported_sbml(result):
+    """The definitions' state count is the number of rate rules in the SBML that libroadrunner runs
+    (read as XML: python-libsbml imported after roadrunner crashes the process)."""
+    import xml.etree.ElementTree as ET
+
+    from ecsim.bench import Workload
+    from ecsim.model.sbml import to_sbml
+    work = Workload.build(2)
+    states = sum(el.tag.endswith("}rateRule") for el in ET.fromstring(to_sbml(work.model, work.registry)).iter())
+    assert f"({states} ODE states" in result.as_json()["definitions"]["workload"]
+
+
 def test_contenders_agree_on_the_same_patients(result):
     """Against the tight-tolerance reference, relative to each output's peak over time: ecsim within
     2e-4 (the engine's stated accuracy at a 1 h step, tests/test_engine.py; measured 7.8e-5, in the CB1

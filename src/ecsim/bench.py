@@ -1,8 +1,9 @@
 """`ecsim bench`: the engine against libroadrunner (CVODE) and SciPy on the same patients.
 
 Workload (fixed, so numbers compare across machines and versions): the full ODE model,
-`ecsim.chain.full_model()` (33 states: CBD, 7-OH- and 7-COOH-CBD, THC and 11-OH-THC, clobazam and
-N-desmethylclobazam with CBD inhibiting CYP3A4 and CYP2C19, CB1 tolerance at four synapse classes;
+`ecsim.chain.full_model()` (36 states: CBD, 7-OH- and 7-COOH-CBD, THC and 11-OH-THC, clobazam and
+N-desmethylclobazam with CBD inhibiting CYP3A4 and CYP2C19, PF-04457845, nabilone, FAAH turnover,
+CB1 tolerance at four synapse classes; the ones this regimen does not dose stay at zero;
 endocannabinoid tone and transmitter release are algebraic in these states), exactly what
 `ecsim export-sbml` writes. The circuit and clinical layers (L4-L6) are algebraic steady states
 evaluated at visits, not ODEs, so they are not part of it. Regimen `REGIMEN`: a full-spectrum oil,
@@ -290,6 +291,7 @@ class BenchResult:
     device: str = "cpu"
     chunk: int = 0
     compile_s: float = 0.0
+    states: int = 0   # ODE states of the model timed
 
     @property
     def contenders(self) -> tuple[Contender, ...]:
@@ -324,7 +326,7 @@ class BenchResult:
                   f"patients" + (", one thread" if self.device == "cpu" else ""))
         missing = "not run (--contenders)"
         return {
-            "workload": f"ecsim.chain.full_model() (33 ODE states, the model `ecsim export-sbml` writes), "
+            "workload": f"ecsim.chain.full_model() ({self.states} ODE states, the model `ecsim export-sbml` writes), "
                         f"{self.ecsim.outputs.shape[1] - 1} h of a full-spectrum oil (300 mg CBD with its THC) "
                         f"plus clobazam 10 mg, both orally at 08:00 and 20:00, fasted; compared every hour "
                         f"(outputs, and one state): " + ", ".join(COMPARED),
@@ -393,7 +395,7 @@ def run_bench(patients: int, *, reference_patients: int = 3, roadrunner_patients
             sp = run_scipy(work, min(scipy_patients, patients))
             say(f"scipy: {sp.per_s:.2f}/s")
         ref = run_scipy(work, reference_patients, REF_RTOL, REF_ATOL, name="reference")
-    return BenchResult(ecsim, rr, sp, ref, backend, device, chunk, compile_s)
+    return BenchResult(ecsim, rr, sp, ref, backend, device, chunk, compile_s, len(work.model.states))
 
 
 def _warm_up(work: Workload) -> None:
