@@ -106,10 +106,10 @@ def test_override_limit_quotes_the_bound_it_is_based_on_and_the_value():
 
 
 def test_override_limit_quotes_the_value_when_it_is_the_scale():
-    entry = default_registry()["cbd_f_oral_max"]   # lognormal uncertainty: no bounds
-    with pytest.raises(InputError, match=r"10\^6 times the registry's value 0\.131\)"):
-        default_registry().with_overrides({"cbd_f_oral_max": 1e12})
-    assert override_scale(entry) == (pytest.approx(0.131), "the registry's value 0.131")
+    entry = default_registry()["adverse_somnolence_ec50"]   # lognormal uncertainty: no bounds
+    with pytest.raises(InputError, match=r"10\^6 times the registry's value 125\.9\)"):
+        default_registry().with_overrides({"adverse_somnolence_ec50": 1e12})
+    assert override_scale(entry) == (pytest.approx(125.9), "the registry's value 125.9")
 
 
 def test_override_limit_of_an_all_zero_entry_says_one():

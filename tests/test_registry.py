@@ -71,6 +71,36 @@ def test_override_checks_units(registry):
         registry.with_overrides({"no_such_parameter": 1.0})
 
 
+def test_fractions_cannot_be_overridden_above_one(registry):
+    """An unbound fraction of 5 ran until 2026-11-27 (plasma CBD Cavg 49 -> 0.7 ng/mL, no warning)."""
+    with pytest.raises(InputError, match="parameters.cbd_fu_plasma.*at most 1"):
+        registry.with_overrides({"cbd_fu_plasma": 5})
+    assert registry.with_overrides({"cbd_fu_plasma": 1})["cbd_fu_plasma"].value == 1.0
+
+
+def test_every_fraction_share_chance_and_bioavailability_is_capped_at_one(registry):
+    """Entries described as a fraction, share, chance, probability, frequency or bioavailability
+    carry max 1, so no override and no uncertainty draw can exceed it."""
+    import re
+    words = re.compile(r"^(unbound fraction|fraction|share|chance|excess chance|background \(placebo\) probability|"
+                       r"frequency|largest fraction|maximal fractional|(\w+ )*bioavailability(?! multiplier))\b", re.I)
+    named = [p.name for p in registry.parameters.values() if p.unit == "dimensionless" and words.match(p.description)]
+    assert len(named) >= 50 and [n for n in named if registry[n].max != 1] == []
+
+
+def test_uncertainty_of_a_capped_fraction_is_the_truncated_lognormal():
+    """Quantiles against SciPy's truncated normal on the log scale (an independent formula)."""
+    import numpy as np
+    from scipy import stats
+    from ecsim.uncertainty.problem import Factor
+    center, cv, u = 0.7, 0.289, np.array([0.01, 0.3, 0.5, 0.9, 0.999])
+    sigma = np.sqrt(np.log1p(cv * cv))
+    expected = center * np.exp(sigma * stats.truncnorm.ppf(u, -np.inf, np.log(1 / center) / sigma))
+    got = Factor("thp", "lognormal", center, (cv,), upper=1.0).quantile(u)
+    assert got == pytest.approx(expected, rel=1e-9) and got.max() < 1.0
+    assert Factor("thp", "lognormal", center, (cv,)).quantile(np.array([0.95]))[0] > 1.0   # without the cap
+
+
 @pytest.mark.parametrize("se_log", [0.1, 0.5, 1.0, 2.0])
 def test_fitted_uncertainty_draws_with_the_fits_log_sd(se_log):
     """The fit's log-scale standard error is what the draws' log-SD must be: the CV stored in

@@ -36,6 +36,18 @@ def test_bad_arm_names_field(arms, field):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("population, field", [
+    ("{weight_min_kg: 100, weight_max_kg: 50}", "population.weight_min_kg"),   # all would weigh 50 kg
+    ("{weight_mean_kg: 30}", "population.weight_mean_kg"),                      # below the 40 kg minimum
+    ("{seed: 4294967296}", "population.seed"),   # 2^32: would alias seed 0's streams
+])
+def test_bad_population_names_field(population, field):
+    text = scenario_text(GOOD_ARM).replace("population: {n: 20, seed: 7}", f"population: {population}")
+    with pytest.raises(InputError) as err:
+        parse_scenario(text)
+    assert str(err.value).startswith(f"{field}:") and "\n" not in str(err.value)
+
+
 def test_weight_based_dose_parses():
     sc = parse_scenario(scenario_text("  - {name: a, cbd: [{dose: 10 mg/kg, times_h: [8]}]}"))
     assert sc.arms[0].cbd[0].dose.mg_per_kg == 10

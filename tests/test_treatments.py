@@ -288,9 +288,33 @@ def test_trial_statistics_give_the_paired_interval_of_the_shared_patients():
     rng = np.random.default_rng(5)
     control = rng.normal(-4.0, 6.0, 400)
     change = control + rng.normal(-0.5, 1.0, 400)
-    d = _versus(change, control, None, 0, 0, same_patients=True)["difference_vs_control"]
+    d = _versus(change, control, None, 0, 0, paired=(change, control))["difference_vs_control"]
     own = change - control
-    half = 1.96 * own.std(ddof=1) / np.sqrt(400)
+    half = stats.t.ppf(0.975, 399) * own.std(ddof=1) / np.sqrt(400)
     assert d["paired_ci95"] == pytest.approx([own.mean() - half, own.mean() + half], abs=1e-3)
     assert d["paired_ci95"][1] - d["paired_ci95"][0] < 0.3 * (d["ci95"][1] - d["ci95"][0])
     assert "paired_ci95" not in _versus(change, control, None, 0, 0)["difference_vs_control"]
+
+
+def _arm_with_faults(name: str, baseline: np.ndarray, change: np.ndarray, faulted: list[int]) -> ArmResult:
+    """An arm of ``len(baseline)`` virtual patients that lost ``faulted`` to numerical faults."""
+    kept = np.setdiff1d(np.arange(len(baseline)), faulted)
+    r = ArmResult(name, np.array([0.0]), visit_days=np.array([0.0, 28.0]), patients=kept, n=len(kept))
+    r.clinical = {"twstrs_total": np.column_stack([baseline, baseline + change])[kept]}
+    r.faults = {int(i): "circuit" for i in faulted}
+    return r
+
+
+def test_paired_statistics_match_patients_when_arms_lose_different_ones():
+    """Each patient's change in the drug arm is exactly 4 points more negative than on placebo, so
+    the paired interval is [-4, -4] whichever patients faulted; pairing rows by position after the
+    drug arm lost patient 3 and placebo patient 150 would pair different patients (whose baselines,
+    and so changes, differ) and give a wide interval."""
+    rng = np.random.default_rng(0)
+    baseline = rng.normal(40.0, 8.0, 200)
+    placebo_change = -0.3 * baseline + rng.normal(0.0, 1.0, 200)
+    arms = [_arm_with_faults("placebo", baseline, placebo_change, [150]),
+            _arm_with_faults("drug", baseline, placebo_change - 4.0, [3])]
+    d = trial_statistics(arms, "twstrs_total", "placebo", 0.25, size=50, replicates=20)["arms"]["drug"]
+    assert d["difference_vs_control"]["paired_ci95"] == pytest.approx([-4.0, -4.0], abs=1e-6)
+    assert d["replicate_trials"]["patients_per_arm"] == 50

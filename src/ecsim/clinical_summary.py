@@ -8,6 +8,7 @@ from scipy import stats
 
 from .circuit.regions import REGIONS
 from .circuit.scales import SYMPTOMS
+from .intervals import mean_interval, welch_interval
 from .simulation import ArmResult
 
 SCALES = ("bfmdrs_movement", "bfmdrs_disability", "twstrs_total", "twstrs_pain", "jrs", "gpi_hz")
@@ -36,9 +37,8 @@ def clinical_frames(results: list[ArmResult], seed: int | None = None, per_frame
 
 
 def _mean_ci(x: np.ndarray) -> dict:
-    m = float(np.mean(x))
-    half = 1.96 * float(np.std(x, ddof=1)) / np.sqrt(len(x)) if len(x) > 1 else 0.0
-    return {"mean": round(m, 3), "ci95": [round(m - half, 3), round(m + half, 3)]}
+    m, lo, hi = mean_interval(x)
+    return {"mean": round(m, 3), "ci95": [round(lo, 3), round(hi, 3)]}
 
 
 def primary_scale(phenotype: str, chosen: str | None) -> str:
@@ -100,7 +100,7 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
                      day: float | None = None, size: int | None = None, replicates: int = 500,
                      seed: int = 0, dropout=None, registry=None) -> dict:
     """Change of the primary scale at the primary visit (default: last) per arm, responders, and the
-    difference from the control arm with a Welch 95 % CI (normal approximation: large arms).
+    difference from the control arm with a Welch 95 % CI (`ecsim.intervals`).
     With ``dropout`` (the scenario's `trial.dropout`), a ``dropout`` block adds the same statistics
     for completers and for intention-to-treat with the last observation carried forward."""
     if any(r.sequence is not None for r in results):   # a crossover: `ecsim.designs`
@@ -121,7 +121,8 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
         improved = -c[rated] >= responder * base[name][rated]
         entry = {"change": _mean_ci(c), "responders": round(float(np.mean(improved)), 3) if rated.any() else None}
         if control is not None and name != control:
-            entry |= _versus(c, change[control], size, replicates, seed, same_patients=True)
+            paired = _paired_rows(c, change[control], arms[name].patients, arms[control].patients)
+            entry |= _versus(c, change[control], size, replicates, seed, paired)
         doc["arms"][name] = entry
     if dropout is not None:
         doc["dropout"] = _dropout_block(arms, scale, control, k, responder, dropout, registry, seed)
@@ -159,7 +160,9 @@ def _by_phenotype(arms: dict[str, ArmResult], change: dict[str, np.ndarray], con
             mine = c[rows[name]]
             entry = {"n": int(len(mine)), "change": _mean_ci(mine) if len(mine) else None}
             if control is not None and name != control and len(mine):
-                entry |= _versus(mine, change[control][rows[control]], None, 0, 0, same_patients=True)
+                theirs = change[control][rows[control]]
+                paired = _paired_rows(mine, theirs, _ids(arms[name], rows[name]), _ids(arms[control], rows[control]))
+                entry |= _versus(mine, theirs, None, 0, 0, paired)
             out[phenotype][name] = entry
     return out
 
@@ -190,29 +193,48 @@ def _dropout_block(arms: dict[str, ArmResult], scale: str, control: str | None, 
     return doc | dropout_statistics(per_arm, control, k, days, summarise)
 
 
+def _ids(arm: ArmResult, rows: np.ndarray) -> np.ndarray | None:
+    """Patient numbers of an arm's ``rows`` (None where the arm does not record them)."""
+    return None if arm.patients is None else arm.patients[rows]
+
+
+def _paired_rows(d: np.ndarray, ref: np.ndarray, d_ids: np.ndarray | None, ref_ids: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """The rows of ``d`` and ``ref`` of the patients both arms kept, matched patient by patient: an
+    arm drops the patients whose circuit it could not solve, and two arms can drop different ones, so
+    row i need not be one patient in both. Without patient numbers, rows are matched by position when
+    the arms are equally long (None otherwise)."""
+    if d_ids is None or ref_ids is None:
+        return (d, ref) if len(d) == len(ref) else None
+    _, i, j = np.intersect1d(d_ids, ref_ids, assume_unique=True, return_indices=True)
+    return d[i], ref[j]
+
+
 def _versus(d: np.ndarray, ref: np.ndarray, size: int | None, replicates: int, seed: int,
-            same_patients: bool = False) -> dict:
+            paired: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
     """Difference from the control arm and, if asked, replicate-trial power.
 
     ``ci95`` is Welch's interval from the arms' spreads: what a parallel trial with this many patients
-    per arm would report. With ``same_patients`` (row i of both arms is one virtual patient, as in
-    every parallel run) ``paired_ci95`` adds the interval of the mean of each patient's own
-    difference: how precisely the run pins down the model's average effect, much narrower since
-    the patients' baselines and rater draws cancel."""
+    per arm would report. ``paired`` (the two arms' rows of the patients in both, matched: every
+    parallel run gives each arm the same virtual patients) adds ``paired_ci95``, the interval of the
+    mean of each patient's own difference: how precisely the run pins down the model's average
+    effect, much narrower since the patients' baselines and rater draws cancel; replicate trials then
+    randomise distinct patients between the arms."""
     diff = float(np.mean(d) - np.mean(ref))
     out = {"difference_vs_control": {"mean": round(diff, 3), "ci95": None}}
     if min(len(d), len(ref)) >= 2:
-        se = float(np.sqrt(np.var(d, ddof=1) / len(d) + np.var(ref, ddof=1) / len(ref)))
-        out["difference_vs_control"]["ci95"] = [round(diff - 1.96 * se, 3), round(diff + 1.96 * se, 3)]
-        if same_patients and len(d) == len(ref):
-            out["difference_vs_control"]["paired_ci95"] = _mean_ci(d - ref)["ci95"]
+        _, lo, hi = welch_interval(d, ref)
+        out["difference_vs_control"]["ci95"] = [round(lo, 3), round(hi, 3)]
+        if paired is not None and len(paired[0]) >= 2:
+            out["difference_vs_control"]["paired_ci95"] = _mean_ci(paired[0] - paired[1])["ci95"]
         out["sample_size_per_arm_80pct_power"] = planned_sample_size(diff, float(np.var(d, ddof=1)),
                                                                      float(np.var(ref, ddof=1)))
-    usable = min(size or 0, len(d) // 2, len(ref) // 2)
+    treated, control = paired if paired is not None else (d, ref)
+    usable = min(size or 0, len(treated) // 2, len(control) // 2)
     if size is not None and usable >= 2:
         out["replicate_trials"] = {"patients_per_arm": usable, "requested": size, "replicates": replicates,
-                                   "share_significant": replicate_power(d, ref, usable, replicates, seed,
-                                                                        same_patients and len(d) == len(ref))}
+                                   "share_significant": replicate_power(treated, control, usable, replicates, seed,
+                                                                        paired is not None)}
     return out
 
 

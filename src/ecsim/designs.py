@@ -48,6 +48,7 @@ from pydantic import ValidationError
 from scipy import stats
 
 from .errors import InputError
+from .intervals import mean_interval
 from .scenario import Arm, Botulinum, CoMedication, DosingStep, Interventions, Scenario, Stimulation
 
 ALLOCATION_STREAM = (7919, 102)
@@ -366,9 +367,8 @@ def _t_ci(x: np.ndarray) -> dict:
     """Mean and its 95 % t interval (n - 1 degrees of freedom)."""
     if len(x) < 2:
         return {"mean": round(float(np.mean(x)), 3) if len(x) else None, "ci95": None, "n": int(len(x))}
-    m = float(np.mean(x))
-    half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
-    return {"mean": round(m, 3), "ci95": [round(m - half, 3), round(m + half, 3)], "n": int(len(x))}
+    m, lo, hi = mean_interval(x)
+    return {"mean": round(m, 3), "ci95": [round(lo, 3), round(hi, 3)], "n": int(len(x))}
 
 
 def _two_sample(a: np.ndarray, b: np.ndarray, scale: float = 1.0) -> dict:

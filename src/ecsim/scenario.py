@@ -402,7 +402,7 @@ class Inclusion(_Strict):
 
 class Population(_Strict):
     n: int = Field(default=200, ge=1, le=MAX_PATIENTS)
-    seed: int = Field(default=20261126, ge=0, lt=2**63)
+    seed: int = Field(default=20261126, ge=0, lt=2**32)   # one 32-bit word: streams are keyed [seed, block]
     weight_mean_kg: float = Field(default=80.0, gt=2, lt=300)
     weight_sd_kg: float = Field(default=16.0, ge=0, lt=100)
     weight_min_kg: float = Field(default=40.0, gt=1, lt=300)
@@ -428,6 +428,17 @@ class Population(_Strict):
                            for k, v in mix.items()):   # else the mix's own error names what is wrong
                 data = {**data, "phenotype": max(sorted(mix), key=lambda k: mix[k])}
         return data
+
+    @model_validator(mode="after")
+    def _weights_in_order(self) -> "Population":
+        """Weights are drawn normal and clipped to [min, max]: min above max would give every patient
+        the maximum, and a mean outside the bounds a pile at one of them."""
+        if self.weight_min_kg >= self.weight_max_kg:
+            raise InputError("weight_min_kg", self.weight_min_kg, f"below weight_max_kg ({self.weight_max_kg:g})")
+        if not self.weight_min_kg <= self.weight_mean_kg <= self.weight_max_kg:
+            raise InputError("weight_mean_kg", self.weight_mean_kg,
+                             f"from weight_min_kg to weight_max_kg ({self.weight_min_kg:g} to {self.weight_max_kg:g})")
+        return self
 
     @model_validator(mode="after")
     def _mix_names_the_phenotype(self) -> "Population":

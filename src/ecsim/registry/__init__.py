@@ -78,6 +78,15 @@ class Parameter(BaseModel):
     reason: str = ""
     fitted_to: list[str] = Field(default_factory=list)
     note: str = ""
+    max: float | None = None   # a physical upper bound: 1 for a fraction, share, probability or bioavailability
+
+    @model_validator(mode="after")
+    def _within_max(self) -> "Parameter":
+        """The value and the uncertainty range stay at or below ``max``; draws beyond it are truncated
+        (`uncertainty.problem.Factor`), overrides beyond it refused (`Registry.with_overrides`)."""
+        if self.max is not None and (self.value > self.max or (self.uncertainty.high or 0) > self.max):
+            raise ValueError(f"value {self.value:g} or uncertainty high {self.uncertainty.high} above max {self.max:g}")
+        return self
 
     @model_validator(mode="after")
     def _provenance(self) -> "Parameter":
@@ -153,10 +162,13 @@ def override_range(entry: Parameter) -> tuple[float, float, str]:
 
     Negative values only where the registry's value or uncertainty range is negative (e.g. a bias);
     zero only where that range reaches zero (a pathway that may be absent); otherwise above zero.
-    The magnitude is at most `MAX_OVERRIDE_FACTOR` times the larger of the value and its bounds."""
+    The magnitude is at most `MAX_OVERRIDE_FACTOR` times the larger of the value and its bounds, and
+    never above the entry's physical ``max`` (1 for a fraction)."""
     spread = entry.uncertainty
     bounds = [b for b in (entry.value, spread.low, spread.high) if b is not None]
     top = MAX_OVERRIDE_FACTOR * override_scale(entry)[0]
+    if entry.max is not None:
+        top = min(top, entry.max)
     if min(bounds) < 0:
         return -top, top, "any sign"
     if min(bounds) == 0:
@@ -192,8 +204,9 @@ def _override(entry: Parameter, given: float | str) -> Parameter:
     low, high, sign = override_range(entry)
     inside = low <= value <= high and (value > 0 or sign != "above zero")
     if not inside:   # also NaN and infinities
-        raise InputError(field, given, f"a finite number of {entry.unit}, {sign}, up to {high:.3g} in size "
-                                       f"(10^{math.log10(MAX_OVERRIDE_FACTOR):g} times {override_scale(entry)[1]})")
+        limit = (f"at most {entry.max:g}" if entry.max is not None else
+                 f"up to {high:.3g} in size (10^{math.log10(MAX_OVERRIDE_FACTOR):g} times {override_scale(entry)[1]})")
+        raise InputError(field, given, f"a finite number of {entry.unit}, {sign}, {limit}")
     return entry.model_copy(update={"value": value, "kind": "assumption", "source": "assumption",
                                     "reason": f"user override (registry value {entry.value} {entry.unit})"})
 

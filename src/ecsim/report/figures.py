@@ -13,6 +13,7 @@ import numpy as np
 from ..circuit.regions import REGIONS
 from ..circuit.scales import SYMPTOMS
 from ..clinical_summary import PRESENT
+from ..intervals import half_width
 from ..simulation import ArmResult
 from ..uncertainty.model import split_key
 
@@ -168,7 +169,7 @@ def scale_changes(results: list[ArmResult], scale: str, references: list[dict]) 
     for r in arms:
         change = r.clinical[scale] - r.clinical[scale][:, :1]
         mean = change.mean(axis=0)
-        half = 1.96 * change.std(axis=0, ddof=1) / np.sqrt(len(change)) if len(change) > 1 else 0.0 * mean
+        half = half_width(change, axis=0)
         line, = ax.plot(r.visit_days, mean, lw=1.5, label=r.name)
         ax.fill_between(r.visit_days, mean - half, mean + half, color=line.get_color(), alpha=0.2, lw=0)
     for ref in references:

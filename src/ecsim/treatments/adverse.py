@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, logit, ndtr, ndtri
 
+from ..intervals import mean_interval, welch_interval
 from ..registry import Registry, default_registry
 
 EVENTS = ("somnolence", "diarrhoea", "decreased_appetite", "alt_over_3x_uln", "thc_psychoactive",
@@ -152,26 +153,20 @@ def adverse_summary(per_arm: dict[str, dict[str, np.ndarray]], control: str | No
             if control is not None and arm != control and event in per_arm[control]:
                 q = np.asarray(per_arm[control][event], dtype=float)
                 q = q[np.isfinite(q)]
-                diff = row["mean"] - float(np.mean(q)) if p.size and q.size else float("nan")
-                se = np.sqrt(_sem(p) ** 2 + _sem(q) ** 2)
+                diff, lo, hi = welch_interval(p, q) if min(p.size, q.size) > 1 else (float("nan"),) * 3
                 row["excess_vs_control"] = diff
-                row["excess_ci95"] = [diff - 1.96 * se, diff + 1.96 * se]
+                row["excess_ci95"] = [lo, hi]
             out[arm][event] = row
     return out
-
-
-def _sem(p: np.ndarray) -> float:
-    return float(np.std(p, ddof=1) / np.sqrt(p.size)) if p.size > 1 else 0.0
 
 
 def _describe(p: np.ndarray) -> dict:
     if p.size == 0:
         nan = float("nan")
         return {"mean": nan, "interval95": [nan, nan], "mean_ci95": [nan, nan], "n": 0}
-    m = float(np.mean(p))
+    m, low, high = mean_interval(p)
     lo, hi = (float(x) for x in np.percentile(p, [2.5, 97.5]))
-    return {"mean": m, "interval95": [lo, hi], "mean_ci95": [m - 1.96 * _sem(p), m + 1.96 * _sem(p)],
-            "n": int(p.size)}
+    return {"mean": m, "interval95": [lo, hi], "mean_ci95": [low, high], "n": int(p.size)}
 
 
 def daily_cbd_mg(arm, values: dict[str, np.ndarray], grid) -> np.ndarray:

@@ -42,15 +42,24 @@ class Factor:
     spread: tuple[float, ...]  # lognormal: (cv,), normal: (sd,), uniform: (low, high)
     unit: str = ""
     source: str = ""
+    upper: float | None = None   # the registry's physical `max` (1 for a fraction)
 
     def quantile(self, u: np.ndarray) -> np.ndarray:
         """Values at probabilities ``u``. Normal draws of a positive parameter are truncated at zero;
         uniform ranges wider than LOG_UNIFORM_RATIO (high/low) are taken as log-uniform, so that a
-        reported range of potencies spanning decades is not dominated by its upper end."""
+        reported range of potencies spanning decades is not dominated by its upper end. With
+        ``upper``, lognormal and normal draws come from the distribution truncated there (u is
+        rescaled to the probability below ``upper``): a fraction fitted at 0.7 with a lognormal CV of
+        0.29 would otherwise exceed 1 in a tenth of the draws."""
         u = np.clip(u, EPS, 1 - EPS)
         if self.distribution == "lognormal":
-            return self.center * np.exp(np.sqrt(np.log1p(self.spread[0] ** 2)) * ndtri(u))
+            sigma = np.sqrt(np.log1p(self.spread[0] ** 2))
+            if self.upper is not None:
+                u = u * ndtr(np.log(self.upper / self.center) / sigma)
+            return self.center * np.exp(sigma * ndtri(u))
         if self.distribution == "normal":
+            if self.upper is not None:
+                u = u * ndtr((self.upper - self.center) / self.spread[0])
             q = self.center + self.spread[0] * ndtri(u)
             return np.maximum(q, 0.0) if self.center > 0 else q
         low, high = self.spread
@@ -109,7 +118,7 @@ def from_registry(registry: Registry, names: list[str]) -> Problem:
         if not spread or any(s is None for s in spread) or (len(spread) == 1 and spread[0] <= 0) or \
                 (len(spread) == 2 and spread[1] <= spread[0]):
             continue
-        factors.append(Factor(name, u.distribution, p.value, tuple(float(s) for s in spread), p.unit, p.source))
+        factors.append(Factor(name, u.distribution, p.value, tuple(float(s) for s in spread), p.unit, p.source, p.max))
     return Problem(tuple(factors), _groups([f.name for f in factors]))
 
 
