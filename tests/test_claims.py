@@ -275,6 +275,22 @@ def test_claims_cli_json(capsys):
     assert efficacy["model"]["rule"] == "trial" and efficacy["model"]["numbers"]["arms"]
 
 
+def test_claims_cli_takes_the_runs_claim_step(monkeypatch, capsys):
+    """`ecsim claims` and the report of `ecsim run` on the default scenario give the same numbers:
+    the same seed (the scenario's, 20261126), 128 draws for the trial's answer, 200 patients per
+    tested dose and 256 draws for the rules (docs/claims.md). Until 2026-11-27 the command used seed 1
+    and 64 answer draws."""
+    from ecsim import runjob
+    from ecsim.simulation import Simulation
+    seen = {}
+    monkeypatch.setattr(Simulation, "run", lambda self, **kw: [])
+    monkeypatch.setattr(runjob, "_uncertainty", lambda sc, sim, draws, quiet: seen.update(unc=(sc.population.seed, draws)) or {})
+    monkeypatch.setattr(runjob, "_claims", lambda sc, results, sim, patients, draws, quiet, unc:
+                        seen.update(claims=(sc.population.seed, patients, draws)) or [])
+    assert main(["claims", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
+    assert seen == {"unc": (20261126, 128), "claims": (20261126, 200, 256)}
+
+
 def test_faah_ic50_override_reaches_the_model(registry):
     """The species IC50 is read through a covariate; overriding it per patient must change FAAH inhibition."""
     from ecsim.scenario import load_scenario

@@ -192,20 +192,17 @@ def claims(as_json: bool = typer.Option(False, "--json"),
            seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed")) -> None:
     """Each claim of the article with a verdict, the model's numbers and the evidence behind it.
 
-    Runs the default virtual trial (efficacy) and the article's doses (mechanism), about a minute."""
-    from .claims import check_claims, claims_context, load_claims, trial_evidence
-    from .outputs import summary as run_summary
-    from .uncertainty import parameter_uncertainty
-    from .runjob import prepared_scenario
+    Runs the default virtual trial (efficacy) and the article's doses (mechanism), about a minute:
+    the same steps, draws and seed as the claims in `ecsim run`'s report, so both give the same numbers."""
+    from .claims import CLAIMS_DRAWS
+    from .claims.context import DOSE_PATIENTS
+    from .runjob import UNCERTAINTY_DRAWS, _claims, _uncertainty, prepared_scenario
     from .simulation import Simulation
     scenario = prepared_scenario(None, patients, seed)
     sim = Simulation(scenario)
-    spec = load_claims(sim.registry.references)
-    trial = trial_evidence(scenario, run_summary(scenario, sim.run(), sim.registry))
-    unc = parameter_uncertainty(scenario, sim.registry, 64, seed=scenario.population.seed)
-    ctx = claims_context(sim.registry, trial, patients=min(patients or 200, 200), seed=seed, spec=spec,
-                         answer_uncertainty=unc)
-    rows = check_claims(ctx, spec)
+    results = sim.run()
+    unc = _uncertainty(scenario, sim, UNCERTAINTY_DRAWS, quiet=True)
+    rows = _claims(scenario, results, sim, min(patients or DOSE_PATIENTS, DOSE_PATIENTS), CLAIMS_DRAWS, True, unc)
     if as_json:
         print(json.dumps(rows, allow_nan=False))
         return

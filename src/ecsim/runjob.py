@@ -14,10 +14,12 @@ from .outputs import check_out, write_run
 from .scenario import Scenario, load_scenario
 from .simulation import CHUNK, Simulation
 
+UNCERTAINTY_DRAWS = 128   # parameter sets for the headline outputs' uncertainty (typical patient per draw)
+
 
 def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int | None = None,
             seed: int | None = None, quiet: bool = False, progress=None, report: bool | None = None,
-            claims_patients: int = DOSE_PATIENTS, uncertainty_draws: int = 128, workers: int | None = None,
+            claims_patients: int = DOSE_PATIENTS, uncertainty_draws: int = UNCERTAINTY_DRAWS, workers: int | None = None,
             scheduler: str | None = None, chunk: int | None = None, resume: bool = False) -> dict:
     """Simulate a scenario (a file, a validated `Scenario`, or None for the default) and write its
     folder; with ``report``, also check the article's claims (simulating ``claims_patients`` per

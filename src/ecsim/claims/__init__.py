@@ -11,7 +11,7 @@ explains the rules.
 from __future__ import annotations
 
 from ..registry import Registry
-from ..validation.snapshot import by_metric, is_current, load_snapshot
+from ..validation.snapshot import by_metric, load_snapshot
 from .context import (DOSE_PATIENTS, PHENOTYPE_DRAWS, ClaimsContext, TrialEvidence, addiction_parameter_spread,
                       adverse_parameter_spread, dose_parameter_spread, doses_thc, phenotype_parameter_spread, run_doses,
                       threshold_parameter_spread, trial_evidence)
@@ -43,7 +43,7 @@ def claims_context(registry: Registry, trial: TrialEvidence | None = None, patie
     if not uncertainty_draws:
         return ctx
     rules = [c.rule for c in spec.claims]
-    draw_seed = seed or 1
+    draw_seed = 1 if seed is None else seed
     quantities = sorted({q for r in rules if r.kind == "engagement" for q in r.quantities})
     arms = [dc.arms[-1] for dc in spec.dose_classes.values()]
     ctx.parameter_spread = dose_parameter_spread(registry, arms, quantities, uncertainty_draws, draw_seed)
@@ -92,10 +92,3 @@ def _evidence_item(e, registry: Registry) -> dict:
     return {"ref": e.ref, "citation": ref.citation, "locator": locator, "checked": ref.checked,
             "bearing": e.bearing, "quality": e.quality, "finding": e.finding,
             "doses_mg_per_day": list(e.doses_mg_per_day) if e.doses_mg_per_day else None}
-
-
-def validation_status() -> dict:
-    """Where the validation numbers come from, and whether they match the current model."""
-    snap = load_snapshot()
-    return {"created": snap["created"], "parameter_set": snap["parameter_set"], "current": is_current(snap),
-            "passed": snap["passed"], "failed": snap["failed"]}
