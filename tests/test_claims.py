@@ -280,12 +280,13 @@ def test_claims_cli_takes_the_runs_claim_step(monkeypatch, capsys):
     the same seed (the scenario's, 20261126), 128 draws for the trial's answer, 200 patients per
     tested dose and 256 draws for the rules (docs/claims.md). Until 2026-11-27 the command used seed 1
     and 64 answer draws."""
-    from ecsim import runjob
+    from ecsim import outputs, runjob
     from ecsim.simulation import Simulation
     seen = {}
     monkeypatch.setattr(Simulation, "run", lambda self, **kw: [])
+    monkeypatch.setattr(outputs, "summary", lambda sc, results, registry: {})
     monkeypatch.setattr(runjob, "_uncertainty", lambda sc, sim, draws, quiet: seen.update(unc=(sc.population.seed, draws)) or {})
-    monkeypatch.setattr(runjob, "_claims", lambda sc, results, sim, patients, draws, quiet, unc:
+    monkeypatch.setattr(runjob, "_claims", lambda sc, summ, sim, patients, draws, quiet, unc:
                         seen.update(claims=(sc.population.seed, patients, draws)) or [])
     assert main(["claims", "--json"]) == 0 and json.loads(capsys.readouterr().out) == []
     assert seen == {"unc": (20261126, 128), "claims": (20261126, 200, 256)}

@@ -28,6 +28,7 @@ def test_default_scenario_loads():
     ("  - {name: a, cbd: [{dose: 5 mg, times_h: [8.3]}]}", "arms"),
     ("  - {name: a, cbd: [{dose: 5 mg, times_h: [8]}, {dose: 9 mg, times_h: [8], from_day: 0, to_day: 3}]}", "arms"),
     ("  - {name: a, colour: red}", "colour"),
+    ("  - {name: a, cbd: [{dose: 25 mg, times_h: [8, 8]}]}", "times_h"),   # silently a double dose until 2026-11-27
 ])
 def test_bad_arm_names_field(arms, field):
     with pytest.raises(InputError) as err:

@@ -3,7 +3,6 @@ becomes one line on stderr and exit status 2."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +10,7 @@ from typing import Optional
 import typer
 
 from .errors import InputError
+from .json_io import dumps
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ecsim: cannabinoids, the endocannabinoid system and dystonia, simulated.")
@@ -53,7 +53,7 @@ def run(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (def
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     if as_json:
-        print(json.dumps(summary))
+        print(dumps(summary))
 
 
 @app.command()
@@ -64,7 +64,7 @@ def params(as_json: bool = typer.Option(False, "--json")) -> None:
     reg = default_registry()
     rows = [p.model_dump() for p in reg.parameters.values()]
     if as_json:
-        print(json.dumps({"parameters": rows, "digest": reg.digest()}))
+        print(dumps({"parameters": rows, "digest": reg.digest()}))
         return
     console = table_console()
     console.print(params_table(reg, console.width))
@@ -122,7 +122,7 @@ def cite(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (de
     refs = reg.citations(names)
     assumptions = sorted(n for n in names if "assumption" in (reg[n].source, reg[n].kind))
     if as_json:
-        print(json.dumps({"references": [r.model_dump() for r in refs], "assumptions": assumptions}))
+        print(dumps({"references": [r.model_dump() for r in refs], "assumptions": assumptions}))
         return
     for r in refs:
         locator = f"doi:{r.doi}" if r.doi else (f"PMID {r.pmid}" if r.pmid else r.url)
@@ -139,7 +139,7 @@ def validate(cases: Optional[Path] = typer.Option(None, "--cases", help="folder 
     doc = {"cases": [r.as_dict() for r in results], "passed": sum(r.passed for r in results),
            "failed": sum(not r.passed for r in results)}
     if as_json:
-        print(json.dumps(_nan_to_none(doc), allow_nan=False))
+        print(dumps(doc))
         return
     from .report_text import print_validation
     print_validation(results)
@@ -155,7 +155,7 @@ def targets(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML 
     from .targets import target_table
     table = target_table(Simulation(prepared_scenario(scenario, patients, None)).run())
     if as_json:
-        print(json.dumps(table))
+        print(dumps(table))
         return
     from .report_text import print_targets
     print_targets(table)
@@ -179,7 +179,7 @@ def circuit(phenotype: str = typer.Option("normal", "--phenotype", help="form an
     if dynamics:
         doc["dynamics"] = oscillation(reg, phenotype)
     if as_json:
-        print(json.dumps(doc))
+        print(dumps(doc))
         return
     from .report_text import print_circuit
     print_circuit(doc)
@@ -196,15 +196,16 @@ def claims(as_json: bool = typer.Option(False, "--json"),
     the same steps, draws and seed as the claims in `ecsim run`'s report, so both give the same numbers."""
     from .claims import CLAIMS_DRAWS
     from .claims.context import DOSE_PATIENTS
+    from .outputs import summary
     from .runjob import UNCERTAINTY_DRAWS, _claims, _uncertainty, prepared_scenario
     from .simulation import Simulation
     scenario = prepared_scenario(None, patients, seed)
     sim = Simulation(scenario)
-    results = sim.run()
+    summ = summary(scenario, sim.run(), sim.registry)
     unc = _uncertainty(scenario, sim, UNCERTAINTY_DRAWS, quiet=True)
-    rows = _claims(scenario, results, sim, min(patients or DOSE_PATIENTS, DOSE_PATIENTS), CLAIMS_DRAWS, True, unc)
+    rows = _claims(scenario, summ, sim, min(patients or DOSE_PATIENTS, DOSE_PATIENTS), CLAIMS_DRAWS, True, unc)
     if as_json:
-        print(json.dumps(rows, allow_nan=False))
+        print(dumps(rows))
         return
     from .report_text import print_claims
     print_claims(rows)
@@ -257,7 +258,7 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
             if claims:
                 from .claims.sensitivity import claims_sensitivity, format_claims_sensitivity
                 doc = claims_sensitivity(sc, reg, trajectories, seed, mapper=mapper)
-                print(json.dumps(doc, allow_nan=False) if as_json else format_claims_sensitivity(doc))
+                print(dumps(doc) if as_json else format_claims_sensitivity(doc))
                 return
             doc = sensitivity_analysis(sc, reg, method, samples, trajectories, top, seed, mapper=mapper)
             if joint:
@@ -267,7 +268,7 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from None
     if as_json:
-        print(json.dumps(doc, allow_nan=False))
+        print(dumps(doc))
         return
     from .report_text import print_sensitivity
     print_sensitivity(doc)
@@ -340,17 +341,9 @@ def bench(patients: int = typer.Option(1000, "--patients", help="patients for ec
     result = run_bench(patients, reference_patients=reference_patients, days=days, backend=backend, chunk=chunk,
                        contenders=chosen, progress=say)
     if as_json:
-        print(json.dumps(result.as_json()))
+        print(dumps(result.as_json()))
         return
     print_bench(result)
-
-
-def _nan_to_none(x):
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return None if isinstance(x, float) and x != x else x
 
 
 def _parse_error(exc, argv: list[str]) -> str:

@@ -3,7 +3,6 @@ and renamed into place, so a folder named like a result is always complete."""
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import shutil
@@ -19,6 +18,7 @@ from .checkpoint import code_digest
 from .errors import InputError
 from .exposure import REPORTED
 from .faults import fault_summary
+from .json_io import dumps
 from .registry import Registry
 from .scenario import Scenario
 from .clinical_summary import clinical_frames, clinical_summary, primary_scale, trial_statistics
@@ -184,8 +184,10 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
            "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)",
            "faults": fault_summary({r.name: r.faults for r in results}, {r.name: r.n_simulated for r in results})}
     doc["adverse_effects"] = adverse_effects_summary(scenario, results, registry)
-    doc["adverse_effects_note"] = ("probability per patient over a course like the Epidiolex label trials' (14 weeks), "
-                                   "from the last day's exposure, whatever the run's length; excess_ci95 is the "
+    doc["adverse_effects_note"] = ("probability per patient; CBD's events, THC psychoactivity and worsened parkinsonism "
+                                   "over a course like the Epidiolex label trials' (14 weeks), from the last day's "
+                                   "exposure, whatever the run's length; the painkillers' and oral agents' misuse, "
+                                   "addiction and dependence build up over the run's days; excess_ci95 is the "
                                    "sampling error of the virtual arms, not model uncertainty (docs/adverse.md)"
                                    + ("; crossover: per treatment, from the sequences whose last period it is"
                                       if crossover else ""))
@@ -285,19 +287,20 @@ def check_out(out: Path) -> Path:
 
 def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry: Registry,
               timings: dict, claims: list[dict] | None = None, uncertainty: dict | None = None, *,
-              execution: dict | None = None, staging: Path | None = None) -> dict:
+              execution: dict | None = None, staging: Path | None = None, summ: dict | None = None) -> dict:
     """Write every file into ``staging`` (default: a temporary sibling folder), then rename it to
     ``out``. With ``claims`` (the claims checker's rows) the folder also gets claims.json and the
-    HTML report."""
+    HTML report. ``summ`` is `summary(scenario, results, registry)` where the caller has it already
+    (it runs the replicate trials)."""
     out = check_out(out)
     tmp = staging or out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    summ = summary(scenario, results, registry)
+    summ = summ if summ is not None else summary(scenario, results, registry)
     write_parquet(exposure_frames(results), tmp / "exposure.parquet")
     band_table(results).to_parquet(tmp / "bands.parquet", index=False)
     write_parquet(clinical_frames(results, scenario.population.seed), tmp / "clinical.parquet")
-    (tmp / "summary.json").write_text(json.dumps(summ, indent=2))
+    (tmp / "summary.json").write_text(dumps(summ, indent=2))
     from .plots import plot_run
     plot_run(results, tmp / "pk.png")
     files = sorted(p.name for p in tmp.iterdir()) + ["manifest.json"]
@@ -305,11 +308,11 @@ def write_run(out: Path, scenario: Scenario, results: list[ArmResult], registry:
         files = sorted(files + ["claims.json", "report.html"] + (["uncertainty.json"] if uncertainty else []))
     meta = manifest(scenario, registry, timings, files, execution)
     if claims is not None:
-        (tmp / "claims.json").write_text(json.dumps(claims, indent=1, allow_nan=False))
+        (tmp / "claims.json").write_text(dumps(claims, indent=1))
         if uncertainty:
-            (tmp / "uncertainty.json").write_text(json.dumps(uncertainty, indent=1, allow_nan=False))
+            (tmp / "uncertainty.json").write_text(dumps(uncertainty, indent=1))
         (tmp / "report.html").write_text(_report(scenario, results, summ, registry, claims, meta, uncertainty))
-    (tmp / "manifest.json").write_text(json.dumps(meta, indent=2))
+    (tmp / "manifest.json").write_text(dumps(meta, indent=2))
     _replace(tmp, out)
     return summ
 

@@ -29,13 +29,18 @@ def print_targets(table: dict) -> None:
     console.print(f"{table['window']}; {table['spread']}")
 
 
+def _circuit_drugs(doc: dict) -> str:
+    dose = doc.get("levodopa_mg_per_day") or 0.0
+    return f"after 4 weeks of levodopa {dose:g} mg/day" if dose > 0 else "drug-free"
+
+
 def print_circuit(doc: dict) -> None:
     from rich.console import Console
     from rich.table import Table
     console = Console(width=200)
     rates = doc["rates_hz"]
     console.print(f"{doc['phenotype']}: GPi {rates['gpi_hz']:.1f} Hz, GPe {rates['gpe_hz']:.1f} Hz, "
-                  f"STN {rates['stn_hz']:.1f} Hz (typical patient, drug-free, at rest)")
+                  f"STN {rates['stn_hz']:.1f} Hz (typical patient, {_circuit_drugs(doc)}, at rest)")
     t = Table("region", "severity 0-1", "BFMDRS item", "posture deviation", "co-contraction", "duty cycle")
     for region, v in doc["regions"].items():
         t.add_row(region, f"{v['severity']:.2f}", f"{v['bfmdrs_region']:.1f}", f"{v['deviation']:+.2f}",

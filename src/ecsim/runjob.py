@@ -10,7 +10,7 @@ from .claims.context import DOSE_PATIENTS
 from .distributed import check_cluster_options
 from .errors import InputError
 from .faults import NumericalFault
-from .outputs import check_out, write_run
+from .outputs import check_out, summary, write_run
 from .scenario import Scenario, load_scenario
 from .simulation import CHUNK, Simulation
 
@@ -53,15 +53,16 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
         except NumericalFault:   # the same again on resume: nothing worth keeping
             checkpoint.remove()
             raise
+        summ = summary(scenario, results, sim.registry)
         unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
         claims_draws = CLAIMS_DRAWS if uncertainty_draws else 0
-        claims = _claims(scenario, results, sim, claims_patients, claims_draws, quiet, unc) if report else None
-        summary = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
-                            execution=sim.execution, staging=checkpoint.staging)
+        claims = _claims(scenario, summ, sim, claims_patients, claims_draws, quiet, unc) if report else None
+        summ = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
+                         execution=sim.execution, staging=checkpoint.staging, summ=summ)
         checkpoint.remove()
     if not quiet:
-        _print_outcome(summary, out, sim.execution)
-    return summary
+        _print_outcome(summ, out, sim.execution)
+    return summ
 
 
 def _interrupted_run(out: Path, flags: dict):
@@ -102,17 +103,16 @@ def _print_outcome(summary: dict, out: Path, execution: dict) -> None:
     print(f"wrote {out}/ ({', '.join(names)})")
 
 
-def _claims(scenario, results, sim, patients: int, draws: int, quiet: bool, unc: dict | None) -> list[dict]:
-    """The claims checker on this run's trial (if it has one), the article's doses and the run's
-    parameter uncertainty."""
+def _claims(scenario, summ: dict, sim, patients: int, draws: int, quiet: bool, unc: dict | None) -> list[dict]:
+    """The claims checker on this run's trial (if it has one; ``summ``, the run's `outputs.summary`),
+    the article's doses and the run's parameter uncertainty."""
     import time
     from .claims import check_claims, claims_context, load_claims, trial_evidence
-    from .outputs import summary
     started = time.perf_counter()
     spec = load_claims(sim.registry.references)
     if not quiet:
         print(f"checking the article's claims ({patients} patients per tested dose)...")
-    trial = trial_evidence(scenario, summary(scenario, results, sim.registry))
+    trial = trial_evidence(scenario, summ)
     rows = check_claims(claims_context(sim.registry, trial, patients, scenario.population.seed, draws, spec, unc), spec)
     sim.timings["claims_s"] = time.perf_counter() - started
     return rows

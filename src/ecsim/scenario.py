@@ -640,7 +640,12 @@ def _check_no_overlap(steps: list[DosingStep], where: str) -> None:
 
 
 def _check_dose_times(times_h: list[float], dt: float, field: str) -> None:
-    """Doses are given at output times: every time of day (h) a multiple of output_step_h ``dt``."""
+    """Doses are given at output times: every time of day (h) a multiple of output_step_h ``dt``,
+    each time once (``[8, 8]`` is more likely a typo for ``[8, 20]`` than a double dose)."""
+    if len(set(times_h)) != len(times_h):
+        repeated = sorted({t for t in times_h if times_h.count(t) > 1})
+        raise InputError(field, times_h, f"each time of day once (repeated: {', '.join(f'{t:g}' for t in repeated)}; "
+                                         "for a double dose give twice the dose)")
     for t in times_h:
         if abs(round(t / dt) * dt - t) > 1e-9:
             below = int(t // dt) * dt

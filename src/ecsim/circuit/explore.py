@@ -29,7 +29,8 @@ def steady_state_summary(registry: Registry, phenotype: str, levodopa_mg_per_day
     rates = {name: round(float(tr.totals[name][0, k]), 2) for name in ("gpi_hz", "gpe_hz", "stn_hz")}
     regions = {r: {name: round(float(tr.regions[name][0, k, i]), 4) for name in tr.regions}
                for i, r in enumerate(REGIONS)}
-    return {"phenotype": phenotype, "rates_hz": rates, "regions": regions, "converged": bool(tr.converged.all())}
+    return {"phenotype": phenotype, "levodopa_mg_per_day": float(levodopa_mg_per_day), "rates_hz": rates,
+            "regions": regions, "converged": bool(tr.converged.all())}
 
 
 def dynamics_parameters(registry: Registry) -> tuple[CircuitParameters, dict[str, float]]:

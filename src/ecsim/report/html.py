@@ -324,9 +324,10 @@ def adverse_table(inp) -> str:
         return f"<td class='num'>{row['mean']:.1%}" + (f" ({extra:+.1%})" if extra is not None else "") + "</td>"
     rows = "".join(f"<tr><td>{e(arm)}</td>{''.join(cell(r[ev]) for ev in events)}</tr>" for arm, r in doc.items())
     return ('<section id="adverse"><h2>Side effects</h2><p>Mean risk over the simulated patients of each arm '
-            "(in brackets: the excess over the control arm) of each event over a course of about 14 weeks (the "
-            "length of the trials the risks come from, whatever this run's length), from each patient's own drug "
-            "levels and dose: "
+            "(in brackets: the excess over the control arm) of each event. CBD's events, THC psychoactivity and "
+            "worsened parkinsonism are over a course of about 14 weeks (the length of the trials the risks come "
+            "from, whatever this run's length); opioid misuse and addiction and benzodiazepine dependence build up "
+            "over this run's days. From each patient's own drug levels and dose: "
             "exposure-response fitted to the Epidiolex label's controlled trials, THC psychoactivity from the "
             "published lowest effective dose, worsened parkinsonism after Consroe 1986 (five patients: weak "
             "evidence; a risk only for patients with parkinsonian features, as in its two who worsened). "

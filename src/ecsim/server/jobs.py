@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import multiprocessing
 import os
 import shutil
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..json_io import finite_or_null
 from . import DEFAULT_MAX_RUN_SECONDS, worker
 
 ACTIVE = ("queued", "running")
@@ -156,7 +156,7 @@ class Jobs:
     def summary(self, run: Run) -> dict | None:
         """The finished run's summary.json (NaN as null), read once."""
         if run.status == "done" and run.summary is None and (run.folder / "summary.json").is_file():
-            run.summary = _nan_to_none(json.loads((run.folder / "summary.json").read_text()))
+            run.summary = finite_or_null(json.loads((run.folder / "summary.json").read_text()))
         return run.summary
 
     def shutdown(self) -> None:
@@ -332,11 +332,3 @@ def _clear(root: Path) -> None:
     for entry in root.iterdir():
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-
-
-def _nan_to_none(x):
-    if isinstance(x, dict):
-        return {k: _nan_to_none(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_nan_to_none(v) for v in x]
-    return None if isinstance(x, float) and not math.isfinite(x) else x
