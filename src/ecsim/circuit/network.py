@@ -13,8 +13,11 @@ published model:
   corticostriatal glutamate (cortex to MSNs and FS), striatal GABA to GPe and to GPi/SNr, STN
   glutamate to GPe and GPi/SNr;
 - MSN excitability (acetylcholine, phenotype), corticostriatal plasticity (D1 and D2 weights),
-  loss of MSN outputs (Huntington's disease), GPi output (lesion, pallidotomy, stimulation) and the
-  thalamo-cortical loop gain per channel;
+  loss of MSN outputs (Huntington's disease), GPi output (the lesion phenotype's loss of pallidal
+  output) and the thalamo-cortical loop gain per channel. Pallidotomy is not modelled, and must
+  not be modelled by lowering GPi output: the motor layer reads any fall of GPi output below
+  normal as involuntary drive, so a lesion would then worsen dystonia, against Vitek 1999.
+  GPi stimulation acts in the motor layer instead (`course.transmission`);
 - sums over channels are scaled by 6/N, so a uniform state behaves as in the published six-channel
   model whatever the number of channels.
 
