@@ -43,6 +43,20 @@ def test_published_cbg_selection(params):
     assert np.all(gpi[1:] > 0.093)
 
 
+def test_without_the_d1_collateral_gpe_reads_only_d2_as_in_the_gpr_model(params):
+    """cbg_d1_gpe_fraction 0 is Gurney 2001's GPR structure (evidence: u_GPe = 0.9 sum y_STN - 1.0 y_D2,
+    no D1 term): GPe's input no longer depends on D1 activity; at 1 (the CBG) it falls with it."""
+    from ecsim.circuit.network import _striatum_to_gpe, _Terms
+    inputs = CircuitInputs(command=np.zeros((1, 6)))
+    state = {"d1": np.full((1, 6), 0.3), "d2": np.full((1, 6), 0.1)}
+    more_d1 = {"d1": np.full((1, 6), 0.6), "d2": state["d2"]}
+    gpr = _Terms.of(inputs, dataclasses.replace(params, d1_gpe_fraction=0.0), 6)
+    cbg = _Terms.of(inputs, params, 6)
+    assert np.array_equal(_striatum_to_gpe(state, gpr), _striatum_to_gpe(more_d1, gpr))
+    assert np.allclose(_striatum_to_gpe(state, gpr), params.w_msn_gpe * 0.1)
+    assert np.allclose(_striatum_to_gpe(more_d1, cbg) - _striatum_to_gpe(state, cbg), params.w_msn_gpe * 0.3)
+
+
 def test_uniform_state_does_not_depend_on_channel_count(params):
     six = fixed_point(CircuitInputs(command=np.zeros((1, 6))), params, 1, 6, tol=1e-9).state
     many = fixed_point(CircuitInputs(command=np.zeros((1, N_CHANNELS))), params, 1, N_CHANNELS, tol=1e-9).state

@@ -3,12 +3,12 @@
     .venv/bin/python docs/tools/d1_gpe_collateral.py 1 0.5 0
 
 The CBG (Girard 2008) gives D1 and D2 MSNs the same weight onto GPe (`cbg_w_msn_gpe`); the GPR
-model (Gurney 2001) gives D1 none. For each factor K on the D1 term only (1 = the model as it is),
+model (Gurney 2001) gives D1 none. For each share K of that weight on the D1 collateral
+(`cbg_d1_gpe_fraction`, 1 = the model as it is; set here as a registry override),
 this prints the typical patient's mean GPi, GPe and STN rates (Hz) at rest, drug-free, per
 phenotype; TOR1A's limb and cranial GPi; and the relative SNr/GPi and GPe rates when every CB1
 release factor is set to a systemic WIN 55,212-2 occupancy of 0.5 (the release factors the model
-gives at that occupancy). Nothing is refitted: the calibrated constants stay as they are. An
-analysis, not part of the package: it replaces `ecsim.circuit.network._striatum_to_gpe` in memory.
+gives at that occupancy). Nothing is refitted: the calibrated constants stay as they are.
 """
 
 from __future__ import annotations
@@ -28,12 +28,6 @@ WIN_RELEASE = {"release_corticostriatal": 0.6061, "release_striatum_gpe": 0.5595
 LIMB, CRANIAL = 10, 0                   # a limb agonist channel and the eyes' agonist channel
 
 
-def with_d1_collateral(k: float) -> None:
-    def striatum_to_gpe(x, t):
-        return t.striatum_gpe * (k * network._times(t.d1_output, x["d1"]) + network._times(t.d2_output, x["d2"]))
-    network._striatum_to_gpe = striatum_to_gpe
-
-
 def rest_state(cm: ClinicalModel, registry, phenotype: str = "normal", **release) -> dict:
     shared = typical_shared(cm, registry, phenotype)
     shared.update({k: np.full((1, 1), v) if k in ("release_stn", "release_corticostriatal") else v
@@ -44,8 +38,7 @@ def rest_state(cm: ClinicalModel, registry, phenotype: str = "normal", **release
 
 def report(k: float) -> None:
     """One factor per process: the phenotypes' plasticity steady states are cached after first use."""
-    registry = default_registry()
-    with_d1_collateral(k)
+    registry = default_registry().with_overrides({"cbg_d1_gpe_fraction": k})
     cm = ClinicalModel.from_registry(registry)
     hz = cm.rates_hz
     normal = rest_state(cm, registry)

@@ -59,6 +59,7 @@ class CircuitParameters:
     w_stn_gpe: float
     w_stn_gpi: float
     w_msn_gpe: float
+    d1_gpe_fraction: float   # the D1 collateral's share of w_msn_gpe: 1 in the CBG, 0 in the GPR model
     w_d1_gpi: float
     w_gpe_gpi: float
     bias_msn: float
@@ -144,6 +145,7 @@ class _Terms:
     striatum_gpi: np.ndarray | float
     gpi_thalamus: np.ndarray | float
     cortex_loop: np.ndarray | float
+    d1_gpe_output: np.ndarray | float   # D1 output reaching GPe: d1_output x d1_gpe_fraction
 
     @classmethod
     def of(cls, inp: CircuitInputs, p: CircuitParameters, channels: int) -> "_Terms":
@@ -157,7 +159,8 @@ class _Terms:
                    inp.corticostriatal_d1, inp.corticostriatal_d2, inp.d1_output, inp.d2_output,
                    norm * inp.release_stn, p.w_stn_gpe * norm * inp.release_stn, p.w_msn_gpe * inp.release_striatum_gpe,
                    p.w_d1_gpi * inp.release_striatum_gpi, p.w_gpi_thalamus * inp.gpi_output,
-                   inp.loop_gain * _task_gain(inp, p) * p.w_cortex_thalamus)
+                   inp.loop_gain * _task_gain(inp, p) * p.w_cortex_thalamus,
+                   _times(p.d1_gpe_fraction, inp.d1_output))
 
     def rows(self, which, patients: int) -> "_Terms":
         """The terms of rows ``which`` (a slice or a mask) of a batch of ``patients``; shared values
@@ -233,7 +236,7 @@ def _stn_drive(x: State, t: _Terms) -> np.ndarray:
 
 def _striatum_to_gpe(x: State, t: _Terms) -> np.ndarray:
     """Striatal GABA onto GPe, after CB1 release factors and loss of MSN outputs."""
-    return t.striatum_gpe * (_times(t.d1_output, x["d1"]) + _times(t.d2_output, x["d2"]))
+    return t.striatum_gpe * (_times(t.d1_gpe_output, x["d1"]) + _times(t.d2_output, x["d2"]))
 
 
 def _fs_input(t: _Terms, p: CircuitParameters, sum_cortex: np.ndarray, sum_gpe: np.ndarray) -> np.ndarray:
