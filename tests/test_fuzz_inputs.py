@@ -621,6 +621,7 @@ def test_cli_flags(command):
     (["serve", "--max-patients", "-1"], "--max-patients"), (["serve", "--max-jobs", "0"], "--max-jobs"),
     (["validate", "--cases", "./no-such-folder"], "--cases"),
     (["run", "--out", "./blocker/sub"], "--out"),
+    (["run", "--out", "/proc/ecsim-run"], "--out"),   # os.access says writable for root; exit 1 until 2026-11-27
 ])
 def test_cli_bad_flags_name_the_flag(argv, named):
     (WORK / "blocker").write_text("a file in the way")

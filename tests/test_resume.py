@@ -140,6 +140,15 @@ def test_a_fresh_run_discards_an_interrupted_one(work, monkeypatch):
     assert not checkpoint_folder(out).exists()
 
 
+def test_a_fresh_run_says_it_discarded_an_interrupted_one(work, monkeypatch, capsys):
+    out = work / "fresh-noted"
+    _interrupted_copy(work, out, 3, monkeypatch)
+    capsys.readouterr()
+    assert main(["run", str(work / "s.yaml"), "--out", str(out), "--chunk", "5", "--no-report"]) == 0
+    err = capsys.readouterr().err
+    assert "the 3 finished chunks of an interrupted run" in err and f"--resume {out}" in err
+
+
 def _interrupted_copy(work: Path, out: Path, keep: int, monkeypatch) -> None:
     """A checkpoint as a killed run leaves it: run.json and the first ``keep`` chunk files (made by
     running to completion with the checkpoint kept, then deleting the rest)."""

@@ -91,6 +91,7 @@ class Checkpoint:
         self.ident = ident
         self.resume = resume
         self.resumed = 0
+        self.discarded = 0   # chunks of an interrupted run that a fresh run (no --resume) threw away
         self._lock = None
 
     def __enter__(self) -> "Checkpoint":
@@ -174,7 +175,9 @@ class Checkpoint:
         self._lock = fd
 
     def _clear(self) -> None:
-        """A fresh run: whatever an earlier, interrupted run left here goes."""
+        """A fresh run: whatever an earlier, interrupted run left here goes (`discarded` counts its chunks)."""
+        chunks = self.folder / "chunks"
+        self.discarded = sum(1 for _ in chunks.iterdir()) if chunks.is_dir() else 0
         for name in ("chunks", "output", "arrays", "run.json"):
             path = self.folder / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import os
 import platform
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -280,8 +281,10 @@ def check_out(out: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError("--out", str(out), f"a folder that can be created ({exc.strerror})") from None
-    if not os.access(out.parent, os.W_OK):
-        raise InputError("--out", str(out), "a folder inside a writable folder")
+    try:   # os.access says yes for root in /proc; only making a folder there tells
+        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=out.parent))
+    except OSError as exc:
+        raise InputError("--out", str(out), f"a folder inside a writable folder ({exc.strerror})") from None
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .checkpoint import Checkpoint, identity, stored_run
@@ -46,6 +47,9 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     options = {"report": report, "claims_patients": claims_patients, "uncertainty_draws": uncertainty_draws}
     ident = identity(scenario.model_dump(mode="json"), sim.registry.digest(), chunk, options)
     with Checkpoint(out, ident, resume=resume) as checkpoint:
+        if checkpoint.discarded and not quiet:
+            print(f"note: started afresh; the {checkpoint.discarded} finished chunks of an interrupted run in "
+                  f"{checkpoint.folder} were discarded (--resume {out} continues an interrupted run)", file=sys.stderr)
         try:
             with _Progress(scenario, quiet, progress) as advance:
                 results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint,

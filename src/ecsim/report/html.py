@@ -83,9 +83,10 @@ def answer(inp) -> str:
         items.append(f"<li><strong>{e(arm)}</strong>: {e(ci(a['difference_vs_control']))} points vs {e(control)}"
                      f"{e(paired_ci(a['difference_vs_control'], SAME_PATIENTS))}{e(share)}</li>")
     return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
-            f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients per arm "
-            f"({e(inp.scenario.population.phenotype)} dystonia). Difference from {e(control)} in {e(scale)} at day "
-            f"{day:g}, mean [the 95 % CI a parallel trial of this size would report] (negative = better):</p>"
+            f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients "
+            f"{'in two sequences' if _crossover(trial) else 'per arm'} ({e(inp.scenario.population.phenotype)} dystonia). "
+            f"Difference from {e(control)} in {e(scale)} at day {day:g}, mean [{_interval_words(trial)}] "
+            "(negative = better):</p>"
             f"<ul>{''.join(items)}</ul>"
             f"<p>{e(efficacy['why'] if efficacy else '')}</p>"
             + _faults_note(inp) + _answer_uncertainty(inp) + "</div>")
@@ -289,6 +290,25 @@ def _plain_thc(inp) -> str:
             "(a meal raises how much THC is absorbed).</p>")
 
 
+_PARALLEL_NOTE = ("The difference's 95 % CI is what a parallel trial with this many patients per arm would report; "
+                  "every arm holds the same virtual patients, and the paired interval (the mean of each patient's own "
+                  "difference) says how precisely the run pins down the model's average effect.")
+_CROSSOVER_NOTE = ("An AB/BA crossover: each patient takes both treatments, one per period. The difference is the "
+                   "Hills-Armitage estimate and its 95 % CI (each patient's period-1 minus period-2 difference, "
+                   "compared between the sequences), as the trial would report it.")
+
+
+def _crossover(trial: dict) -> bool:
+    return trial.get("design") == "crossover"
+
+
+def _interval_words(trial: dict) -> str:
+    """What the headline's bracketed interval is, by design."""
+    if _crossover(trial):
+        return "the Hills-Armitage 95 % CI of this crossover"
+    return "the 95 % CI a parallel trial of this size would report"
+
+
 def trial_table(inp) -> str:
     trial = inp.summary.get("trial")
     if not trial:
@@ -304,9 +324,7 @@ def trial_table(inp) -> str:
     return (f'<section id="trial"><h2>Trial results</h2><p>Primary scale <strong>{e(trial["primary_scale"])}</strong> '
             f"at day {trial['primary_day']:g}; responders: {e(trial.get('responder_definition', ''))}. "
             f"Placebo response {'included' if trial.get('placebo_response') else 'not included'}. "
-            "The difference's 95 % CI is what a parallel trial with this many patients per arm would report; "
-            "every arm holds the same virtual patients, and the paired interval (the mean of each patient's own "
-            "difference) says how precisely the run pins down the model's average effect.</p>"
+            + (_CROSSOVER_NOTE if _crossover(trial) else _PARALLEL_NOTE) + "</p>"
             "<table><tr><th>arm</th><th>change from baseline (95 % CI)</th><th>difference vs control (95 % CI)</th>"
             "<th>responders</th><th>replicate trials significant</th></tr>" + "".join(rows) + "</table></section>")
 
