@@ -441,6 +441,10 @@ def test_clinical_settings_without_a_phenotype_are_refused():
     from ecsim.scenario import parse_scenario
     with pytest.raises(InputError, match="levodopa_mg_per_day: got 100.0; allowed: only with population.phenotype"):
         parse_scenario("name: t\nduration_days: 1\narms: [{name: a, interventions: {levodopa_mg_per_day: 100}}]")
+    with pytest.raises(InputError, match=r"^trial.placebo_response: got True; allowed: only with population.phenotype"):
+        parse_scenario("name: t\nduration_days: 1\ntrial: {placebo_response: true}\narms: [{name: a}]")
+    # a control arm alone is allowed: it gives the adverse effects' excess over control
+    assert parse_scenario("name: t\nduration_days: 1\ntrial: {control_arm: a}\narms: [{name: a}, {name: b}]")
     with pytest.raises(InputError, match="primary_day"):
         parse_scenario("name: t\nduration_days: 7\npopulation: {phenotype: drd}\ntrial: {primary_day: 30}\n"
                        "arms: [{name: a}]")

@@ -507,11 +507,13 @@ class Scenario(_Strict):
             ("botulinum", a.botulinum), ("gpi_stimulation", a.gpi_stimulation), ("physiotherapy", a.physiotherapy),
             ("painkiller", a.painkiller), ("interventions.levodopa_mg_per_day", a.interventions.levodopa_mg_per_day),
             ("interventions.trihexyphenidyl_mg_per_day", a.interventions.trihexyphenidyl_mg_per_day)) if given]
-        if self.trial != Trial():
-            clinical.append(("trial", "set"))
+        default = Trial()
+        clinical += [(f"trial.{k}", getattr(self.trial, k)) for k in Trial.model_fields
+                     if k != "control_arm" and getattr(self.trial, k) != getattr(default, k)]   # control_arm: adverse excess
         if clinical:
             field, given = clinical[0]
-            shown = given if isinstance(given, (int, float, str)) and not isinstance(given, bool) else "set"
+            shown = given if isinstance(given, (int, float, str)) and (field.startswith("trial.")
+                                                                   or not isinstance(given, bool)) else "set"
             raise InputError(field, shown, "only with population.phenotype (it acts on symptoms)")
         return self
 
