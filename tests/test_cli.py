@@ -38,6 +38,25 @@ def test_same_seed_same_numbers(tmp_path):
     a = run_cli("run", "--out", str(tmp_path / "a"), "--patients", "8", "--seed", "3", "--json")
     b = run_cli("run", "--out", str(tmp_path / "b"), "--patients", "8", "--seed", "3", "--json")
     assert json.loads(a.stdout) == json.loads(b.stdout)
+    c = run_cli("run", "--out", str(tmp_path / "c"), "--patients", "8", "--seed", "4", "--json")
+    assert json.loads(c.stdout)["arms"] != json.loads(a.stdout)["arms"]   # the seed reaches the patients
+
+
+def test_a_drug_only_run_prints_its_drug_levels(tmp_path):
+    scenario = tmp_path / "pk.yaml"
+    scenario.write_text("name: pk\nduration_days: 3\narms:\n  - {name: oil, cbd: [{dose: 300 mg, times_h: [8, 20]}]}\n")
+    res = run_cli("run", str(scenario), "--out", str(tmp_path / "pk"), "--patients", "20", "--no-report")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads((tmp_path / "pk" / "summary.json").read_text())
+    cavg = summary["arms"][0]["cbd_plasma_cavg_ng_per_ml"]
+    assert "CBD Cavg ng/mL" in res.stdout and f"{cavg['geometric_mean']:.3g} [{cavg['p05']:.3g}" in res.stdout
+
+
+def test_interval_leaves_the_geometric_mean_undefined_when_some_values_are_zero():
+    from ecsim.outputs import interval
+    assert interval([2.0, 8.0])["geometric_mean"] == 4.0
+    assert interval([0.0, 0.0])["geometric_mean"] == 0.0
+    assert interval([0.0, 8.0])["geometric_mean"] is None
 
 
 def test_params_and_cite_json():

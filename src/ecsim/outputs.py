@@ -150,11 +150,13 @@ def band_table(results: list[ArmResult]) -> pd.DataFrame:
 
 
 def interval(x: np.ndarray) -> dict:
-    """Geometric mean and 5th-95th percentile of positive values; zeros give zeros."""
+    """Geometric mean and 5th-95th percentile of positive values; all zeros give zeros. With some
+    values zero and others not the geometric mean is undefined: None (until 2026-11-27 the
+    arithmetic mean was given under its name)."""
     x = np.asarray(x, dtype=float)
-    gm = float(np.exp(np.mean(np.log(x)))) if np.all(x > 0) else float(np.mean(x))
+    gm = float(np.exp(np.mean(np.log(x)))) if np.all(x > 0) else (0.0 if not np.any(x) else None)
     lo, hi = np.percentile(x, [5, 95])
-    return {"geometric_mean": _r(gm), "p05": _r(lo), "p95": _r(hi)}
+    return {"geometric_mean": None if gm is None else _r(gm), "p05": _r(lo), "p95": _r(hi)}
 
 
 def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) -> dict:

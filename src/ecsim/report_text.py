@@ -79,6 +79,30 @@ def replicate_size(r: dict) -> str:
     return f"{r['patients_per_arm']}/arm" if "patients_per_arm" in r else f"{r['patients_per_sequence']}/sequence"
 
 
+EXPOSURE_COLUMNS = (("cbd_plasma_cavg_ng_per_ml", "CBD Cavg ng/mL"), ("cbd_plasma_cmax_ng_per_ml", "CBD Cmax ng/mL"),
+                    ("cbd7oh_plasma_cavg_ng_per_ml", "7-OH-CBD Cavg ng/mL"),
+                    ("thc_single_dose_oral_equivalent_mg", "THC per dose, oral-equivalent mg"),
+                    ("thc_plasma_cmax_ng_per_ml", "THC Cmax ng/mL"))
+
+
+def print_exposure(summary: dict) -> None:
+    """Drug levels per arm over the run's last 24 h: geometric mean [5th, 95th percentile] between patients."""
+    from rich.console import Console
+    from rich.table import Table
+    t = Table("arm", *[label for _, label in EXPOSURE_COLUMNS],
+              title=f"drug levels, {summary['window']}: geometric mean [5th-95th percentile between patients]")
+    for arm in summary["arms"]:
+        t.add_row(arm["arm"], *[_spread(arm[key]) for key, _ in EXPOSURE_COLUMNS])
+    Console(width=200).print(t)
+
+
+def _spread(v: dict) -> str:
+    if v["geometric_mean"] == 0 and not v["p95"]:
+        return "0"
+    mean = "—" if v["geometric_mean"] is None else f"{v['geometric_mean']:.3g}"
+    return f"{mean} [{v['p05']:.3g}, {v['p95']:.3g}]"
+
+
 def print_clinical(summary: dict) -> None:
     """Scales over time and symptoms per region, one table each per arm."""
     from rich.console import Console

@@ -93,6 +93,8 @@ def _checked_chunk(chunk) -> int:
 
 
 def _print_outcome(summary: dict, out: Path, execution: dict) -> None:
+    from .report_text import print_exposure
+    print_exposure(summary)
     if "clinical" in summary:
         from .report_text import print_clinical
         print_clinical(summary)
