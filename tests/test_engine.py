@@ -86,7 +86,7 @@ def test_engine_matches_reference_at_the_covariate_extremes(chain, registry):
     """The same comparison at the population's edges, which the typical patients above never reach:
     a CYP2C19 poor metaboliser (activity 0: N-desmethylclobazam is hardly cleared) with severe
     hepatic impairment (CBD clearance / 5.15) at 40 kg, and an ultrarapid metaboliser (1.25) at
-    140 kg (the weight bounds `ecsim run` clips to), clobazam with CBD at 10 mg/kg twice daily.
+    140 kg (near the default upper weight bound, 160 kg), clobazam with CBD at 10 mg/kg twice daily.
     Bound: issue 6's accuracy goal, 1e-3 of each state's peak. Measured 2026-11-26: worst state the
     CB1 tolerance shift, 4.9e-5 (poor metaboliser) and 1.7e-4 (140 kg: 1,400 mg CBD a dose, above
     the 1.1e-4 of the typical patients at 1 h); clobazam and N-desmethylclobazam within 5e-7."""

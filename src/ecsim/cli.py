@@ -125,8 +125,7 @@ def cite(scenario: Optional[Path] = typer.Argument(None, help="scenario YAML (de
         print(dumps({"references": [r.model_dump() for r in refs], "assumptions": assumptions}))
         return
     for r in refs:
-        locator = f"doi:{r.doi}" if r.doi else (f"PMID {r.pmid}" if r.pmid else r.url)
-        print(f"[{r.key}] {r.citation}. {locator} ({r.checked})")
+        print(f"[{r.key}] {r.citation}. {r.locator} ({r.checked})")
     print(f"\nassumptions ({len(assumptions)}): " + ", ".join(assumptions))
 
 

@@ -36,6 +36,15 @@ def clinical_frames(results: list[ArmResult], seed: int | None = None, per_frame
         yield from patient_frames(r, r.clinical, labels, r.visit_days, per_frame or PATIENTS_PER_FRAME, layout)
 
 
+def visit_index(visit_days: np.ndarray, day: float) -> int:
+    """The index of the visit on ``day``: never the nearest other visit (docs/scenarios.md; scenario
+    validation puts every end point on a visit, so a miss here is a bug)."""
+    hit = np.flatnonzero(np.isclose(visit_days, day, rtol=0.0, atol=1e-9))
+    if not hit.size:
+        raise ValueError(f"day {day:g} is not a visit day ({', '.join(f'{d:g}' for d in visit_days)})")
+    return int(hit[0])
+
+
 def _mean_ci(x: np.ndarray) -> dict:
     m, lo, hi = mean_interval(x)
     return {"mean": round(m, 3), "ci95": [round(lo, 3), round(hi, 3)]}
@@ -109,7 +118,7 @@ def trial_statistics(results: list[ArmResult], scale: str, control: str | None, 
             population_blocks(results)
     arms = {r.name: r for r in results if r.clinical}
     first = next(iter(arms.values()))
-    k = len(first.visit_days) - 1 if day is None else int(np.argmin(np.abs(first.visit_days - day)))
+    k = len(first.visit_days) - 1 if day is None else visit_index(first.visit_days, day)
     change = {name: r.clinical[scale][:, k] - r.clinical[scale][:, 0] for name, r in arms.items()}
     base = {name: r.clinical[scale][:, 0] for name, r in arms.items()}
     doc = {"primary_scale": scale, "primary_day": float(first.visit_days[k]), "control_arm": control,

@@ -449,6 +449,7 @@ def randomised(results, seed: int) -> dict[str, np.ndarray]:
 
 def randomised_groups(results, scale: str, seed: int) -> list[_Group]:
     """Per sequence arm, the patients randomised to it and their period changes of ``scale``."""
+    from .clinical_summary import visit_index
     arms = [r for r in results if getattr(r, "sequence", None) is not None]
     allocated = randomised(arms, seed)
     groups = []
@@ -456,8 +457,8 @@ def randomised_groups(results, scale: str, seed: int) -> list[_Group]:
         mine = allocated[r.name]
         v = r.clinical[scale][mine].astype(float)
         days = r.visit_days
-        first = [int(np.argmin(np.abs(days - p.start_day))) for p in r.sequence.periods]
-        last = [int(np.argmin(np.abs(days - p.end_day))) for p in r.sequence.periods]
+        first = [visit_index(days, p.start_day) for p in r.sequence.periods]
+        last = [visit_index(days, p.end_day) for p in r.sequence.periods]
         phenotype = r.labels["phenotype"][mine] if "phenotype" in r.labels else None
         groups.append(_Group(r.sequence, v[:, last] - v[:, first], v[:, first], r.patients[mine], phenotype))
     return groups
@@ -579,7 +580,7 @@ def titrated_chunk(scenario: Scenario, arm: Arm, registry, simulate, start: int,
     (constant hazard over the label trials' 14 weeks), a threshold event (THC psychoactivity)
     happens at the first level whose dose exceeds the patient's threshold (one uniform per patient).
     """
-    from .clinical_summary import primary_scale
+    from .clinical_summary import primary_scale, visit_index
     from .exposure import exposure_metrics
     from .population import block_normals
     from scipy.special import ndtr
@@ -595,7 +596,7 @@ def titrated_chunk(scenario: Scenario, arm: Arm, registry, simulate, start: int,
         chunk = simulate(arm.forced(k))
         stop_here = ~decided
         if k < levels - 1:
-            visit = int(np.argmin(np.abs(chunk.clinical.visit_days - (k + 1) * t.step_days)))
+            visit = visit_index(chunk.clinical.visit_days, (k + 1) * t.step_days)
             score = chunk.clinical.totals[scale]
             base = score[:, 0]
             responded = (base > 0) & (base - score[:, visit] >= scenario.trial.responder_fraction * base)

@@ -33,6 +33,27 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
     continues the interrupted run that was writing to ``out``, with its own scenario and options."""
     check_cluster_options(workers, scheduler)
     out = check_out(out)
+    scenario, report, claims_patients, uncertainty_draws, chunk = _inputs(
+        scenario_path, out, patients, seed, report, claims_patients, uncertainty_draws, chunk, resume)
+    sim = Simulation(scenario, chunk=chunk)
+    options = {"report": report, "claims_patients": claims_patients, "uncertainty_draws": uncertainty_draws}
+    ident = identity(scenario.model_dump(mode="json"), sim.registry.digest(), chunk, options)
+    with Checkpoint(out, ident, resume=resume) as checkpoint:
+        _note_discarded(checkpoint, out, quiet)
+        results = _simulate(scenario, sim, checkpoint, quiet, progress, workers, scheduler)
+        summ = summary(scenario, results, sim.registry)
+        unc, claims = _report_extras(scenario, summ, sim, report, claims_patients, uncertainty_draws, quiet)
+        summ = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
+                         execution=sim.execution, staging=checkpoint.staging, summ=summ)
+        checkpoint.remove()
+    if not quiet:
+        _print_outcome(summ, out, sim.execution)
+    return summ
+
+
+def _inputs(scenario_path, out: Path, patients, seed, report, claims_patients: int, uncertainty_draws: int, chunk,
+            resume: bool):
+    """The scenario and options of this run: the interrupted run's with ``resume``, else the given ones."""
     if resume:
         scenario, report, claims_patients, uncertainty_draws, chunk = _interrupted_run(
             out, {"SCENARIO": scenario_path, "--patients": patients, "--seed": seed, "--chunk": chunk,
@@ -43,30 +64,35 @@ def run_job(scenario_path: Path | Scenario | None, out: Path, *, patients: int |
         scenario = _with_population(scenario_path, patients, seed)
     report = True if report is None else report
     chunk = CHUNK if chunk is None else _checked_chunk(chunk)
-    sim = Simulation(scenario, chunk=chunk)
-    options = {"report": report, "claims_patients": claims_patients, "uncertainty_draws": uncertainty_draws}
-    ident = identity(scenario.model_dump(mode="json"), sim.registry.digest(), chunk, options)
-    with Checkpoint(out, ident, resume=resume) as checkpoint:
-        if checkpoint.discarded and not quiet:
-            print(f"note: started afresh; the {checkpoint.discarded} finished chunks of an interrupted run in "
-                  f"{checkpoint.folder} were discarded (--resume {out} continues an interrupted run)", file=sys.stderr)
-        try:
-            with _Progress(scenario, quiet, progress) as advance:
-                results = sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint,
-                                  store=checkpoint.arrays)
-        except NumericalFault:   # the same again on resume: nothing worth keeping
-            checkpoint.remove()
-            raise
-        summ = summary(scenario, results, sim.registry)
-        unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if report and uncertainty_draws else None
-        claims_draws = CLAIMS_DRAWS if uncertainty_draws else 0
-        claims = _claims(scenario, summ, sim, claims_patients, claims_draws, quiet, unc) if report else None
-        summ = write_run(out, scenario, results, sim.registry, sim.timings, claims, unc,
-                         execution=sim.execution, staging=checkpoint.staging, summ=summ)
+    return scenario, report, claims_patients, uncertainty_draws, chunk
+
+
+def _note_discarded(checkpoint: Checkpoint, out: Path, quiet: bool) -> None:
+    if checkpoint.discarded and not quiet:
+        print(f"note: started afresh; the {checkpoint.discarded} finished chunks of an interrupted run in "
+              f"{checkpoint.folder} were discarded (--resume {out} continues an interrupted run)", file=sys.stderr)
+
+
+def _simulate(scenario: Scenario, sim: Simulation, checkpoint: Checkpoint, quiet: bool, progress, workers,
+              scheduler) -> list:
+    """Every arm's patients, chunk by chunk (resumed chunks from the checkpoint), with a progress bar."""
+    try:
+        with _Progress(scenario, quiet, progress) as advance:
+            return sim.run(progress=advance, workers=workers, scheduler=scheduler, checkpoint=checkpoint,
+                           store=checkpoint.arrays)
+    except NumericalFault:   # the same again on resume: nothing worth keeping
         checkpoint.remove()
-    if not quiet:
-        _print_outcome(summ, out, sim.execution)
-    return summ
+        raise
+
+
+def _report_extras(scenario, summ: dict, sim, report: bool, claims_patients: int, uncertainty_draws: int,
+                   quiet: bool) -> tuple[dict | None, list[dict] | None]:
+    """For a report: the parameter uncertainty of the headline outputs and the claims checker's rows."""
+    if not report:
+        return None, None
+    unc = _uncertainty(scenario, sim, uncertainty_draws, quiet) if uncertainty_draws else None
+    claims_draws = CLAIMS_DRAWS if uncertainty_draws else 0
+    return unc, _claims(scenario, summ, sim, claims_patients, claims_draws, quiet, unc)
 
 
 def _interrupted_run(out: Path, flags: dict):

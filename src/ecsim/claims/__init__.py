@@ -88,7 +88,6 @@ def check_claim(claim: Claim, ctx: ClaimsContext, spec: ClaimsFile) -> dict:
 
 def _evidence_item(e, registry: Registry) -> dict:
     ref = registry.references[e.ref]
-    locator = f"doi:{ref.doi}" if ref.doi else (f"PMID {ref.pmid}" if ref.pmid else ref.url)
-    return {"ref": e.ref, "citation": ref.citation, "locator": locator, "checked": ref.checked,
+    return {"ref": e.ref, "citation": ref.citation, "locator": ref.locator, "checked": ref.checked,
             "bearing": e.bearing, "quality": e.quality, "finding": e.finding,
             "doses_mg_per_day": list(e.doses_mg_per_day) if e.doses_mg_per_day else None}

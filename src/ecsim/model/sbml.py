@@ -159,7 +159,7 @@ def _notes(registry: Registry, name: str) -> str:
     source = entry.source
     reference = registry.references.get(source)
     if reference is not None:
-        source += f" (doi:{reference.doi})" if reference.doi else f" (PMID {reference.pmid})" if reference.pmid else ""
+        source += f" ({reference.locator})"
     kind = getattr(entry.kind, "value", entry.kind)
     text = f"{entry.description}. Kind: {kind}; source: {source}." + (f" Reason: {entry.reason}" if entry.reason else "")
     return f'<body xmlns="http://www.w3.org/1999/xhtml"><p>{html.escape(text)}</p></body>'

@@ -108,6 +108,11 @@ class Reference(BaseModel):
     url: str = ""
     checked: str = Field(description="how the number was read: V primary, S secondary, D derived")
 
+    @property
+    def locator(self) -> str:
+        """Where to find it: 'doi:...', else 'PMID ...', else the URL."""
+        return f"doi:{self.doi}" if self.doi else (f"PMID {self.pmid}" if self.pmid else self.url)
+
     @model_validator(mode="after")
     def _locator(self) -> "Reference":
         if not (self.doi or self.pmid or self.url):
