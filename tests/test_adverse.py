@@ -272,3 +272,13 @@ def test_daily_dose_is_the_last_day_of_a_titrated_regimen():
     values = {"body_weight_kg": np.array([50.0, 70.0]), "label_content_factor": np.array([1.0, 0.5])}
     mg = daily_cbd_mg(scenario.arms[0], values, grid_for(scenario))
     assert mg == pytest.approx([500.0, 350.0])
+
+
+def test_excess_over_control_is_known_with_one_patient_per_arm():
+    """One patient per arm: the excess is the difference of the two risks; only its interval needs spread."""
+    import math
+    from ecsim.treatments.adverse import adverse_summary
+    doc = adverse_summary({"drug": {"somnolence": np.array([0.2])}, "placebo": {"somnolence": np.array([0.1])}},
+                          control="placebo")
+    row = doc["drug"]["somnolence"]
+    assert row["excess_vs_control"] == pytest.approx(0.1) and all(math.isnan(x) for x in row["excess_ci95"])

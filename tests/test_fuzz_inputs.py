@@ -615,6 +615,7 @@ def test_cli_flags(command):
     (["sensitivity", "--samples", "7"], "--samples"), (["sensitivity", "--samples", "0"], "--samples"),
     (["sensitivity", "--trajectories", "1"], "--trajectories"), (["sensitivity", "--top", "0"], "--top"),
     (["sensitivity", "--method", "nan"], "--method"),
+    (["sensitivity", "--seed", str(2**32)], "--seed"), (["sensitivity", "--seed", "-1"], "--seed"),
     (["bench", "--patients", "0"], "--patients"), (["bench", "--days", "nan"], "--days"),
     (["bench", "--days", "inf"], "--days"), (["bench", "--reference-patients", "-1"], "--reference-patients"),
     (["serve", "--port", "0"], "--port"), (["serve", "--port", "70000"], "--port"),

@@ -32,3 +32,12 @@ def test_small_samples_get_wider_intervals_than_the_normal_approximation():
 def test_half_width_along_an_axis_is_per_column():
     x = np.random.default_rng(2).normal(0.0, 1.0, (30, 4))
     assert half_width(x, axis=0) == pytest.approx([half_width(x[:, k]) for k in range(4)])
+
+
+def test_welch_interval_without_spread():
+    """Both arms constant: the difference is known exactly; one constant arm: SciPy's interval."""
+    assert welch_interval(np.full(5, 2.0), np.full(7, 0.5)) == (1.5, 1.5, 1.5)
+    a, b = np.full(6, 1.0), np.random.default_rng(3).normal(0.0, 1.0, 9)
+    with pytest.warns(RuntimeWarning):   # SciPy warns about the constant arm (precision loss), then computes it
+        expected = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert welch_interval(a, b)[1:] == pytest.approx(tuple(expected), rel=1e-12)

@@ -186,3 +186,15 @@ def test_trial_table_shows_a_dash_where_no_patient_could_respond():
 def test_intervals_never_print_negative_zero():
     from ecsim.report_text import mean_ci
     assert mean_ci({"mean": -0.004, "ci95": [-0.02, -0.001]}) == "+0.00 [-0.02, +0.00]"
+
+
+def test_crossover_interval_words_follow_the_design():
+    """Two sequences: Hills-Armitage; three or more, where a pair has no AB/BA sequences, the
+    within-patient difference (designs.crossover_statistics); parallel arms: the Welch interval."""
+    from ecsim.report.html import _interval_words, _size_words
+    two = {"design": "crossover", "sequences": {"s1": {}, "s2": {}}, "comparisons": {"a": {"hills_armitage": {"x": 1}}}}
+    three = {"design": "crossover", "sequences": {"s1": {}, "s2": {}, "s3": {}},
+             "comparisons": {"a": {"hills_armitage": None}, "b": {"hills_armitage": {"x": 1}}}}
+    assert _size_words(two) == "in 2 sequences" and "Hills-Armitage 95 % CI" in _interval_words(two)
+    assert _size_words(three) == "in 3 sequences" and "within-patient difference" in _interval_words(three)
+    assert _size_words({}) == "per arm" and "parallel trial" in _interval_words({})

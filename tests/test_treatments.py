@@ -318,3 +318,11 @@ def test_paired_statistics_match_patients_when_arms_lose_different_ones():
     d = trial_statistics(arms, "twstrs_total", "placebo", 0.25, size=50, replicates=20)["arms"]["drug"]
     assert d["difference_vs_control"]["paired_ci95"] == pytest.approx([-4.0, -4.0], abs=1e-6)
     assert d["replicate_trials"]["patients_per_arm"] == 50
+
+
+def test_an_end_point_is_read_at_its_own_visit_never_the_nearest():
+    from ecsim.clinical_summary import visit_index
+    days = np.array([0.0, 7.0, 14.0, 28.0])
+    assert visit_index(days, 14.0) == 2
+    with pytest.raises(ValueError, match="day 21 is not a visit day"):
+        visit_index(days, 21.0)

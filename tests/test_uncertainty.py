@@ -212,3 +212,11 @@ def test_each_parameter_keeps_its_draws_when_others_are_added_or_reordered():
     assert not np.allclose(unit_draws(["a"], 64, 1, 9002), base[:, :1])
     assert not np.allclose(base[:, 0], base[:, 1])
     assert unit_draws([], 5, 1, 9001).shape == (5, 0)
+
+
+def test_sweep_rows_with_an_undefined_answer_sort_by_what_is_defined():
+    from ecsim.uncertainty.model import _moved
+    base = -0.2
+    rows = [{"answer_low": float("nan"), "answer_high": float("nan")}, {"answer_low": -0.1, "answer_high": 5.0},
+            {"answer_low": float("nan"), "answer_high": -3.2}]
+    assert [_moved(r, base) for r in sorted(rows, key=lambda r: -_moved(r, base))] == pytest.approx([5.2, 3.0, -1.0])

@@ -177,7 +177,7 @@ class Checkpoint:
     def _clear(self) -> None:
         """A fresh run: whatever an earlier, interrupted run left here goes (`discarded` counts its chunks)."""
         chunks = self.folder / "chunks"
-        self.discarded = sum(1 for _ in chunks.iterdir()) if chunks.is_dir() else 0
+        self.discarded = len(list(chunks.glob("*.pkl"))) if chunks.is_dir() else 0   # not a killed write's .tmp
         for name in ("chunks", "output", "arrays", "run.json"):
             path = self.folder / name
             shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)

@@ -186,13 +186,15 @@ def circuit(phenotype: str = typer.Option("normal", "--phenotype", help="form an
 
 @app.command()
 def claims(as_json: bool = typer.Option(False, "--json"),
-           patients: Optional[int] = typer.Option(None, "--patients", help="patients per arm (default: the "
-                                                  "default scenario's size; 200 at each tested dose)"),
+           patients: Optional[int] = typer.Option(None, "--patients", help="patients per arm of the virtual "
+                                                  "trial (default: the default scenario's size); always 200 at "
+                                                  "each tested dose, as in `ecsim run`"),
            seed: Optional[int] = typer.Option(None, "--seed", help="override the random seed")) -> None:
     """Each claim of the article with a verdict, the model's numbers and the evidence behind it.
 
     Runs the default virtual trial (efficacy) and the article's doses (mechanism), about a minute:
-    the same steps, draws and seed as the claims in `ecsim run`'s report, so both give the same numbers."""
+    the same steps, draws, seed and 200 patients per tested dose as the claims in `ecsim run`'s report,
+    so `ecsim claims --patients N` and `ecsim run --patients N` give the same claims."""
     from .claims import CLAIMS_DRAWS
     from .claims.context import DOSE_PATIENTS
     from .outputs import summary
@@ -202,7 +204,7 @@ def claims(as_json: bool = typer.Option(False, "--json"),
     sim = Simulation(scenario)
     summ = summary(scenario, sim.run(), sim.registry)
     unc = _uncertainty(scenario, sim, UNCERTAINTY_DRAWS, quiet=True)
-    rows = _claims(scenario, summ, sim, min(patients or DOSE_PATIENTS, DOSE_PATIENTS), CLAIMS_DRAWS, True, unc)
+    rows = _claims(scenario, summ, sim, DOSE_PATIENTS, CLAIMS_DRAWS, True, unc)
     if as_json:
         print(dumps(rows))
         return
@@ -234,18 +236,7 @@ def sensitivity(scenario: Optional[Path] = typer.Argument(None, help="scenario Y
     from .simulation import scenario_registry
     from .scenario import load_scenario
     from .uncertainty import sensitivity_analysis
-    if method not in ("sobol", "morris"):
-        raise InputError("--method", method, "sobol or morris")
-    if samples < 8 or samples & (samples - 1):
-        raise InputError("--samples", samples, "a power of 2, at least 8")
-    if not 2 <= trajectories <= 1000:
-        raise InputError("--trajectories", trajectories, "2 to 1000")
-    if not 1 <= top <= 50:
-        raise InputError("--top", top, "1 to 50")
-    if not 0 <= joint <= 10_000:
-        raise InputError("--joint", joint, "0 (none) to 10000 draws")
-    if claims and joint:
-        raise InputError("--joint", joint, "0 with --claims (the joint draws are for the main answer)")
+    _check_sensitivity_options(method, samples, trajectories, top, seed, joint, claims)
     sc = load_scenario(scenario)
     reg = scenario_registry(sc)
     if joint:
@@ -343,6 +334,24 @@ def bench(patients: int = typer.Option(1000, "--patients", help="patients for ec
         print(dumps(result.as_json()))
         return
     print_bench(result)
+
+
+def _check_sensitivity_options(method: str, samples: int, trajectories: int, top: int, seed: int, joint: int,
+                               claims: bool) -> None:
+    if method not in ("sobol", "morris"):
+        raise InputError("--method", method, "sobol or morris")
+    if samples < 8 or samples & (samples - 1):
+        raise InputError("--samples", samples, "a power of 2, at least 8")
+    if not 2 <= trajectories <= 1000:
+        raise InputError("--trajectories", trajectories, "2 to 1000")
+    if not 1 <= top <= 50:
+        raise InputError("--top", top, "1 to 50")
+    if not 0 <= seed < 2 ** 32:   # one 32-bit word, as population.seed: streams are keyed [seed, ...]
+        raise InputError("--seed", seed, "a whole number from 0 to 4294967295")
+    if not 0 <= joint <= 10_000:
+        raise InputError("--joint", joint, "0 (none) to 10000 draws")
+    if claims and joint:
+        raise InputError("--joint", joint, "0 with --claims (the joint draws are for the main answer)")
 
 
 def _parse_error(exc, argv: list[str]) -> str:

@@ -284,7 +284,7 @@ def check_out(out: Path) -> Path:
     except OSError as exc:
         raise InputError("--out", str(out), f"a folder that can be created ({exc.strerror})") from None
     try:   # os.access says yes for root in /proc; only making a folder there tells
-        os.rmdir(tempfile.mkdtemp(prefix=f".{out.name}.probe-", dir=out.parent))
+        os.rmdir(tempfile.mkdtemp(prefix=".ecsim-probe-", dir=out.parent))
     except OSError as exc:
         raise InputError("--out", str(out), f"a folder inside a writable folder ({exc.strerror})") from None
     return out

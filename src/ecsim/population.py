@@ -99,8 +99,9 @@ def patient_values(registry: Registry, names: list[str], demo: Demographics, pro
     variable = variable_parameters(registry, names)
     z = draws(seed, start, stop, FIXED_DRAWS + variable, demo.typical)
     values = {name: np.full(n, registry[name].value) for name in names}
-    for name in variable:
-        values[name] = values[name] * np.exp(_sigma(registry[name].variability.cv) * z[name])
+    for name in variable:   # a bounded fraction (registry max) stops at its bound: a patient's F never exceeds 1
+        values[name] = np.minimum(values[name] * np.exp(_sigma(registry[name].variability.cv) * z[name]),
+                                  registry[name].max if registry[name].max is not None else np.inf)
     values["body_weight_kg"] = np.clip(demo.weight_mean_kg + demo.weight_sd_kg * z["body_weight"],
                                        demo.weight_min_kg, demo.weight_max_kg)
     values["cyp2c19_activity"] = _cyp2c19_activity(registry, demo.cyp2c19, ndtr(z["cyp2c19"]))

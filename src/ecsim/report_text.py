@@ -48,7 +48,7 @@ def print_circuit(doc: dict) -> None:
     console.print(t)
     if "dynamics" in doc:
         d = doc["dynamics"]
-        console.print(f"dynamics (3 s, STN-GPe delays): GPi {d['mean_gpi_hz']:.1f} ± {d['sd_gpi_hz']:.1f} Hz, "
+        console.print(f"dynamics (3 s, STN-GPe delays, drug-free): GPi {d['mean_gpi_hz']:.1f} ± {d['sd_gpi_hz']:.1f} Hz, "
                       f"peak {d['peak_hz']:.1f} Hz, {100 * d['band_2_10_fraction']:.0f} % of power in 2-10 Hz")
 
 

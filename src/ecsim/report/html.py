@@ -84,7 +84,7 @@ def answer(inp) -> str:
                      f"{e(paired_ci(a['difference_vs_control'], SAME_PATIENTS))}{e(share)}</li>")
     return (f'<div class="box answer" id="answer"><h2>Can CBD help with dystonia?</h2>{head}'
             f"<p>Virtual trial <em>{e(inp.scenario.name)}</em>: {inp.scenario.population.n} simulated patients "
-            f"{'in two sequences' if _crossover(trial) else 'per arm'} ({e(inp.scenario.population.phenotype)} dystonia). "
+            f"{_size_words(trial)} ({e(inp.scenario.population.phenotype)} dystonia). "
             f"Difference from {e(control)} in {e(scale)} at day {day:g}, mean [{_interval_words(trial)}] "
             "(negative = better):</p>"
             f"<ul>{''.join(items)}</ul>"
@@ -293,20 +293,31 @@ def _plain_thc(inp) -> str:
 _PARALLEL_NOTE = ("The difference's 95 % CI is what a parallel trial with this many patients per arm would report; "
                   "every arm holds the same virtual patients, and the paired interval (the mean of each patient's own "
                   "difference) says how precisely the run pins down the model's average effect.")
-_CROSSOVER_NOTE = ("An AB/BA crossover: each patient takes both treatments, one per period. The difference is the "
-                   "Hills-Armitage estimate and its 95 % CI (each patient's period-1 minus period-2 difference, "
-                   "compared between the sequences), as the trial would report it.")
+_CROSSOVER_NOTE = ("A crossover: each patient takes every treatment, one per period. For a pair of treatments "
+                   "that two sequences hold in opposite orders (AB/BA) the difference is the Hills-Armitage "
+                   "estimate and its 95 % CI (each patient's period-1 minus period-2 difference, compared between "
+                   "the sequences); otherwise it is the mean within-patient difference and its t interval.")
 
 
 def _crossover(trial: dict) -> bool:
     return trial.get("design") == "crossover"
 
 
+def _hills_armitage_everywhere(trial: dict) -> bool:
+    return all(c.get("hills_armitage") for c in trial.get("comparisons", {}).values())
+
+
+def _size_words(trial: dict) -> str:
+    return f"in {len(trial['sequences'])} sequences" if _crossover(trial) else "per arm"
+
+
 def _interval_words(trial: dict) -> str:
     """What the headline's bracketed interval is, by design."""
-    if _crossover(trial):
+    if not _crossover(trial):
+        return "the 95 % CI a parallel trial of this size would report"
+    if _hills_armitage_everywhere(trial):
         return "the Hills-Armitage 95 % CI of this crossover"
-    return "the 95 % CI a parallel trial of this size would report"
+    return "the 95 % CI of this crossover: Hills-Armitage for an AB/BA pair, else of the within-patient difference"
 
 
 def trial_table(inp) -> str:

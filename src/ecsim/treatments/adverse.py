@@ -140,7 +140,7 @@ def adverse_effects(exposure: dict[str, np.ndarray], arm_doses_mg_per_day: np.nd
 def adverse_summary(per_arm: dict[str, dict[str, np.ndarray]], control: str | None = None) -> dict:
     """Per arm and event: mean risk over patients with the 95 % interval of patients' risks
     (2.5th-97.5th percentile) and the 95 % CI of the mean; with ``control``, the excess mean risk
-    over that arm with a normal-approximation 95 % CI."""
+    over that arm with its Welch 95 % CI (`ecsim.intervals`; none with fewer than 2 patients in an arm)."""
     if control is not None and control not in per_arm:
         raise KeyError(f"control arm {control!r} is not one of {sorted(per_arm)}")
     out: dict = {}
@@ -153,7 +153,9 @@ def adverse_summary(per_arm: dict[str, dict[str, np.ndarray]], control: str | No
             if control is not None and arm != control and event in per_arm[control]:
                 q = np.asarray(per_arm[control][event], dtype=float)
                 q = q[np.isfinite(q)]
-                diff, lo, hi = welch_interval(p, q) if min(p.size, q.size) > 1 else (float("nan"),) * 3
+                nan = float("nan")
+                diff, lo, hi = (welch_interval(p, q) if min(p.size, q.size) > 1 else   # no spread: no interval
+                                (float(p.mean() - q.mean()) if p.size and q.size else nan, nan, nan))
                 row["excess_vs_control"] = diff
                 row["excess_ci95"] = [lo, hi]
             out[arm][event] = row

@@ -167,5 +167,12 @@ def clinical_one_at_a_time(scenario: Scenario, registry: Registry, arm: str, qua
         a_lo, a_hi = answer(registry.with_overrides({f.name: lo})), answer(registry.with_overrides({f.name: hi}))
         rows.append({"parameter": f.name, "low": lo, "high": hi, "answer_low": a_lo, "answer_high": a_hi,
                      "source": f.source, "unit": f.unit})
-    rows.sort(key=lambda r: -max(abs(r["answer_low"] - base), abs(r["answer_high"] - base)))
+    rows.sort(key=lambda r: -_moved(r, base))
     return {"arm": arm, "output": key, "baseline": base, "quantiles": list(quantiles), "factors": rows}
+
+
+def _moved(row: dict, base: float) -> float:
+    """How far a sweep row moves the answer. An undefined answer (NaN: the control arm has no
+    severity left to compare with) does not count; a row with none sorts last."""
+    moves = [abs(a - base) for a in (row["answer_low"], row["answer_high"]) if np.isfinite(a)]
+    return max(moves) if moves else -1.0
