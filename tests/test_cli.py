@@ -64,3 +64,15 @@ def test_params_and_cite_json():
     assert len(params["parameters"]) > 50
     cite = json.loads(run_cli("cite", "--json").stdout)
     assert any(r["key"] == "taylor2018" for r in cite["references"])
+
+
+def test_doses_above_the_epidiolex_label_are_flagged(registry):
+    """The label's maximum is 10 mg/kg twice daily, 20 mg/kg/day (clinical.md, dosing rows): a 70 kg patient
+    on 1,400 mg/day is at it, on 2,800 mg/day above it, whatever the product's actual content."""
+    import numpy as np
+    from ecsim.outputs import _label_dose
+    e = {"cbd_daily_mg": np.array([1400.0, 2800.0 * 0.5, 0.0]), "label_content_factor": np.array([1.0, 0.5, 1.0]),
+         "body_weight_kg": np.array([70.0, 70.0, 70.0])}
+    doc = _label_dose(e, registry)
+    assert doc["fraction_cbd_dose_above_label_max"] == round(1 / 3, 4)
+    assert doc["cbd_labelled_mg_per_kg_day"]["p95"] > 20.0

@@ -159,6 +159,16 @@ def interval(x: np.ndarray) -> dict:
     return {"geometric_mean": None if gm is None else _r(gm), "p05": _r(lo), "p95": _r(hi)}
 
 
+def _label_dose(e: dict, registry: Registry) -> dict:
+    """Each patient's labelled CBD dose per kg and day over the last 24 h (the product's actual content
+    left out), and the share above the Epidiolex label's maximum (`epidiolex_label_max_dose`). A flag
+    for the reader: no simulated value depends on it."""
+    labelled = e["cbd_daily_mg"] / e["label_content_factor"] / e["body_weight_kg"]
+    return {"cbd_labelled_mg_per_kg_day": interval(labelled),
+            "fraction_cbd_dose_above_label_max": _r(float(np.mean(
+                labelled > registry.value("epidiolex_label_max_dose", "mg/kg/day") * (1 + 1e-9))))}
+
+
 def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) -> dict:
     """The `--json` summary: per arm, last-day exposure with between-patient spread."""
     arms = []
@@ -177,6 +187,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
             "thc_single_dose_oral_equivalent_mg": interval(e["max_single_thc_oral_equivalent_mg"]),
             "fraction_thc_dose_above_impairment_threshold": _r(float(np.mean(
                 e["max_single_thc_oral_equivalent_mg"] > threshold))),
+            **_label_dose(e, registry),
             "nclb_plasma_cavg_ng_per_ml": interval(e["nclb_plasma_ng_per_ml.cavg"]),
             "nabilone_plasma_cmax_ng_per_ml": interval(e["nabilone_plasma_ng_per_ml.cmax"]),
             "targets": {name: interval(e[f"{name}.avg"]) for name in SUMMARY_TARGETS},
@@ -184,6 +195,7 @@ def summary(scenario: Scenario, results: list[ArmResult], registry: Registry) ->
     crossover = any(r.sequence is not None for r in results)
     window = "last 24 h of the run" + (": in a crossover, each sequence's last period (last_period)" if crossover else "")
     doc = {"scenario": scenario.name, "window": window, "arms": arms,
+           "cbd_label_max_mg_per_kg_day": registry.value("epidiolex_label_max_dose", "mg/kg/day"),
            "note": "between-patient spread (5th-95th percentile); parameter uncertainty: uncertainty.json (report runs)",
            "faults": fault_summary({r.name: r.faults for r in results}, {r.name: r.n_simulated for r in results})}
     doc["adverse_effects"] = adverse_effects_summary(scenario, results, registry)

@@ -121,6 +121,12 @@ def _checked_chunk(chunk) -> int:
 def _print_outcome(summary: dict, out: Path, execution: dict) -> None:
     from .report_text import print_exposure
     print_exposure(summary)
+    limit = [(a["arm"], a["fraction_cbd_dose_above_label_max"]) for a in summary["arms"]
+             if a["fraction_cbd_dose_above_label_max"]]
+    for arm, share in limit:
+        print(f"note: arm {arm}: {share:.0%} of patients take more CBD than the Epidiolex label's maximum, "
+              f"{summary['cbd_label_max_mg_per_kg_day']:g} mg/kg/day (25 in tuberous sclerosis complex); summary.json "
+              "'cbd_labelled_mg_per_kg_day'")
     if "clinical" in summary:
         from .report_text import print_clinical
         print_clinical(summary)
