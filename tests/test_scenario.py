@@ -49,6 +49,11 @@ def test_bad_population_names_field(population, field):
     assert str(err.value).startswith(f"{field}:") and "\n" not in str(err.value)
 
 
+def test_a_negative_dose_is_called_negative():
+    with pytest.raises(InputError, match=r"got '-25 mg'; allowed: a dose of 0 or more"):
+        parse_scenario(scenario_text("  - {name: a, cbd: [{dose: -25 mg, times_h: [8]}]}"))
+
+
 def test_weight_based_dose_parses():
     sc = parse_scenario(scenario_text("  - {name: a, cbd: [{dose: 10 mg/kg, times_h: [8]}]}"))
     assert sc.arms[0].cbd[0].dose.mg_per_kg == 10

@@ -90,9 +90,12 @@ class Dose(_Strict):
             raise InputError(field, given, "a dose like '25 mg', '10 mg/kg' or a number of mg")
         number, _, unit = given.strip().partition(" ")
         try:
-            value = _non_negative(float(number), field)
+            number = float(number)
         except ValueError:
             raise InputError(field, given, "a dose like '25 mg' or '10 mg/kg'") from None
+        if not 0 <= number < float("inf"):   # the message says what is wrong with a negative dose
+            raise InputError(field, given, "a dose of 0 or more, like '25 mg' or '10 mg/kg'")
+        value = number
         unit = unit.strip() or "mg"
         dims = unit_registry().Unit(unit).dimensionality if _is_unit(unit) else None
         if dims == unit_registry().Unit("mg").dimensionality:
@@ -100,7 +103,7 @@ class Dose(_Strict):
         if dims is not None and not dims:
             return cls(mg_per_kg=_amount(convert(value, unit, "mg/kg", field=field), given, field,
                                          MAX_DOSE_MG_PER_KG, "mg/kg"))
-        raise InputError(field, given, "a mass ('mg', 'g') or mass per body weight ('mg/kg')")
+        raise InputError(field, given, "a mass ('mg', 'g', 'ug' or 'mcg') or a mass per body weight ('mg/kg')")
 
 
 def _amount(value: float, given: object, field: str, limit: float, unit: str) -> float:
@@ -665,12 +668,6 @@ def _check_step_starts_inside_run(step: DosingStep, duration_days: float, where:
     raise InputError(f"{where}.from_day", step.from_day,
                      f"a day from 0 to {last_day}, so that the step's first dose falls inside the run (duration_days "
                      f"{duration_days:g}; day {step.from_day} at {min(step.times_h):g} h is after its end)")
-
-
-def _non_negative(value: float, field: str) -> float:
-    if not value >= 0 or value == float("inf"):
-        raise InputError(field, value, "a finite, non-negative amount")
-    return value
 
 
 def _is_unit(text: str) -> bool:
